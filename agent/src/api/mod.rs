@@ -1,0 +1,256 @@
+//! The HTTP plumbing every node shares: JSON errors, the bearer-token check,
+//! the routes every node answers (`/api/v1/health`, `/api/v1/status`), and
+//! serving a router on a listener until shutdown.
+
+mod error;
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::header::AUTHORIZATION,
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::{
+    auth::{Role, Tokens},
+    config::Mode,
+};
+
+/// The version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the shared routes know about the node.
+#[derive(Debug)]
+pub struct NodeInfo {
+    /// The configured mode.
+    pub mode: Mode,
+    /// `service.cluster_name`.
+    pub cluster_name: String,
+    /// The address the API listens on.
+    pub api_address: SocketAddr,
+    /// The address the Web UI listens on, when this node serves it.
+    pub ui_address: Option<SocketAddr>,
+    /// The groups of the local worker, when this node runs one.
+    pub worker_groups: Vec<String>,
+    /// The managers a worker reports to.
+    pub manager_addresses: Vec<String>,
+    /// When the node started.
+    pub started: Instant,
+}
+
+/// State shared by the handlers of the shared routes.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Facts about this node.
+    pub node: Arc<NodeInfo>,
+    /// The tokens this node accepts.
+    pub tokens: Arc<Tokens>,
+}
+
+/// Body of `GET /api/v1/health`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// Always `ok` when the node answers.
+    pub status: &'static str,
+    /// `manager`, `worker` or `standalone`.
+    pub mode: Mode,
+    /// The version of this build.
+    pub version: &'static str,
+}
+
+/// Body of `GET /api/v1/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// `manager`, `worker` or `standalone`.
+    pub mode: Mode,
+    /// The version of this build.
+    pub version: String,
+    /// `service.cluster_name`.
+    pub cluster_name: String,
+    /// The process id.
+    pub pid: u32,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
+    /// The address the API listens on.
+    pub api_address: SocketAddr,
+    /// The address of the Web UI, when this node serves it.
+    pub ui_address: Option<SocketAddr>,
+    /// The local worker, when this node runs one.
+    pub worker: Option<WorkerStatus>,
+}
+
+/// The local worker's part of [`Status`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Groups whose dataflows it runs.
+    pub groups: Vec<String>,
+    /// Managers it reports to; empty in standalone mode.
+    pub manager_address: Vec<String>,
+}
+
+/// The routes every node serves, with `/api/v1/status` behind a token.
+pub fn node_router(state: ApiState) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/status", get(status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health(State(state): State<ApiState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        mode: state.node.mode,
+        version: VERSION,
+    })
+}
+
+async fn status(State(state): State<ApiState>) -> Json<Status> {
+    let node = &state.node;
+    Json(Status {
+        mode: node.mode,
+        version: VERSION.to_owned(),
+        cluster_name: node.cluster_name.clone(),
+        pid: std::process::id(),
+        uptime_secs: node.started.elapsed().as_secs(),
+        api_address: node.api_address,
+        ui_address: node.ui_address,
+        worker: node.mode.runs_worker().then(|| WorkerStatus {
+            groups: node.worker_groups.clone(),
+            manager_address: node.manager_addresses.clone(),
+        }),
+    })
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Lets a request through only with a valid `Authorization: Bearer` token,
+/// and records the caller's [`Role`] in the request's extensions.
+pub async fn require_token(
+    State(state): State<ApiState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let role: Role = presented
+        .and_then(|token| state.tokens.role_of(token))
+        .ok_or(ApiError::Unauthorized)?;
+    request.extensions_mut().insert(role);
+    Ok(next.run(request).await)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{
+        body::Body,
+        http::{Request, StatusCode},
+    };
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::ServiceConfig;
+
+    fn router() -> Router {
+        let mut service = ServiceConfig::default();
+        service.worker.token = "worker-secret".into();
+        let node = NodeInfo {
+            mode: Mode::Worker,
+            cluster_name: "datascale".into(),
+            api_address: service.address,
+            ui_address: None,
+            worker_groups: vec!["default".into()],
+            manager_addresses: vec!["http://m1:7881".into()],
+            started: Instant::now(),
+        };
+        node_router(ApiState {
+            node: Arc::new(node),
+            tokens: Arc::new(Tokens::for_worker(&service)),
+        })
+    }
+
+    async fn call(path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+        let mut request = Request::get(path);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = router()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_is_open_and_names_the_mode() {
+        let (status, body) = call("/api/v1/health", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["mode"], "worker");
+        assert_eq!(body["version"], VERSION);
+    }
+
+    #[tokio::test]
+    async fn status_needs_a_valid_token() {
+        let (status, body) = call("/api/v1/status", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let (status, _) = call("/api/v1/status", Some("wrong")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call("/api/v1/status", Some("worker-secret")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["worker"]["groups"][0], "default");
+        assert_eq!(body["ui_address"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_get_a_json_404() {
+        let (status, body) = call("/api/v1/nope", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "not_found");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/api/v1/nope")
+        );
+    }
+}

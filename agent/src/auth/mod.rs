@@ -1,0 +1,212 @@
+//! Credentials: the admin and worker tokens (configured, or generated once
+//! into `data_dir` and reused), and which role a presented bearer token has.
+
+use std::{
+    fs, io,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use subtle::ConstantTimeEq;
+use tracing::info;
+
+use crate::{config::ServiceConfig, durable};
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Heartbeat, sync, collector download and event ingest.
+    Worker,
+}
+
+/// The tokens this node accepts.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    admin: Option<String>,
+    worker: Option<String>,
+}
+
+/// A token that was generated on this start and must be shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedToken {
+    /// `admin` or `worker`.
+    pub kind: &'static str,
+    /// Where it is stored.
+    pub path: PathBuf,
+    /// The token itself.
+    pub token: String,
+}
+
+/// Why the tokens could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A token file could not be read or written.
+    #[error("cannot {action} the {kind} token file {path}: {source}")]
+    TokenFile {
+        /// `read` or `write`.
+        action: &'static str,
+        /// `admin` or `worker`.
+        kind: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// Where a generated token of the given kind is kept.
+pub fn token_path(data_dir: &Path, kind: &str) -> PathBuf {
+    data_dir.join("secrets").join(format!("{kind}.token"))
+}
+
+impl Tokens {
+    /// The tokens of a manager: configured ones win; otherwise the ones stored
+    /// in `data_dir`, generated on the first start. Returns the ones generated
+    /// now, to be shown once.
+    pub fn for_manager(service: &ServiceConfig) -> Result<(Self, Vec<GeneratedToken>), AuthError> {
+        let mut generated = Vec::new();
+        let mut resolve = |kind: &'static str, configured: &str, prefix: &str| {
+            if !configured.is_empty() {
+                return Ok(configured.to_owned());
+            }
+            let path = token_path(&service.data_dir, kind);
+            if let Some(token) = read_token(kind, &path)? {
+                return Ok(token);
+            }
+            let token = new_token(prefix);
+            store_token(kind, &path, &token)?;
+            info!(kind, path = %path.display(), "Generated a token; it is stored with mode 0600.");
+            generated.push(GeneratedToken {
+                kind,
+                path,
+                token: token.clone(),
+            });
+            Ok::<_, AuthError>(token)
+        };
+        let admin = resolve("admin", &service.manager.admin_token, "dsa_")?;
+        let worker = resolve("worker", &service.manager.worker_token, "dsw_")?;
+        Ok((
+            Self {
+                admin: Some(admin),
+                worker: Some(worker),
+            },
+            generated,
+        ))
+    }
+
+    /// The tokens a worker's local API accepts: its own worker token.
+    pub fn for_worker(service: &ServiceConfig) -> Self {
+        Self {
+            admin: None,
+            worker: Some(service.worker.token.clone()),
+        }
+    }
+
+    /// The role of a presented token, compared in constant time.
+    pub fn role_of(&self, presented: &str) -> Option<Role> {
+        let matches = |expected: &Option<String>| {
+            expected.as_deref().is_some_and(|token| {
+                !token.is_empty() && bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
+            })
+        };
+        if matches(&self.admin) {
+            Some(Role::Admin)
+        } else if matches(&self.worker) {
+            Some(Role::Worker)
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads a stored token; `None` when there is none yet.
+pub fn read_token(kind: &'static str, path: &Path) -> Result<Option<String>, AuthError> {
+    match fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AuthError::TokenFile {
+            action: "read",
+            kind,
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn store_token(kind: &'static str, path: &Path, token: &str) -> Result<(), AuthError> {
+    let error = |source| AuthError::TokenFile {
+        action: "write",
+        kind,
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().expect("a token path has a directory");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(error)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(error)?;
+    durable::write_atomic(path, format!("{token}\n").as_bytes(), 0o600).map_err(error)
+}
+
+/// A new random token: a prefix that says what it is, then 256 random bits in hex.
+fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_in(dir: &Path) -> ServiceConfig {
+        ServiceConfig {
+            data_dir: dir.to_owned(),
+            ..ServiceConfig::default()
+        }
+    }
+
+    #[test]
+    fn tokens_are_generated_once_with_mode_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service_in(dir.path());
+        let (first, generated) = Tokens::for_manager(&service).unwrap();
+        assert_eq!(generated.len(), 2);
+        for token in &generated {
+            let mode = fs::metadata(&token.path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", token.path.display());
+            assert_eq!(token.token.len(), 4 + 64);
+        }
+        let (second, generated_again) = Tokens::for_manager(&service).unwrap();
+        assert!(generated_again.is_empty());
+        assert_eq!(first.admin, second.admin);
+        assert_eq!(first.worker, second.worker);
+        assert_ne!(first.admin, first.worker);
+    }
+
+    #[test]
+    fn configured_tokens_win_and_roles_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut service = service_in(dir.path());
+        service.manager.admin_token = "admin-secret".into();
+        service.manager.worker_token = "worker-secret".into();
+        let (tokens, generated) = Tokens::for_manager(&service).unwrap();
+        assert!(generated.is_empty());
+        assert_eq!(tokens.role_of("admin-secret"), Some(Role::Admin));
+        assert_eq!(tokens.role_of("worker-secret"), Some(Role::Worker));
+        assert_eq!(tokens.role_of("admin-secre"), None);
+        assert_eq!(tokens.role_of(""), None);
+        assert!(!token_path(dir.path(), "admin").exists());
+    }
+
+    #[test]
+    fn an_empty_worker_token_accepts_nothing() {
+        let tokens = Tokens::for_worker(&ServiceConfig::default());
+        assert_eq!(tokens.role_of(""), None);
+    }
+}

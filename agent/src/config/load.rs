@@ -1,0 +1,719 @@
+//! Loading the configuration: the defaults, then the file, then `DATASCALE_*`
+//! variables, then command-line flags, each value remembering where it came
+//! from. Every problem found is collected, so one run names them all.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use toml::{Table, Value};
+
+use super::{Config, ENV_PREFIX, Mode};
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(String),
+    /// A command-line flag, as written (`--set service.mode=worker`).
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Env(name) => write!(f, "env {name}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// What overrides the defaults, besides the file's contents.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The install directory: relative paths start here, and the default
+    /// configuration file is `config/datascale.toml` below it.
+    pub install_dir: PathBuf,
+    /// `--config`: a file that must exist. Without it the default file is
+    /// read when it exists.
+    pub config_path: Option<PathBuf>,
+    /// The process environment; only `DATASCALE_*` variables are looked at.
+    pub env: Vec<(String, String)>,
+    /// Command-line overrides: key, value, and the flag as the user wrote it.
+    pub flags: Vec<(String, String, String)>,
+}
+
+/// One problem with the configuration, naming the key and where its value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// What is wrong, naming the key or variable.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("the configuration file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// Keys, variables or values are wrong.
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), list_issues(.0))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+fn list_issues(issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|issue| format!("  - {issue}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The effective configuration and where each value came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The configuration, with relative paths resolved against the install dir.
+    pub config: Config,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// The install directory.
+    pub install_dir: PathBuf,
+    origins: BTreeMap<String, Origin>,
+}
+
+impl LoadedConfig {
+    /// Every key with its effective value (secrets redacted) and origin, in key order.
+    pub fn effective_values(&self) -> Vec<(String, String, Origin)> {
+        let table = Table::try_from(&self.config).expect("the configuration serializes to TOML");
+        leaves(&table)
+            .into_iter()
+            .map(|(key, value)| {
+                let shown = shown_value(&key, &value);
+                let origin = self.origins.get(&key).cloned().unwrap_or(Origin::Default);
+                (key, shown, origin)
+            })
+            .collect()
+    }
+}
+
+/// Every key the configuration knows, with its environment variable and default.
+pub fn known_keys() -> Vec<(String, String, String)> {
+    leaves(&default_table())
+        .into_iter()
+        .map(|(key, value)| {
+            let env = env_name(&key);
+            let shown = shown_value(&key, &value);
+            (key, env, shown)
+        })
+        .collect()
+}
+
+/// Loads the configuration: defaults < file < environment < flags.
+pub fn load(overrides: &Overrides) -> Result<LoadedConfig, ConfigError> {
+    let defaults = default_table();
+    let known: BTreeMap<String, Value> = leaves(&defaults).into_iter().collect();
+    let mut values = known.clone();
+    let mut origins = BTreeMap::new();
+    let mut issues = Vec::new();
+
+    let file = match &overrides.config_path {
+        Some(path) => Some(path.clone()),
+        None => Some(overrides.install_dir.join("config").join("datascale.toml"))
+            .filter(|path| path.exists()),
+    };
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let table: Table = text
+            .parse()
+            .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                path: path.clone(),
+                message: err.to_string().trim_end().to_owned(),
+            })?;
+        let mut file_values = Vec::new();
+        collect_file_values(&table, "", &known, path, &mut file_values, &mut issues);
+        for (key, value) in file_values {
+            values.insert(key.clone(), value);
+            origins.insert(key, Origin::File(path.clone()));
+        }
+    }
+
+    let env_keys: BTreeMap<String, &String> =
+        known.keys().map(|key| (env_name(key), key)).collect();
+    let mut env: Vec<_> = overrides
+        .env
+        .iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
+    env.sort();
+    for (name, text) in env {
+        let Some(key) = env_keys.get(name) else {
+            let hint = closest(name, env_keys.keys())
+                .map(|near| format!("; did you mean {near}?"))
+                .unwrap_or_default();
+            issues.push(issue(format!(
+                "unknown environment variable {name}{hint} (`datascale config keys` lists them all)"
+            )));
+            continue;
+        };
+        let origin = Origin::Env(name.clone());
+        match typed_value(&known[*key], text) {
+            Ok(value) => {
+                values.insert((*key).clone(), value);
+                origins.insert((*key).clone(), origin);
+            }
+            Err(expected) => issues.push(value_issue(key, text, &origin, expected)),
+        }
+    }
+
+    for (key, text, flag) in &overrides.flags {
+        let origin = Origin::Flag(flag.clone());
+        let Some(default) = known.get(key) else {
+            let hint = closest(key, known.keys())
+                .map(|near| format!("; did you mean `{near}`?"))
+                .unwrap_or_default();
+            issues.push(issue(format!("unknown key `{key}` in {origin}{hint}")));
+            continue;
+        };
+        match typed_value(default, text) {
+            Ok(value) => {
+                values.insert(key.clone(), value);
+                origins.insert(key.clone(), origin);
+            }
+            Err(expected) => issues.push(value_issue(key, text, &origin, expected)),
+        }
+    }
+
+    // Each overridden value is checked alone against the defaults, so that
+    // every bad value is reported, not only the first.
+    for (key, origin) in &origins {
+        let mut single = defaults.clone();
+        set_path(&mut single, key, values[key].clone());
+        if let Err(err) = Value::Table(single).try_into::<Config>() {
+            issues.push(value_issue(
+                key,
+                &plain_value(&values[key]),
+                origin,
+                err.message(),
+            ));
+        }
+    }
+    if !issues.is_empty() {
+        return Err(ConfigError::Invalid(issues));
+    }
+
+    let mut merged = Table::new();
+    for (key, value) in &values {
+        set_path(&mut merged, key, value.clone());
+    }
+    let mut config: Config = Value::Table(merged)
+        .try_into()
+        .map_err(|err: toml::de::Error| {
+            ConfigError::Invalid(vec![issue(err.message().to_owned())])
+        })?;
+    issues.extend(cross_checks(&config, &origins));
+    if !issues.is_empty() {
+        return Err(ConfigError::Invalid(issues));
+    }
+    config.service.data_dir = overrides.install_dir.join(&config.service.data_dir);
+    if !config.log.file.as_os_str().is_empty() {
+        config.log.file = overrides.install_dir.join(&config.log.file);
+    }
+    Ok(LoadedConfig {
+        config,
+        file,
+        install_dir: overrides.install_dir.clone(),
+        origins,
+    })
+}
+
+/// Rules that involve more than one key.
+fn cross_checks(config: &Config, origins: &BTreeMap<String, Origin>) -> Vec<ConfigIssue> {
+    let from = |key: &str| origins.get(key).cloned().unwrap_or(Origin::Default);
+    let mut issues = Vec::new();
+    let service = &config.service;
+    if service.mode.runs_manager()
+        && service.address == service.ui_address
+        && service.address.port() != 0
+    {
+        issues.push(issue(format!(
+            "service.address and service.ui_address are both {} ({} and {}); the API and the Web UI need different ports",
+            service.address,
+            from("service.address"),
+            from("service.ui_address"),
+        )));
+    }
+    if service.mode == Mode::Worker {
+        if service.worker.manager_address.is_empty() {
+            issues.push(issue(
+                "service.worker.manager_address is empty, but mode is `worker`: set it to the manager's API URL, such as http://master1:7881".to_owned(),
+            ));
+        }
+        if service.worker.token.is_empty() {
+            issues.push(issue(
+                "service.worker.token is empty, but mode is `worker`: set it to the manager's worker token (kept in the manager's data_dir)".to_owned(),
+            ));
+        }
+    }
+    for address in &service.worker.manager_address {
+        let valid = reqwest::Url::parse(address)
+            .map(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+            .unwrap_or(false);
+        if !valid {
+            issues.push(issue(format!(
+                "service.worker.manager_address = `{address}` ({}): expected a URL such as http://master1:7881",
+                from("service.worker.manager_address"),
+            )));
+        }
+    }
+    if service.mode.runs_worker() && service.worker.groups.is_empty() {
+        issues.push(issue(format!(
+            "service.worker.groups is empty ({}): a worker needs at least one group, such as `default`",
+            from("service.worker.groups"),
+        )));
+    }
+    issues
+}
+
+fn default_table() -> Table {
+    Table::try_from(Config::default()).expect("the default configuration serializes to TOML")
+}
+
+/// `service.worker.manager_address` → `DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS`.
+pub(super) fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_uppercase())
+}
+
+/// The leaves of a table as dotted key paths; arrays are leaves.
+fn leaves(table: &Table) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    fn walk(table: &Table, prefix: &str, out: &mut Vec<(String, Value)>) {
+        for (name, value) in table {
+            let key = join_key(prefix, name);
+            match value {
+                Value::Table(inner) => walk(inner, &key, out),
+                other => out.push((key, other.clone())),
+            }
+        }
+    }
+    walk(table, "", &mut out);
+    out
+}
+
+fn join_key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Walks the file's table; known leaves are kept, anything else is an issue.
+fn collect_file_values(
+    table: &Table,
+    prefix: &str,
+    known: &BTreeMap<String, Value>,
+    path: &Path,
+    out: &mut Vec<(String, Value)>,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    for (name, value) in table {
+        let key = join_key(prefix, name);
+        let section = format!("{key}.");
+        if known.contains_key(&key) {
+            out.push((key, value.clone()));
+        } else if let (Value::Table(inner), true) =
+            (value, known.keys().any(|known| known.starts_with(&section)))
+        {
+            collect_file_values(inner, &key, known, path, out, issues);
+        } else {
+            let hint = closest(&key, known.keys())
+                .map(|near| format!("; did you mean `{near}`?"))
+                .unwrap_or_default();
+            issues.push(issue(format!(
+                "unknown key `{key}` in {}{hint}",
+                path.display()
+            )));
+        }
+    }
+}
+
+/// Turns the text of a variable or flag into a value of the key's type.
+fn typed_value(default: &Value, text: &str) -> Result<Value, &'static str> {
+    match default {
+        Value::Integer(_) => text
+            .trim()
+            .parse()
+            .map(Value::Integer)
+            .map_err(|_| "expected a whole number"),
+        Value::Boolean(_) => match text.trim() {
+            "true" => Ok(Value::Boolean(true)),
+            "false" => Ok(Value::Boolean(false)),
+            _ => Err("expected true or false"),
+        },
+        // Lists are given comma-separated; the key's own parser splits them.
+        _ => Ok(Value::String(text.to_owned())),
+    }
+}
+
+fn set_path(table: &mut Table, key: &str, value: Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().expect("a key has at least one part");
+    let mut current = table;
+    for part in parts {
+        current = current
+            .entry(part)
+            .or_insert_with(|| Value::Table(Table::new()))
+            .as_table_mut()
+            .expect("a section of the configuration is a table");
+    }
+    current.insert(last.to_owned(), value);
+}
+
+fn is_secret(key: &str) -> bool {
+    key.ends_with("token")
+}
+
+fn plain_value(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn shown_value(key: &str, value: &Value) -> String {
+    match value {
+        Value::String(text) if is_secret(key) && !text.is_empty() => "<redacted>".to_owned(),
+        Value::String(text) if text.is_empty() => "\"\"".to_owned(),
+        other => plain_value(other),
+    }
+}
+
+fn value_issue(key: &str, text: &str, origin: &Origin, why: &str) -> ConfigIssue {
+    let shown = if is_secret(key) { "<redacted>" } else { text };
+    issue(format!("{key} = `{shown}` ({origin}): {why}"))
+}
+
+fn issue(message: String) -> ConfigIssue {
+    ConfigIssue { message }
+}
+
+/// The closest known name, when it is close enough to be a likely typo.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    candidates
+        .map(|candidate| {
+            (
+                strsim::normalized_damerau_levenshtein(name, candidate),
+                candidate,
+            )
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::config::LogFormat;
+
+    fn overrides() -> Overrides {
+        Overrides {
+            install_dir: PathBuf::from("/opt/datascale"),
+            ..Overrides::default()
+        }
+    }
+
+    fn file_with(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn messages(err: ConfigError) -> Vec<String> {
+        match err {
+            ConfigError::Invalid(issues) => issues.into_iter().map(|i| i.message).collect(),
+            other => panic!("expected invalid values, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let loaded = load(&overrides()).unwrap();
+        let service = &loaded.config.service;
+        assert_eq!(service.mode, Mode::Standalone);
+        assert_eq!(service.address.to_string(), "0.0.0.0:7881");
+        assert_eq!(service.ui_address.to_string(), "0.0.0.0:7880");
+        assert_eq!(service.data_dir, PathBuf::from("/opt/datascale/data"));
+        assert_eq!(service.cluster_name, "datascale");
+        assert_eq!(service.worker.groups, vec!["default"]);
+        assert_eq!(loaded.config.resources.cpu_quota, 0);
+        assert_eq!(loaded.config.log.level, "info");
+        assert!(loaded.file.is_none());
+        assert!(
+            loaded
+                .effective_values()
+                .iter()
+                .all(|(_, _, origin)| *origin == Origin::Default)
+        );
+    }
+
+    #[test]
+    fn every_contract_key_has_its_documented_variable() {
+        let names: Vec<String> = known_keys().into_iter().map(|(_, env, _)| env).collect();
+        for expected in [
+            "DATASCALE_SERVICE_MODE",
+            "DATASCALE_SERVICE_ADDRESS",
+            "DATASCALE_SERVICE_UI_ADDRESS",
+            "DATASCALE_SERVICE_DATA_DIR",
+            "DATASCALE_SERVICE_CLUSTER_NAME",
+            "DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN",
+            "DATASCALE_SERVICE_MANAGER_WORKER_TOKEN",
+            "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
+            "DATASCALE_SERVICE_WORKER_GROUPS",
+            "DATASCALE_SERVICE_WORKER_TOKEN",
+            "DATASCALE_RESOURCES_CPU_QUOTA",
+            "DATASCALE_RESOURCES_MEMORY_LIMIT",
+            "DATASCALE_LOG_LEVEL",
+        ] {
+            assert!(
+                names.iter().any(|name| name == expected),
+                "{expected} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn precedence_is_default_file_env_flag() {
+        let file = file_with(
+            "[service]\nmode = \"manager\"\ncluster_name = \"from-file\"\naddress = \"127.0.0.1:1\"\n[log]\nlevel = \"debug\"\n",
+        );
+        let mut over = overrides();
+        over.config_path = Some(file.path().to_owned());
+        over.env = vec![
+            ("DATASCALE_SERVICE_CLUSTER_NAME".into(), "from-env".into()),
+            ("DATASCALE_SERVICE_ADDRESS".into(), "127.0.0.1:2".into()),
+            ("PATH".into(), "/bin".into()),
+        ];
+        over.flags = vec![(
+            "service.address".into(),
+            "127.0.0.1:3".into(),
+            "--set service.address=127.0.0.1:3".into(),
+        )];
+        let loaded = load(&over).unwrap();
+        let config = &loaded.config;
+        assert_eq!(config.service.mode, Mode::Manager);
+        assert_eq!(config.service.cluster_name, "from-env");
+        assert_eq!(config.service.address.to_string(), "127.0.0.1:3");
+        assert_eq!(config.log.level, "debug");
+        assert_eq!(config.log.format, LogFormat::Text);
+        let origin_of = |key: &str| {
+            loaded
+                .effective_values()
+                .into_iter()
+                .find(|(k, _, _)| k == key)
+                .unwrap()
+                .2
+        };
+        assert_eq!(
+            origin_of("service.mode"),
+            Origin::File(file.path().to_owned())
+        );
+        assert_eq!(
+            origin_of("service.cluster_name"),
+            Origin::Env("DATASCALE_SERVICE_CLUSTER_NAME".into())
+        );
+        assert!(matches!(origin_of("service.address"), Origin::Flag(_)));
+        assert_eq!(origin_of("service.ui_address"), Origin::Default);
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_its_variable() {
+        let cases = [
+            ("DATASCALE_SERVICE_MODE", "worker"),
+            ("DATASCALE_SERVICE_ADDRESS", "127.0.0.1:9001"),
+            ("DATASCALE_SERVICE_UI_ADDRESS", "127.0.0.1:9000"),
+            ("DATASCALE_SERVICE_DATA_DIR", "/var/lib/datascale"),
+            ("DATASCALE_SERVICE_CLUSTER_NAME", "prod"),
+            ("DATASCALE_SERVICE_SHUTDOWN_TIMEOUT_SECS", "3"),
+            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", "admin-secret"),
+            ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", "worker-secret"),
+            (
+                "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
+                "http://m1:7881, http://m2:7881",
+            ),
+            ("DATASCALE_SERVICE_WORKER_GROUPS", "default,another_group"),
+            ("DATASCALE_SERVICE_WORKER_TOKEN", "worker-secret"),
+            ("DATASCALE_RESOURCES_CPU_QUOTA", "200"),
+            ("DATASCALE_RESOURCES_MEMORY_LIMIT", "1024"),
+            ("DATASCALE_LOG_LEVEL", "debug"),
+            ("DATASCALE_LOG_FORMAT", "json"),
+            ("DATASCALE_LOG_FILE", "logs/datascale.log"),
+        ];
+        let mut over = overrides();
+        over.env = cases
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        let loaded = load(&over).unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.service.mode, Mode::Worker);
+        assert_eq!(c.service.address.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.service.ui_address.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.service.data_dir, PathBuf::from("/var/lib/datascale"));
+        assert_eq!(c.service.cluster_name, "prod");
+        assert_eq!(c.service.shutdown_timeout_secs, 3);
+        assert_eq!(c.service.manager.admin_token, "admin-secret");
+        assert_eq!(c.service.manager.worker_token, "worker-secret");
+        assert_eq!(
+            c.service.worker.manager_address,
+            vec!["http://m1:7881", "http://m2:7881"]
+        );
+        assert_eq!(c.service.worker.groups, vec!["default", "another_group"]);
+        assert_eq!(c.service.worker.token, "worker-secret");
+        assert_eq!(c.resources.cpu_quota, 200);
+        assert_eq!(c.resources.memory_limit, 1024);
+        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(
+            c.log.file,
+            PathBuf::from("/opt/datascale/logs/datascale.log")
+        );
+        // The table is exhaustive: a key added later must be added here too.
+        assert_eq!(known_keys().len(), cases.len());
+        let shown = loaded.effective_values();
+        assert!(
+            shown
+                .iter()
+                .all(|(_, _, origin)| matches!(origin, Origin::Env(_)))
+        );
+        assert!(
+            shown
+                .iter()
+                .filter(|(key, _, _)| key.ends_with("token"))
+                .all(|(_, value, _)| value == "<redacted>")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_variables_are_named() {
+        let file = file_with("[service]\nadress = \"127.0.0.1:1\"\n[nope]\nx = 1\n");
+        let mut over = overrides();
+        over.config_path = Some(file.path().to_owned());
+        over.env = vec![("DATASCALE_SERVICE_NO_SUCH_KEY".into(), "1".into())];
+        let all = messages(load(&over).unwrap_err()).join("\n");
+        assert!(all.contains("unknown key `service.adress`"), "{all}");
+        assert!(all.contains("did you mean `service.address`?"), "{all}");
+        assert!(all.contains("unknown key `nope`"), "{all}");
+        assert!(
+            all.contains("unknown environment variable DATASCALE_SERVICE_NO_SUCH_KEY"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_what_is_allowed() {
+        let mut over = overrides();
+        over.env = vec![
+            ("DATASCALE_SERVICE_MODE".into(), "leader".into()),
+            ("DATASCALE_SERVICE_ADDRESS".into(), "localhost".into()),
+            ("DATASCALE_RESOURCES_CPU_QUOTA".into(), "half".into()),
+            ("DATASCALE_RESOURCES_MEMORY_LIMIT".into(), "-1".into()),
+            ("DATASCALE_LOG_LEVEL".into(), "loud".into()),
+            ("DATASCALE_SERVICE_WORKER_GROUPS".into(), "ok,not/ok".into()),
+            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN".into(), "".into()),
+        ];
+        let found = messages(load(&over).unwrap_err());
+        let has = |parts: &[&str]| {
+            assert!(
+                found.iter().any(|m| parts.iter().all(|p| m.contains(p))),
+                "no message with {parts:?} in {found:#?}"
+            )
+        };
+        has(&[
+            "service.mode",
+            "`leader`",
+            "DATASCALE_SERVICE_MODE",
+            "standalone",
+        ]);
+        has(&["service.address", "`localhost`", "0.0.0.0:7881"]);
+        has(&["resources.cpu_quota", "`half`", "whole number"]);
+        has(&["resources.memory_limit", "`-1`"]);
+        has(&["log.level", "`loud`", "debug"]);
+        has(&["service.worker.groups", "not/ok", "`/`"]);
+        assert_eq!(found.len(), 6, "{found:#?}");
+    }
+
+    #[test]
+    fn worker_mode_requires_a_manager_and_a_token() {
+        let mut over = overrides();
+        over.flags = vec![(
+            "service.mode".into(),
+            "worker".into(),
+            "--mode worker".into(),
+        )];
+        let found = messages(load(&over).unwrap_err()).join("\n");
+        assert!(
+            found.contains("service.worker.manager_address is empty"),
+            "{found}"
+        );
+        assert!(found.contains("service.worker.token is empty"), "{found}");
+        over.env = vec![(
+            "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS".into(),
+            "master1:7881".into(),
+        )];
+        let found = messages(load(&over).unwrap_err()).join("\n");
+        assert!(
+            found.contains("expected a URL such as http://master1:7881"),
+            "{found}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let file = file_with("[service]\nmode = \n");
+        let mut over = overrides();
+        over.config_path = Some(file.path().to_owned());
+        let err = load(&over).unwrap_err().to_string();
+        assert!(err.contains(&file.path().display().to_string()), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_but_a_missing_default_is_not() {
+        let mut over = overrides();
+        over.config_path = Some(PathBuf::from("/nonexistent/datascale.toml"));
+        assert!(matches!(load(&over), Err(ConfigError::Read { .. })));
+    }
+}

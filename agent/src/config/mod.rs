@@ -1,0 +1,316 @@
+//! Configuration: the typed model of `datascale.toml` and its defaults.
+//!
+//! The structs here are the one source of truth for the configuration keys:
+//! [`load`] derives the known key paths, their types and their `DATASCALE_*`
+//! environment names from them, so a key added here is at once readable from
+//! the file, the environment and `--set`, and shown by `datascale config check`.
+
+mod load;
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use load::{ConfigError, ConfigIssue, LoadedConfig, Origin, Overrides, known_keys, load};
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "DATASCALE_";
+
+/// The whole configuration of one `datascale` process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// What this process runs and where it listens.
+    pub service: ServiceConfig,
+    /// Limits on the CPU and memory this process may use.
+    pub resources: ResourcesConfig,
+    /// Where and how this process logs.
+    pub log: LogConfig,
+}
+
+/// `[service]`: the role of this process and its addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `standalone` runs a manager and a local worker in one process.
+    pub mode: Mode,
+    /// Address of the REST API (and of a worker's local API).
+    #[serde(deserialize_with = "socket_address")]
+    pub address: SocketAddr,
+    /// Address of the Web UI (manager and standalone).
+    #[serde(deserialize_with = "socket_address")]
+    pub ui_address: SocketAddr,
+    /// Where state is kept; relative paths start at the install directory.
+    pub data_dir: PathBuf,
+    /// A manager refuses workers and clients of another cluster.
+    #[serde(deserialize_with = "name")]
+    pub cluster_name: String,
+    /// How long a graceful shutdown may take before the process exits anyway.
+    #[serde(deserialize_with = "whole_number")]
+    pub shutdown_timeout_secs: u64,
+    /// Manager settings.
+    pub manager: ManagerConfig,
+    /// Worker settings.
+    pub worker: WorkerConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Standalone,
+            address: SocketAddr::from(([0, 0, 0, 0], 7881)),
+            ui_address: SocketAddr::from(([0, 0, 0, 0], 7880)),
+            data_dir: PathBuf::from("data"),
+            cluster_name: "datascale".to_owned(),
+            shutdown_timeout_secs: 10,
+            manager: ManagerConfig::default(),
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+/// Which side of DataScale a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The REST API, the Web UI and the store of groups and dataflows.
+    Manager,
+    /// Runs the dataflows of its groups, configured by a manager.
+    Worker,
+    /// A manager and a local worker in one process.
+    Standalone,
+}
+
+impl Mode {
+    /// Whether this mode serves the manager's API and Web UI.
+    pub fn runs_manager(self) -> bool {
+        matches!(self, Mode::Manager | Mode::Standalone)
+    }
+
+    /// Whether this mode runs dataflows.
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Mode::Worker | Mode::Standalone)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Manager => "manager",
+            Mode::Worker => "worker",
+            Mode::Standalone => "standalone",
+        })
+    }
+}
+
+/// `[service.manager]`: the manager's credentials.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagerConfig {
+    /// Token that may do everything; empty: generated on first start into `data_dir`.
+    pub admin_token: String,
+    /// Enrollment token of workers; empty: generated on first start into `data_dir`.
+    pub worker_token: String,
+}
+
+/// `[service.worker]`: how a worker finds its manager and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Manager URLs such as `http://master1:7881`; several for failover.
+    #[serde(deserialize_with = "list")]
+    pub manager_address: Vec<String>,
+    /// Groups whose dataflows this worker runs.
+    #[serde(deserialize_with = "name_list")]
+    pub groups: Vec<String>,
+    /// The manager's worker token.
+    pub token: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            manager_address: Vec::new(),
+            groups: vec!["default".to_owned()],
+            token: String::new(),
+        }
+    }
+}
+
+/// `[resources]`: limits applied through cgroups or the systemd unit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourcesConfig {
+    /// Percent of one core; 200 means two cores; 0 means no limit.
+    #[serde(deserialize_with = "whole_number")]
+    pub cpu_quota: u32,
+    /// Megabytes; 0 means no limit.
+    #[serde(deserialize_with = "whole_number")]
+    pub memory_limit: u64,
+}
+
+/// `[log]`: log level, format and destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `trace`, `debug`, `info`, `warn`, `error`, or a filter such as `info,datascale=debug`.
+    #[serde(deserialize_with = "log_filter")]
+    pub level: String,
+    /// `text` for people, `json` for machines.
+    pub format: LogFormat,
+    /// Log file, rotated daily; empty logs to standard output.
+    pub file: PathBuf,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+            file: PathBuf::new(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Longest group, dataflow or cluster name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Checks a name of the safe charset shared by clusters, groups and dataflows:
+/// letters, digits, `_`, `-` and `.`, starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return Err("a name may not be empty".to_owned());
+    };
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("a name has at most {MAX_NAME_LEN} characters"));
+    }
+    if !first.is_ascii_alphanumeric() {
+        return Err("a name starts with a letter or a digit".to_owned());
+    }
+    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "`{bad}` is not allowed in a name (letters, digits, `_`, `-`, `.`)"
+        ));
+    }
+    Ok(())
+}
+
+fn socket_address<'de, D: Deserializer<'de>>(de: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(de)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an address; expected an IP address and a port, such as 0.0.0.0:7881 or 127.0.0.1:7881"
+        ))
+    })
+}
+
+/// A whole number in the range of `T`, with a message that says so.
+fn whole_number<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + Bounded,
+{
+    let number = i64::deserialize(de)?;
+    T::try_from(number).map_err(|_| {
+        serde::de::Error::custom(format!("expected a whole number from 0 to {}", T::MAX))
+    })
+}
+
+/// The largest value of an unsigned configuration number.
+trait Bounded {
+    const MAX: u64;
+}
+
+impl Bounded for u32 {
+    const MAX: u64 = u32::MAX as u64;
+}
+
+impl Bounded for u64 {
+    const MAX: u64 = i64::MAX as u64;
+}
+
+fn name<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let text = String::deserialize(de)?;
+    check_name(&text).map_err(serde::de::Error::custom)?;
+    Ok(text)
+}
+
+/// A list given either as an array or as one comma-separated string.
+fn list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a string or an array of strings")]
+    enum StringOrList {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match StringOrList::deserialize(de)? {
+        StringOrList::One(text) => text.split(',').map(str::to_owned).collect(),
+        StringOrList::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
+fn name_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let names = list(de)?;
+    for item in &names {
+        check_name(item).map_err(|why| serde::de::Error::custom(format!("`{item}`: {why}")))?;
+    }
+    Ok(names)
+}
+
+fn log_filter<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let text = String::deserialize(de)?;
+    // A bare word would parse as a target name, so `warning` would silently
+    // mean "everything from the target `warning`": bare words must be levels.
+    let bare_ok = text
+        .split(',')
+        .filter(|part| !part.contains('='))
+        .all(|part| LEVELS.contains(&part.trim().to_ascii_lowercase().as_str()));
+    let parsed = tracing_subscriber::EnvFilter::builder().parse(&text);
+    if !bare_ok || parsed.is_err() {
+        return Err(serde::de::Error::custom(
+            "expected trace, debug, info, warn, error, off, or a filter such as info,datascale=debug",
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_the_safe_charset_pass_and_others_say_why() {
+        for good in ["default", "another_group", "web-1.prod", "A"] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        assert!(check_name("").unwrap_err().contains("empty"));
+        assert!(check_name("-x").unwrap_err().contains("starts with"));
+        assert!(check_name("a/b").unwrap_err().contains("`/`"));
+        assert!(check_name(&"a".repeat(65)).unwrap_err().contains("64"));
+    }
+
+    #[test]
+    fn modes_say_which_sides_they_run() {
+        assert!(Mode::Standalone.runs_manager() && Mode::Standalone.runs_worker());
+        assert!(Mode::Manager.runs_manager() && !Mode::Manager.runs_worker());
+        assert!(!Mode::Worker.runs_manager() && Mode::Worker.runs_worker());
+    }
+}

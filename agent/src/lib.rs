@@ -1,0 +1,16 @@
+//! DataScale: a data-collection agent and the control plane of its fleet.
+//!
+//! One binary runs as a manager, a worker, or both (standalone). The modules
+//! are the concerns: `config` (datascale.toml and its overrides), `cli`,
+//! `node` (start-up and shutdown of a process), `api` (HTTP plumbing every
+//! node shares), `auth` (tokens), `manager` (the control plane and its Web UI),
+//! `logging`, and `durable` (crash-safe state files).
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod durable;
+pub mod logging;
+pub mod manager;
+pub mod node;

@@ -1,0 +1,60 @@
+//! Logging with `tracing`: readable lines (coloured on a terminal) or JSON,
+//! to standard output or to a file rotated daily, filtered by `log.level`.
+
+use std::io::IsTerminal;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// The log file's directory could not be created.
+    #[error("cannot create the log directory {path} (log.file): {source}")]
+    Directory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `log.file` names no file.
+    #[error(
+        "log.file = `{0}` names a directory, not a file; give a file such as logs/datascale.log"
+    )]
+    NotAFile(std::path::PathBuf),
+}
+
+/// Installs the global subscriber. Keep the returned guard alive until exit:
+/// dropping it flushes the file writer.
+pub fn init(config: &LogConfig) -> Result<Option<WorkerGuard>, LoggingError> {
+    let filter = EnvFilter::builder().parse_lossy(&config.level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.file.as_os_str().is_empty() {
+        let ansi = std::io::stdout().is_terminal();
+        match config.format {
+            LogFormat::Text => builder.with_ansi(ansi).init(),
+            LogFormat::Json => builder.json().init(),
+        }
+        return Ok(None);
+    }
+    let file = &config.file;
+    let name = file
+        .file_name()
+        .ok_or_else(|| LoggingError::NotAFile(file.clone()))?;
+    let dir = file.parent().unwrap_or_else(|| std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| LoggingError::Directory {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let (writer, guard) =
+        tracing_appender::non_blocking(tracing_appender::rolling::daily(dir, name));
+    let builder = builder.with_writer(writer).with_ansi(false);
+    match config.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    eprintln!("Logging to {} (rotated daily).", file.display());
+    Ok(Some(guard))
+}

@@ -1,0 +1,14 @@
+//! The manager: the control plane's HTTP side. It owns the Web UI's assets,
+//! served on `service.ui_address` beside the same API, so the UI calls the
+//! API on its own origin.
+
+use axum::{Router, response::Html, routing::get};
+
+const INDEX_HTML: &str = include_str!("ui/index.html");
+
+/// The Web UI: its pages, and the API under `/api/v1` on the same origin.
+pub fn ui_router(api: Router) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .merge(api)
+}

@@ -1,0 +1,190 @@
+//! A running node: sets up the data directory and credentials, binds the
+//! listeners its mode needs, serves the API (and, on a manager, the Web UI),
+//! and on shutdown stops them within `service.shutdown_timeout_secs`.
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    api::{self, ApiState, NodeInfo},
+    auth::{AuthError, GeneratedToken, Tokens},
+    config::Config,
+    manager,
+};
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path} (service.data_dir): {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen on {address} ({key}): {source}; is another process using it? Set {key} to a free address"
+    )]
+    Bind {
+        /// The configuration key of the address.
+        key: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The credentials could not be set up.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A server stopped with an error.
+    #[error("the {server} server failed: {source}")]
+    Serve {
+        /// `API` or `Web UI`.
+        server: &'static str,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// Runs a node with `config` until `shutdown` completes.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let service = &config.service;
+    std::fs::create_dir_all(&service.data_dir).map_err(|source| NodeError::DataDir {
+        path: service.data_dir.clone(),
+        source,
+    })?;
+    let tokens = if service.mode.runs_manager() {
+        let (tokens, generated) = Tokens::for_manager(service)?;
+        show_generated_tokens(&generated);
+        tokens
+    } else {
+        Tokens::for_worker(service)
+    };
+
+    let api_listener = bind("service.address", service.address).await?;
+    let ui_listener = match service.mode.runs_manager() {
+        true => Some(bind("service.ui_address", service.ui_address).await?),
+        false => None,
+    };
+    let api_address = local_address(&api_listener, "service.address")?;
+    let ui_address = ui_listener
+        .as_ref()
+        .map(|listener| local_address(listener, "service.ui_address"))
+        .transpose()?;
+
+    let node = NodeInfo {
+        mode: service.mode,
+        cluster_name: service.cluster_name.clone(),
+        api_address,
+        ui_address,
+        worker_groups: service.worker.groups.clone(),
+        manager_addresses: service.worker.manager_address.clone(),
+        started: Instant::now(),
+    };
+    let api = api::node_router(ApiState {
+        node: Arc::new(node),
+        tokens: Arc::new(tokens),
+    });
+
+    let stop = CancellationToken::new();
+    let mut servers = JoinSet::new();
+    if let Some(listener) = ui_listener {
+        let router = manager::ui_router(api.clone());
+        servers.spawn(serve("Web UI", listener, router, stop.clone()));
+    }
+    servers.spawn(serve("API", api_listener, api, stop.clone()));
+    info!(
+        mode = %service.mode,
+        api_address = %api_address,
+        ui_address = ui_address.map(|a| a.to_string()).unwrap_or_default(),
+        data_dir = %service.data_dir.display(),
+        version = api::VERSION,
+        "DataScale started."
+    );
+
+    let failure = tokio::select! {
+        () = shutdown => None,
+        Some(joined) = servers.join_next() => Some(joined.expect("a server task does not panic")),
+    };
+    info!("Shutting down.");
+    stop.cancel();
+    let deadline = Duration::from_secs(service.shutdown_timeout_secs);
+    let drained = tokio::time::timeout(deadline, async {
+        let mut first_error = failure.and_then(Result::err);
+        while let Some(joined) = servers.join_next().await {
+            if let Err(err) = joined.expect("a server task does not panic") {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error
+    })
+    .await;
+    match drained {
+        Ok(Some(err)) => Err(err),
+        Ok(None) => {
+            info!("DataScale stopped.");
+            Ok(())
+        }
+        Err(_) => {
+            warn!(
+                deadline_secs = deadline.as_secs(),
+                "Shutdown deadline passed with requests still in flight; stopping anyway."
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(
+    server: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> Result<(), NodeError> {
+    api::serve(listener, router, stop)
+        .await
+        .map_err(|source| NodeError::Serve { server, source })
+}
+
+async fn bind(key: &'static str, address: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Bind {
+            key,
+            address,
+            source,
+        })
+}
+
+fn local_address(listener: &TcpListener, key: &'static str) -> Result<SocketAddr, NodeError> {
+    listener.local_addr().map_err(|source| NodeError::Bind {
+        key,
+        address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+/// Shows tokens generated on this start, once, on standard output (not in
+/// the log, which may be kept or shipped elsewhere).
+fn show_generated_tokens(generated: &[GeneratedToken]) {
+    for token in generated {
+        println!(
+            "Generated the {} token (shown once; stored in {} with mode 0600):\n  {}",
+            token.kind,
+            token.path.display(),
+            token.token
+        );
+    }
+}

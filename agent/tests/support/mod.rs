@@ -1,0 +1,163 @@
+//! Test harness: starts the real `datascale` binary in a temporary install
+//! directory on ephemeral loopback ports, and reads back the addresses it
+//! bound from its JSON log.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_datascale");
+
+/// A `datascale` command in `home` with a clean `DATASCALE_*` environment.
+pub fn command(home: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(home);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("DATASCALE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Runs a `datascale` command to completion.
+pub fn run(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(home)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("datascale runs")
+}
+
+/// A running `datascale start`.
+pub struct Node {
+    pub child: Child,
+    pub api: SocketAddr,
+    pub ui: Option<SocketAddr>,
+    /// Lines of standard output after the start-up line.
+    pub stdout: mpsc::Receiver<String>,
+    /// Lines printed before the start-up line (generated tokens, …).
+    pub early_output: Vec<String>,
+}
+
+/// Starts a node in `home` on ephemeral loopback ports, with `env` on top,
+/// and waits (up to 30 s) until it says it has started.
+pub fn start(home: &Path, env: &[(&str, &str)]) -> Node {
+    let mut child = command(home)
+        .arg("start")
+        .env("DATASCALE_SERVICE_ADDRESS", "127.0.0.1:0")
+        .env("DATASCALE_SERVICE_UI_ADDRESS", "127.0.0.1:0")
+        .env("DATASCALE_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("datascale starts");
+    let (sender, stdout) = mpsc::channel();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut early_output = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match stdout.recv_timeout(left) {
+            Ok(line) => line,
+            Err(why) => {
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap();
+                let what = match why {
+                    mpsc::RecvTimeoutError::Timeout => "did not start within 30 s",
+                    mpsc::RecvTimeoutError::Disconnected => "exited before it started",
+                };
+                panic!(
+                    "datascale {what} ({}); stdout so far: {early_output:#?}\nstderr: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            early_output.push(line);
+            continue;
+        };
+        if event["fields"]["message"] == "DataScale started." {
+            let api = event["fields"]["api_address"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let ui = event["fields"]["ui_address"].as_str().unwrap().parse().ok();
+            return Node {
+                child,
+                api,
+                ui,
+                stdout,
+                early_output,
+            };
+        }
+        early_output.push(line);
+    }
+}
+
+impl Node {
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit.
+    pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let sent = Instant::now();
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            if sent.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("datascale did not exit within {limit:?} of SIGTERM");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary install directory.
+pub fn home() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// `home/data/secrets/<kind>.token`.
+pub fn token_file(home: &Path, kind: &str) -> PathBuf {
+    home.join("data")
+        .join("secrets")
+        .join(format!("{kind}.token"))
+}
