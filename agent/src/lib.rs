@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dataflow;
 pub mod durable;
 pub mod logging;
 pub mod manager;

@@ -3,6 +3,7 @@
 //! a service manager can tell a broken configuration from a crash.
 
 mod config_cmd;
+mod dataflow_cmd;
 mod start;
 mod status;
 
@@ -67,6 +68,9 @@ enum Command {
     /// Check the configuration, or list the keys it may hold.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Work with dataflow documents.
+    #[command(subcommand)]
+    Dataflow(dataflow_cmd::DataflowCommand),
     /// Print the version of this binary.
     Version,
 }
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Start(args) => start::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
         Command::Config(command) => config_cmd::run(&cli.global, command),
+        Command::Dataflow(command) => dataflow_cmd::run(command),
         Command::Version => {
             emit(&format!("datascale {}\n", crate::api::VERSION));
             ExitCode::SUCCESS

@@ -1,0 +1,73 @@
+//! Dataflows: the document (sources → pipelines → sinks), the typed
+//! configuration of each component type, and validation that reports every
+//! problem with its JSON path (`sinks[0].inputs[0]`).
+
+pub mod pipelines;
+pub mod sinks;
+pub mod sources;
+mod validate;
+
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+pub use validate::{ValidationError, ValidationErrors, parse, parse_text};
+
+use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
+
+/// A valid dataflow: names unique, inputs resolved, no cycles, every `conf`
+/// of its type's shape and every VRL program compiled once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataflow {
+    /// Unique within its group.
+    pub name: String,
+    /// Where events come from.
+    pub sources: Vec<Component<SourceConfig>>,
+    /// What changes, filters or routes them, in the order written.
+    pub pipelines: Vec<Component<PipelineConfig>>,
+    /// Where they go.
+    pub sinks: Vec<Component<SinkConfig>>,
+}
+
+/// One component of a dataflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component<C> {
+    /// Unique within the dataflow.
+    pub name: String,
+    /// Components (or `component.output`) whose events it takes; empty for sources.
+    pub inputs: Vec<String>,
+    /// Its type and that type's configuration.
+    pub config: C,
+}
+
+impl Dataflow {
+    /// How many components it has of each kind: sources, pipelines, sinks.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.sources.len(), self.pipelines.len(), self.sinks.len())
+    }
+}
+
+/// Serializes as the document: `{"name", "sources", "pipelines", "sinks"}`.
+impl Serialize for Dataflow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("sources", &self.sources)?;
+        map.serialize_entry("pipelines", &self.pipelines)?;
+        map.serialize_entry("sinks", &self.sinks)?;
+        map.end()
+    }
+}
+
+/// Serializes as the document's component: `{"name", "type", "inputs", "conf"}`.
+impl<C: Serialize> Serialize for Component<C> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let tagged = serde_json::to_value(&self.config).map_err(serde::ser::Error::custom)?;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &tagged["type"])?;
+        if !self.inputs.is_empty() {
+            map.serialize_entry("inputs", &self.inputs)?;
+        }
+        map.serialize_entry("conf", &tagged["conf"])?;
+        map.end()
+    }
+}

@@ -1,0 +1,315 @@
+//! Sink types and their configurations (`conf`), with Vector's field names
+//! where Vector has the same sink.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A sink: its `type` and, inside, its `conf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "conf",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum SinkConfig {
+    /// Writes events to standard output or standard error.
+    Console(ConsoleConfig),
+    /// Writes events to files.
+    File(FileSinkConfig),
+    /// Sends batches of events over HTTP.
+    Http(HttpSinkConfig),
+    /// Writes events to an event set on the manager or an external platform.
+    Yh(YhConfig),
+    /// Accepts and discards events.
+    Blackhole(BlackholeConfig),
+}
+
+/// `encoding` of a sink.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encoding {
+    /// How each event is written.
+    #[serde(default)]
+    pub codec: Codec,
+}
+
+/// How a sink writes an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// One JSON object.
+    #[default]
+    Json,
+    /// The `message` field alone.
+    Text,
+    /// `key=value` pairs.
+    Logfmt,
+}
+
+/// `console`: writes events to standard output or standard error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// How each event is written, one a line.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// `stdout` or `stderr`.
+    #[serde(default)]
+    pub target: ConsoleTarget,
+}
+
+/// Where the `console` sink writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleTarget {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// `file`: writes events to files, one a line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file; may hold strftime parts (`%Y-%m-%d`) and `{{ field }}` parts taken from each event.
+    pub path: String,
+    /// How each event is written.
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+/// `http`: sends batches of events over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// The URL to send to.
+    pub uri: String,
+    /// `post` or `put`.
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// How events are written into a request body.
+    #[serde(default)]
+    pub encoding: HttpEncoding,
+    /// When a batch is sent.
+    #[serde(default)]
+    pub batch: Batch,
+    /// `none` or `gzip`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Headers added to every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Credentials sent with every request.
+    #[serde(default)]
+    pub auth: Option<HttpAuth>,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub request: RequestOptions,
+}
+
+/// The method of the `http` sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpMethod {
+    /// POST.
+    #[default]
+    Post,
+    /// PUT.
+    Put,
+}
+
+/// `encoding` of the `http` sink.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpEncoding {
+    /// `json`: a JSON array of events; `ndjson`: one object a line; `text`: one message a line.
+    #[serde(default)]
+    pub codec: HttpCodec,
+}
+
+/// How the `http` sink writes a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpCodec {
+    /// A JSON array of events.
+    #[default]
+    Json,
+    /// One JSON object a line.
+    Ndjson,
+    /// One message a line.
+    Text,
+}
+
+/// `batch`: a batch is sent when it holds `max_events` events or `max_bytes`
+/// bytes, or `timeout_secs` after its first event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Most events in one request.
+    #[serde(default = "default_batch_events")]
+    pub max_events: usize,
+    /// Most bytes in one request, before compression.
+    #[serde(default = "default_batch_bytes")]
+    pub max_bytes: usize,
+    /// Longest wait, in seconds, before a partial batch is sent.
+    #[serde(default = "default_batch_timeout_secs")]
+    pub timeout_secs: f64,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            max_events: default_batch_events(),
+            max_bytes: default_batch_bytes(),
+            timeout_secs: default_batch_timeout_secs(),
+        }
+    }
+}
+
+/// Compression of request bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Sent as is.
+    #[default]
+    None,
+    /// gzip, with `Content-Encoding: gzip`.
+    Gzip,
+}
+
+/// `auth` of the `http` sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuth {
+    /// HTTP basic authentication.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+}
+
+/// `request`: timeouts and retries of the `http` sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestOptions {
+    /// Seconds a request may take.
+    #[serde(default = "default_request_timeout_secs")]
+    pub timeout_secs: u64,
+    /// First wait before a retry; it doubles (with jitter) up to `retry_max_duration_secs`.
+    #[serde(default = "default_retry_initial_backoff_secs")]
+    pub retry_initial_backoff_secs: u64,
+    /// Longest wait between two retries.
+    #[serde(default = "default_retry_max_duration_secs")]
+    pub retry_max_duration_secs: u64,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        Self {
+            timeout_secs: default_request_timeout_secs(),
+            retry_initial_backoff_secs: default_retry_initial_backoff_secs(),
+            retry_max_duration_secs: default_retry_max_duration_secs(),
+        }
+    }
+}
+
+/// `yh`: writes events to an event set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YhConfig {
+    /// The event set.
+    pub event_set: String,
+    /// An external platform's URL; the worker's manager when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The token for `endpoint`; the worker's own credential when absent.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `blackhole`: accepts and discards events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeConfig {}
+
+fn default_batch_events() -> usize {
+    1_000
+}
+
+fn default_batch_bytes() -> usize {
+    1 << 20
+}
+
+fn default_batch_timeout_secs() -> f64 {
+    1.0
+}
+
+fn default_request_timeout_secs() -> u64 {
+    60
+}
+
+fn default_retry_initial_backoff_secs() -> u64 {
+    1
+}
+
+fn default_retry_max_duration_secs() -> u64 {
+    30
+}
+
+impl SinkConfig {
+    /// Problems the shape of `conf` does not catch: (path below `conf`, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut add = |path: &str, message: String| problems.push((path.to_owned(), message));
+        match self {
+            SinkConfig::File(file) if file.path.trim().is_empty() => {
+                add("path", "the path is empty".to_owned())
+            }
+            SinkConfig::Http(http) => {
+                if let Some(why) = url_problem(&http.uri) {
+                    add("uri", why);
+                }
+                if http.batch.max_events == 0 {
+                    add("batch.max_events", "must be at least 1".to_owned());
+                }
+                if http.batch.max_bytes == 0 {
+                    add("batch.max_bytes", "must be at least 1".to_owned());
+                }
+                if !(http.batch.timeout_secs.is_finite() && http.batch.timeout_secs > 0.0) {
+                    add("batch.timeout_secs", "must be more than 0".to_owned());
+                }
+            }
+            SinkConfig::Yh(yh) => {
+                if let Err(why) = crate::config::check_name(&yh.event_set) {
+                    add("event_set", why);
+                }
+                if let Some(why) = yh.endpoint.as_deref().and_then(url_problem) {
+                    add("endpoint", why);
+                }
+            }
+            _ => {}
+        }
+        problems
+    }
+}
+
+/// Why `text` is not an http(s) URL, if it is not.
+fn url_problem(text: &str) -> Option<String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => None,
+        _ => Some(format!(
+            "`{text}` is not an http(s) URL such as http://collector:8080/ingest"
+        )),
+    }
+}

@@ -1,0 +1,421 @@
+//! Source types and their configurations (`conf`), with Vector's field names
+//! where Vector has the same source.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A source: its `type` and, inside, its `conf`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "conf",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum SourceConfig {
+    /// Runs a command and turns each line it prints into an event.
+    Exec(ExecConfig),
+    /// Tails files.
+    File(FileConfig),
+    /// Generates sample events.
+    Demo(DemoConfig),
+    /// Receives events over HTTP.
+    HttpServer(HttpServerConfig),
+    /// Receives syslog messages over TCP or UDP.
+    Syslog(SyslogConfig),
+    /// Measures the host: CPU, memory, disks, network, load.
+    HostMetrics(HostMetricsConfig),
+    /// This process's own metrics.
+    InternalMetrics(InternalMetricsConfig),
+    /// Reads lines from standard input.
+    Stdin(StdinConfig),
+}
+
+/// `exec`: runs a command on a schedule, or once as a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    /// A string run by `sh -c`, or an argument vector run directly.
+    pub command: ExecCommand,
+    /// `scheduled`: run every `scheduled.exec_interval_secs`; `streaming`: run once and read as it prints.
+    #[serde(default)]
+    pub mode: ExecMode,
+    /// Options of the scheduled mode.
+    #[serde(default)]
+    pub scheduled: ExecScheduled,
+    /// Options of the streaming mode.
+    #[serde(default)]
+    pub streaming: ExecStreaming,
+    /// Directory the command runs in; the worker's by default.
+    #[serde(default)]
+    pub working_directory: Option<PathBuf>,
+    /// Variables added to the worker's environment for the command.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Turn lines printed on standard error into events too.
+    #[serde(default = "default_true")]
+    pub include_stderr: bool,
+    /// A scheduled run still going after this many seconds is killed; 0 never kills.
+    #[serde(default)]
+    pub timeout_secs: u64,
+}
+
+/// The command of an `exec` source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a command string (run by sh -c) or an array of arguments"
+)]
+pub enum ExecCommand {
+    /// Run by `sh -c`.
+    Shell(String),
+    /// Run directly: program, then arguments.
+    Argv(Vec<String>),
+}
+
+/// When an `exec` source runs its command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMode {
+    /// Every `exec_interval_secs`.
+    #[default]
+    Scheduled,
+    /// Once, reading its output as it comes.
+    Streaming,
+}
+
+/// `exec.scheduled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecScheduled {
+    /// Seconds between the starts of two runs.
+    #[serde(default = "default_exec_interval_secs")]
+    pub exec_interval_secs: u64,
+}
+
+impl Default for ExecScheduled {
+    fn default() -> Self {
+        Self {
+            exec_interval_secs: default_exec_interval_secs(),
+        }
+    }
+}
+
+/// `exec.streaming`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecStreaming {
+    /// Start the command again when it exits.
+    #[serde(default = "default_true")]
+    pub respawn_on_exit: bool,
+    /// Seconds to wait before starting it again.
+    #[serde(default = "default_respawn_interval_secs")]
+    pub respawn_interval_secs: u64,
+}
+
+impl Default for ExecStreaming {
+    fn default() -> Self {
+        Self {
+            respawn_on_exit: true,
+            respawn_interval_secs: default_respawn_interval_secs(),
+        }
+    }
+}
+
+/// `file`: tails the files matching `include`, following rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Glob patterns of the files to read.
+    pub include: Vec<String>,
+    /// Glob patterns of files to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where to start in a file seen for the first time.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Leave out files not modified for this many seconds.
+    #[serde(default)]
+    pub ignore_older_secs: Option<u64>,
+    /// Longest line, in bytes; see `oversize_lines` for longer ones.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// What to do with a line longer than `max_line_bytes`: `truncate` or `skip`. Both are counted.
+    #[serde(default)]
+    pub oversize_lines: OversizeLines,
+    /// Milliseconds between two scans of the globs for new files.
+    #[serde(default = "default_glob_minimum_cooldown_ms")]
+    pub glob_minimum_cooldown_ms: u64,
+}
+
+/// Where the `file` source starts in a new file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// From the first byte.
+    #[default]
+    Beginning,
+    /// From the end: only lines written from now on.
+    End,
+}
+
+/// What the `file` source does with a line longer than `max_line_bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeLines {
+    /// Keep its first `max_line_bytes` bytes.
+    #[default]
+    Truncate,
+    /// Drop it.
+    Skip,
+}
+
+/// `demo`: generates sample events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// The kind of lines to generate.
+    #[serde(default)]
+    pub format: DemoFormat,
+    /// How many events to generate; unlimited when absent.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Seconds between two events; 0 generates as fast as the sinks take them.
+    #[serde(default = "default_demo_interval_secs")]
+    pub interval_secs: f64,
+    /// The lines `shuffle` picks from.
+    #[serde(default)]
+    pub lines: Vec<String>,
+}
+
+/// The lines a `demo` source generates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemoFormat {
+    /// JSON objects.
+    #[default]
+    Json,
+    /// RFC 5424 syslog lines.
+    Syslog,
+    /// RFC 3164 syslog lines.
+    BsdSyslog,
+    /// Apache common log lines.
+    ApacheCommon,
+    /// Apache error log lines.
+    ApacheError,
+    /// Lines picked from `lines`.
+    Shuffle,
+}
+
+/// `http_server`: receives events over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Address to listen on, such as 0.0.0.0:8080.
+    pub address: SocketAddr,
+    /// Path that accepts events.
+    #[serde(default = "default_http_path")]
+    pub path: String,
+    /// How request bodies become events.
+    #[serde(default)]
+    pub decoding: Decoding,
+}
+
+/// `decoding` of a source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decoding {
+    /// `bytes`: the body is one event; `json`: an object or an array of objects; `ndjson`: one object a line.
+    #[serde(default)]
+    pub codec: DecodingCodec,
+}
+
+/// How a body is split into events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodingCodec {
+    /// The whole body is the message of one event.
+    #[default]
+    Bytes,
+    /// A JSON object, or an array of them.
+    Json,
+    /// One JSON object a line.
+    Ndjson,
+}
+
+/// `syslog`: receives syslog messages (RFC 3164 and 5424).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// Address to listen on, such as 0.0.0.0:514.
+    pub address: SocketAddr,
+    /// `tcp` (one message a line) or `udp` (one message a datagram).
+    pub mode: SyslogMode,
+    /// Longest message, in bytes; longer ones are truncated and counted.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_length: usize,
+}
+
+/// The transport of a `syslog` source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogMode {
+    /// Messages over TCP, one a line.
+    Tcp,
+    /// Messages over UDP, one a datagram.
+    Udp,
+}
+
+/// `host_metrics`: measures the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostMetricsConfig {
+    /// Seconds between two measurements.
+    #[serde(default = "default_scrape_interval_secs")]
+    pub scrape_interval_secs: u64,
+    /// What to measure; all of them by default.
+    #[serde(default = "all_host_collectors")]
+    pub collectors: Vec<HostCollector>,
+}
+
+/// A family of host metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostCollector {
+    /// CPU time per mode.
+    Cpu,
+    /// Memory and swap.
+    Memory,
+    /// Disk space per mount.
+    Disk,
+    /// Bytes and packets per interface.
+    Network,
+    /// Load averages.
+    Load,
+}
+
+/// `internal_metrics`: this process's own metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalMetricsConfig {
+    /// Seconds between two reports.
+    #[serde(default = "default_scrape_interval_secs")]
+    pub scrape_interval_secs: u64,
+}
+
+/// `stdin`: reads lines from standard input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {
+    /// Longest line, in bytes; longer ones are truncated and counted.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_length: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_exec_interval_secs() -> u64 {
+    60
+}
+
+fn default_respawn_interval_secs() -> u64 {
+    5
+}
+
+fn default_max_line_bytes() -> usize {
+    102_400
+}
+
+fn default_glob_minimum_cooldown_ms() -> u64 {
+    1_000
+}
+
+fn default_demo_interval_secs() -> f64 {
+    1.0
+}
+
+fn default_http_path() -> String {
+    "/".to_owned()
+}
+
+fn default_scrape_interval_secs() -> u64 {
+    15
+}
+
+fn all_host_collectors() -> Vec<HostCollector> {
+    vec![
+        HostCollector::Cpu,
+        HostCollector::Memory,
+        HostCollector::Disk,
+        HostCollector::Network,
+        HostCollector::Load,
+    ]
+}
+
+impl SourceConfig {
+    /// Problems the shape of `conf` does not catch: (path below `conf`, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut add =
+            |path: &str, message: &str| problems.push((path.to_owned(), message.to_owned()));
+        match self {
+            SourceConfig::Exec(exec) => {
+                let empty = match &exec.command {
+                    ExecCommand::Shell(line) => line.trim().is_empty(),
+                    ExecCommand::Argv(argv) => {
+                        argv.first().is_none_or(|program| program.is_empty())
+                    }
+                };
+                if empty {
+                    add("command", "the command is empty");
+                }
+                if exec.scheduled.exec_interval_secs == 0 {
+                    add("scheduled.exec_interval_secs", "must be at least 1");
+                }
+            }
+            SourceConfig::File(file) => {
+                if file.include.is_empty() {
+                    add(
+                        "include",
+                        "name at least one file or glob pattern, such as /var/log/*.log",
+                    );
+                }
+                if file.max_line_bytes == 0 {
+                    add("max_line_bytes", "must be at least 1");
+                }
+            }
+            SourceConfig::Demo(demo) => {
+                if demo.format == DemoFormat::Shuffle && demo.lines.is_empty() {
+                    add(
+                        "lines",
+                        "the `shuffle` format picks from `lines`: give at least one",
+                    );
+                }
+                if !(demo.interval_secs.is_finite() && demo.interval_secs >= 0.0) {
+                    add("interval_secs", "must be 0 or more");
+                }
+            }
+            SourceConfig::HttpServer(http) if !http.path.starts_with('/') => {
+                add("path", "must start with `/`");
+            }
+            SourceConfig::HostMetrics(HostMetricsConfig {
+                scrape_interval_secs: 0,
+                ..
+            })
+            | SourceConfig::InternalMetrics(InternalMetricsConfig {
+                scrape_interval_secs: 0,
+            }) => {
+                add("scrape_interval_secs", "must be at least 1");
+            }
+            SourceConfig::Syslog(SyslogConfig { max_length: 0, .. })
+            | SourceConfig::Stdin(StdinConfig { max_length: 0 }) => {
+                add("max_length", "must be at least 1");
+            }
+            _ => {}
+        }
+        problems
+    }
+}
