@@ -13,6 +13,18 @@ pub use validate::{ValidationError, ValidationErrors, parse, parse_text};
 
 use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 
+/// What validation asks of every component type's configuration.
+pub trait ComponentConfig {
+    /// The named outputs downstream components take as `component.output`;
+    /// empty for components with one unnamed output.
+    fn named_outputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Problems the shape of `conf` does not catch: (path below `conf`, message).
+    fn problems(&self) -> Vec<(String, String)>;
+}
+
 /// A valid dataflow: names unique, inputs resolved, no cycles, every `conf`
 /// of its type's shape and every VRL program compiled once.
 #[derive(Debug, Clone, PartialEq)]

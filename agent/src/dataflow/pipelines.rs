@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ComponentConfig;
+
 /// A pipeline: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -32,21 +34,6 @@ pub enum PipelineConfig {
 pub const UNMATCHED_OUTPUT: &str = "_unmatched";
 
 impl PipelineConfig {
-    /// The named outputs downstream components can take (`component.output`);
-    /// empty for pipelines with one unnamed output.
-    pub fn named_outputs(&self) -> Vec<String> {
-        match self {
-            PipelineConfig::Route(route) => {
-                let mut outputs: Vec<String> = route.route.keys().cloned().collect();
-                if route.reroute_unmatched {
-                    outputs.push(UNMATCHED_OUTPUT.to_owned());
-                }
-                outputs
-            }
-            _ => Vec::new(),
-        }
-    }
-
     /// The VRL programs in this configuration, with their field paths below `conf`.
     pub fn vrl_programs(&self) -> Vec<(String, &str, VrlRole)> {
         match self {
@@ -188,9 +175,21 @@ fn default_dedupe_cache_events() -> usize {
     5_000
 }
 
-impl PipelineConfig {
-    /// Problems the shape of `conf` does not catch: (path below `conf`, message).
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl ComponentConfig for PipelineConfig {
+    fn named_outputs(&self) -> Vec<String> {
+        match self {
+            PipelineConfig::Route(route) => {
+                let mut outputs: Vec<String> = route.route.keys().cloned().collect();
+                if route.reroute_unmatched {
+                    outputs.push(UNMATCHED_OUTPUT.to_owned());
+                }
+                outputs
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut add = |path: String, message: &str| problems.push((path, message.to_owned()));
         match self {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ComponentConfig;
+
 /// A sink: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -267,9 +269,8 @@ fn default_retry_max_duration_secs() -> u64 {
     30
 }
 
-impl SinkConfig {
-    /// Problems the shape of `conf` does not catch: (path below `conf`, message).
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl ComponentConfig for SinkConfig {
+    fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut add = |path: &str, message: String| problems.push((path.to_owned(), message));
         match self {

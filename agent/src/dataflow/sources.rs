@@ -5,6 +5,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::ComponentConfig;
+
 /// A source: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -355,9 +357,8 @@ fn all_host_collectors() -> Vec<HostCollector> {
     ]
 }
 
-impl SourceConfig {
-    /// Problems the shape of `conf` does not catch: (path below `conf`, message).
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl ComponentConfig for SourceConfig {
+    fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut add =
             |path: &str, message: &str| problems.push((path.to_owned(), message.to_owned()));

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Component, Dataflow,
+    Component, ComponentConfig, Dataflow,
     pipelines::{PipelineConfig, VrlRole},
     sinks::SinkConfig,
     sources::SourceConfig,
@@ -176,14 +176,7 @@ struct Parsed<C> {
     component: Option<Component<C>>,
 }
 
-/// The named outputs of a component type (route outputs).
-trait Outputs {
-    fn outputs(&self) -> Vec<String>;
-    /// Problems that the type's shape does not catch: (path below `conf`, message).
-    fn problems(&self) -> Vec<(String, String)>;
-}
-
-fn parse_components<C: DeserializeOwned + Outputs>(
+fn parse_components<C: DeserializeOwned + ComponentConfig>(
     report: &mut Report,
     fields: &Map<String, Value>,
     kind: Kind,
@@ -204,7 +197,7 @@ fn parse_components<C: DeserializeOwned + Outputs>(
         .collect()
 }
 
-fn parse_component<C: DeserializeOwned + Outputs>(
+fn parse_component<C: DeserializeOwned + ComponentConfig>(
     report: &mut Report,
     entry: &Value,
     kind: Kind,
@@ -310,7 +303,7 @@ fn parse_component<C: DeserializeOwned + Outputs>(
     for (below, message) in config.problems() {
         report.add(format!("{path}.conf.{below}"), message);
     }
-    parsed.named_outputs = config.outputs();
+    parsed.named_outputs = config.named_outputs();
     if valid_name {
         parsed.component = Some(Component {
             name: parsed.name.clone().unwrap_or_default(),
@@ -601,36 +594,6 @@ fn check_vrl(report: &mut Report, pipelines: &[Parsed<PipelineConfig>]) {
             }
             Ok(_) => {}
         }
-    }
-}
-
-impl Outputs for SourceConfig {
-    fn outputs(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn problems(&self) -> Vec<(String, String)> {
-        self.problems()
-    }
-}
-
-impl Outputs for PipelineConfig {
-    fn outputs(&self) -> Vec<String> {
-        self.named_outputs()
-    }
-
-    fn problems(&self) -> Vec<(String, String)> {
-        self.problems()
-    }
-}
-
-impl Outputs for SinkConfig {
-    fn outputs(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn problems(&self) -> Vec<(String, String)> {
-        self.problems()
     }
 }
 
