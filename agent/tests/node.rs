@@ -321,3 +321,56 @@ fn version_prints_the_crate_version() {
         format!("datascale {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn log_file_receives_the_log_named_by_date() {
+    let dir = home();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = support::command(dir.path())
+        .arg("start")
+        .env("DATASCALE_SERVICE_ADDRESS", format!("127.0.0.1:{port}"))
+        .env("DATASCALE_SERVICE_UI_ADDRESS", "127.0.0.1:0")
+        .env("DATASCALE_LOG_FILE", "logs/datascale.log")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = dir.path().join("logs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text: String = std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("datascale.log.")
+            })
+            .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+            .collect();
+        if text.contains("DataScale started.") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no start line in {} within 30 s",
+            logs.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("\u{1b}["), "no terminal colours in a file");
+    assert!(
+        stderr(&output).contains("Logging to "),
+        "{}",
+        stderr(&output)
+    );
+}
