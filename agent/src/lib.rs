@@ -12,6 +12,8 @@ pub mod cli;
 pub mod config;
 pub mod dataflow;
 pub mod durable;
+pub mod event;
 pub mod logging;
 pub mod manager;
 pub mod node;
+pub mod runtime;

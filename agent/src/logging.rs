@@ -26,13 +26,32 @@ pub enum LoggingError {
     NotAFile(std::path::PathBuf),
 }
 
+/// Which standard stream logs go to when `log.file` is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output: `datascale start`.
+    Stdout,
+    /// Standard error: `datascale run`, whose console sink owns standard output.
+    Stderr,
+}
+
 /// Installs the global subscriber. Keep the returned guard alive until exit:
 /// dropping it flushes the file writer.
-pub fn init(config: &LogConfig) -> Result<Option<WorkerGuard>, LoggingError> {
+pub fn init(config: &LogConfig, stream: Stream) -> Result<Option<WorkerGuard>, LoggingError> {
     let filter = EnvFilter::builder().parse_lossy(&config.level);
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if config.file.as_os_str().is_empty() {
-        let ansi = std::io::stdout().is_terminal();
+        let ansi = match stream {
+            Stream::Stdout => std::io::stdout().is_terminal(),
+            Stream::Stderr => std::io::stderr().is_terminal(),
+        };
+        let writer = move || -> Box<dyn std::io::Write> {
+            match stream {
+                Stream::Stdout => Box::new(std::io::stdout()),
+                Stream::Stderr => Box::new(std::io::stderr()),
+            }
+        };
+        let builder = builder.with_writer(writer);
         match config.format {
             LogFormat::Text => builder.with_ansi(ansi).init(),
             LogFormat::Json => builder.json().init(),

@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod dataflow_cmd;
+mod run;
 mod start;
 mod status;
 
@@ -68,6 +69,10 @@ enum Command {
     /// Check the configuration, or list the keys it may hold.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Run dataflow files in the foreground with no manager, until their
+    /// sources end or SIGTERM/SIGINT; for trying a dataflow out, scripts and
+    /// benchmarks. Logs go to standard error.
+    Run(run::RunArgs),
     /// Work with dataflow documents.
     #[command(subcommand)]
     Dataflow(dataflow_cmd::DataflowCommand),
@@ -83,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&cli.global, args),
         Command::Config(command) => config_cmd::run(&cli.global, command),
         Command::Dataflow(command) => dataflow_cmd::run(command),
+        Command::Run(args) => run::run(&cli.global, args),
         Command::Version => {
             emit(&format!("datascale {}\n", crate::api::VERSION));
             ExitCode::SUCCESS
@@ -156,6 +162,15 @@ fn emit(text: &str) {
         eprintln!("error: cannot write to standard output: {err}");
         std::process::exit(1);
     }
+}
+
+/// The multi-threaded async runtime of the long-running commands.
+fn async_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("datascale")
+        .build()
+        .expect("the async runtime starts")
 }
 
 /// Prints a configuration error and returns the exit code for it.

@@ -32,7 +32,7 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(err) => return config_failure(&err),
     };
-    let _log_guard = match logging::init(&loaded.config.log) {
+    let _log_guard = match logging::init(&loaded.config.log, logging::Stream::Stdout) {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("error: {err}");
@@ -42,11 +42,7 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> ExitCode {
     if let Some(file) = &loaded.file {
         info!(path = %file.display(), "Read the configuration file.");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("datascale")
-        .build()
-        .expect("the async runtime starts");
+    let runtime = super::async_runtime();
     let result = runtime.block_on(async {
         let shutdown = termination_signal().await?;
         node::run(&loaded.config, shutdown)
@@ -65,7 +61,7 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> ExitCode {
 
 /// A future that completes on the first SIGTERM or SIGINT. The handlers are
 /// installed before it is returned, so no signal is missed during start-up.
-async fn termination_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(super) async fn termination_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     Ok(async move {

@@ -13,6 +13,14 @@ pub use validate::{ValidationError, ValidationErrors, parse, parse_text};
 
 use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 
+/// The `type` of a component's configuration, as written in the document.
+pub fn type_name<C: Serialize>(config: &C) -> String {
+    serde_json::to_value(config)
+        .ok()
+        .and_then(|tagged| tagged["type"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// What validation asks of every component type's configuration.
 pub trait ComponentConfig {
     /// The named outputs downstream components take as `component.output`;

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ComponentConfig;
+use crate::runtime::{BuildError, ComponentTask, PipelineContext};
+
+mod vrl_programs;
 
 /// A pipeline: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +176,34 @@ fn default_true() -> bool {
 
 fn default_dedupe_cache_events() -> usize {
     5_000
+}
+
+impl PipelineConfig {
+    /// The running pipeline, or why this type cannot run.
+    pub fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
+        let vrl_error = |message| BuildError::Invalid {
+            component: name.to_owned(),
+            message,
+        };
+        match self {
+            PipelineConfig::Remap(config) => {
+                let program = vrl_programs::compile(&config.source).map_err(vrl_error)?;
+                Ok(Box::pin(vrl_programs::remap(
+                    config.clone(),
+                    program,
+                    context,
+                )))
+            }
+            PipelineConfig::Filter(config) => {
+                let condition = vrl_programs::compile(&config.condition).map_err(vrl_error)?;
+                Ok(Box::pin(vrl_programs::filter(condition, context)))
+            }
+            other => Err(BuildError::NotRunnable {
+                component: name.to_owned(),
+                kind: super::type_name(other),
+            }),
+        }
+    }
 }
 
 impl ComponentConfig for PipelineConfig {

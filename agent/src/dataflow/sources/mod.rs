@@ -6,6 +6,10 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ComponentConfig;
+use crate::runtime::{BuildError, ComponentTask, SourceContext};
+
+mod demo;
+mod stdin;
 
 /// A source: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -355,6 +359,20 @@ fn all_host_collectors() -> Vec<HostCollector> {
         HostCollector::Network,
         HostCollector::Load,
     ]
+}
+
+impl SourceConfig {
+    /// The running source, or why this type cannot run.
+    pub fn build(&self, name: &str, context: SourceContext) -> Result<ComponentTask, BuildError> {
+        match self {
+            SourceConfig::Demo(config) => Ok(Box::pin(demo::run(config.clone(), context))),
+            SourceConfig::Stdin(config) => Ok(Box::pin(stdin::run(config.clone(), context))),
+            other => Err(BuildError::NotRunnable {
+                component: name.to_owned(),
+                kind: super::type_name(other),
+            }),
+        }
+    }
 }
 
 impl ComponentConfig for SourceConfig {

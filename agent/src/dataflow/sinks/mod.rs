@@ -6,6 +6,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ComponentConfig;
+use crate::{
+    event::Event,
+    runtime::{BuildError, ComponentTask, SinkContext},
+};
+
+mod console;
+mod file;
 
 /// A sink: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,6 +274,78 @@ fn default_retry_initial_backoff_secs() -> u64 {
 
 fn default_retry_max_duration_secs() -> u64 {
     30
+}
+
+impl SinkConfig {
+    /// The running sink, or why this type cannot run.
+    pub fn build(&self, name: &str, context: SinkContext) -> Result<ComponentTask, BuildError> {
+        match self {
+            SinkConfig::Console(config) => Ok(Box::pin(console::run(config.clone(), context))),
+            SinkConfig::File(config) => {
+                let template = file::PathTemplate::parse(&config.path).map_err(|message| {
+                    BuildError::Invalid {
+                        component: name.to_owned(),
+                        message,
+                    }
+                })?;
+                Ok(Box::pin(file::run(
+                    template,
+                    config.encoding.codec,
+                    context,
+                )))
+            }
+            SinkConfig::Blackhole(_) => Ok(Box::pin(console::discard(context))),
+            other => Err(BuildError::NotRunnable {
+                component: name.to_owned(),
+                kind: super::type_name(other),
+            }),
+        }
+    }
+}
+
+impl Codec {
+    /// Appends the event, written in this codec, and a newline to `out`.
+    pub fn encode_line(self, event: &Event, out: &mut Vec<u8>) {
+        match self {
+            Codec::Json => {
+                serde_json::to_writer(&mut *out, &event.value)
+                    .expect("a VRL value serializes to JSON");
+            }
+            Codec::Text => match event.message() {
+                Some(message) => out.extend_from_slice(message.as_bytes()),
+                None => serde_json::to_writer(&mut *out, &event.value)
+                    .expect("a VRL value serializes to JSON"),
+            },
+            Codec::Logfmt => encode_logfmt(&event.value, out),
+        }
+        out.push(b'\n');
+    }
+}
+
+/// `key=value` pairs; values with spaces, quotes or `=` are quoted.
+fn encode_logfmt(value: &vrl::value::Value, out: &mut Vec<u8>) {
+    let vrl::value::Value::Object(fields) = value else {
+        out.extend_from_slice(value.to_string().as_bytes());
+        return;
+    };
+    for (index, (key, field)) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(b' ');
+        }
+        let text = match field {
+            vrl::value::Value::Object(_) | vrl::value::Value::Array(_) => {
+                serde_json::to_string(field).unwrap_or_default()
+            }
+            other => crate::event::text_of(other).into_owned(),
+        };
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'=');
+        if text.is_empty() || text.contains([' ', '"', '=']) {
+            out.extend_from_slice(serde_json::to_string(&text).unwrap_or_default().as_bytes());
+        } else {
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
 }
 
 impl ComponentConfig for SinkConfig {

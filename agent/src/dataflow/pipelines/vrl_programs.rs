@@ -1,0 +1,122 @@
+//! `remap` and `filter`: VRL programs run on each event in place.
+
+use tracing::warn;
+use vrl::{
+    compiler::{
+        Program, TargetValue, TimeZone,
+        runtime::{Runtime, Terminate},
+        state::RuntimeState,
+    },
+    value::{Secrets, Value},
+};
+
+use super::RemapConfig;
+use crate::{
+    event::{Batch, Event},
+    runtime::{ComponentError, PipelineContext, ack::Delivery},
+};
+
+/// Compiles a VRL program, or returns VRL's diagnostic.
+pub fn compile(source: &str) -> Result<Program, String> {
+    vrl::compiler::compile(source, &vrl::stdlib::all())
+        .map(|compiled| compiled.program)
+        .map_err(|diagnostics| vrl::diagnostic::Formatter::new(source, diagnostics).to_string())
+}
+
+/// Runs VRL programs against events, reusing one runtime.
+struct Vrl {
+    runtime: Runtime,
+    timezone: TimeZone,
+}
+
+impl Vrl {
+    fn new() -> Self {
+        Self {
+            runtime: Runtime::new(RuntimeState::default()),
+            timezone: TimeZone::default(),
+        }
+    }
+
+    /// Runs `program` on `value`, which it may change; returns the program's result.
+    fn run(&mut self, program: &Program, value: Value) -> (Value, Result<Value, Terminate>) {
+        let mut target = TargetValue {
+            value,
+            metadata: Value::Object(Default::default()),
+            secrets: Secrets::default(),
+        };
+        let result = self.runtime.resolve(&mut target, program, &self.timezone);
+        self.runtime.clear();
+        (target.value, result)
+    }
+}
+
+/// `remap`: an event whose program fails is passed on unchanged (or dropped
+/// with `drop_on_error`); one that aborts is dropped with `drop_on_abort`.
+pub async fn remap(
+    config: RemapConfig,
+    program: Program,
+    mut context: PipelineContext,
+) -> Result<(), ComponentError> {
+    let mut vrl = Vrl::new();
+    let keep_original = !config.drop_on_error && program.info().fallible;
+    while let Some(mut batch) = context.input.recv().await {
+        let mut errors = 0usize;
+        let events = std::mem::take(&mut batch.events);
+        batch.events = events
+            .into_iter()
+            .filter_map(|event| {
+                let original = keep_original.then(|| event.clone());
+                let (value, result) = vrl.run(&program, event.value);
+                match result {
+                    Ok(_) => Some(Event { value }),
+                    Err(Terminate::Abort(_)) => (!config.drop_on_abort).then_some(Event { value }),
+                    Err(_) => {
+                        errors += 1;
+                        original
+                    }
+                }
+            })
+            .collect();
+        if errors > 0 {
+            warn!(component = %context.name, errors, "VRL failed on events of a batch.");
+        }
+        if forward(&context, batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `filter`: keeps the events whose condition is `true`.
+pub async fn filter(
+    condition: Program,
+    mut context: PipelineContext,
+) -> Result<(), ComponentError> {
+    let mut vrl = Vrl::new();
+    while let Some(mut batch) = context.input.recv().await {
+        let events = std::mem::take(&mut batch.events);
+        batch.events = events
+            .into_iter()
+            .filter_map(|event| match vrl.run(&condition, event.value) {
+                (value, Ok(Value::Boolean(true))) => Some(Event { value }),
+                _ => None,
+            })
+            .collect();
+        if forward(&context, batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a batch on, or, when nothing is left of it, settles its delivery.
+async fn forward(
+    context: &PipelineContext,
+    batch: Batch,
+) -> Result<(), crate::runtime::OutputClosed> {
+    if batch.events.is_empty() {
+        batch.finish(Delivery::Dropped);
+        return Ok(());
+    }
+    context.output.send(batch).await
+}

@@ -1,0 +1,184 @@
+//! The `file` sink: appends events to files whose path may hold strftime
+//! parts and `{{ field }}` parts. Each batch is written with one write per
+//! file and fsynced before it is acknowledged; a file renamed or deleted
+//! under the sink (log rotation) is reopened at its path.
+
+use std::{
+    collections::BTreeMap,
+    fs::{File, OpenOptions},
+    io::Write,
+    os::unix::fs::MetadataExt,
+    path::PathBuf,
+};
+
+use super::Codec;
+use crate::{
+    event::{Event, text_of},
+    runtime::{ComponentError, SinkContext, ack::Delivery},
+};
+use chrono::format::{Item, StrftimeItems};
+
+/// A parsed `path`: literal text (with strftime parts) and event fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathTemplate {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Literal(String),
+    Field(String),
+}
+
+impl PathTemplate {
+    /// Parses a path; refuses unknown strftime parts and unclosed `{{`.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = path;
+        while let Some(start) = rest.find("{{") {
+            parts.push(Part::Literal(rest[..start].to_owned()));
+            let end = rest[start..]
+                .find("}}")
+                .ok_or_else(|| format!("path `{path}`: `{{{{` without `}}}}`"))?;
+            parts.push(Part::Field(rest[start + 2..start + end].trim().to_owned()));
+            rest = &rest[start + end + 2..];
+        }
+        parts.push(Part::Literal(rest.to_owned()));
+        for part in &parts {
+            if let Part::Literal(text) = part {
+                if StrftimeItems::new(text).any(|item| matches!(item, Item::Error)) {
+                    return Err(format!(
+                        "path `{path}`: `{text}` has an unknown strftime part (such as %Y-%m-%d)"
+                    ));
+                }
+            }
+        }
+        Ok(Self { parts })
+    }
+
+    /// The path of one event at time `now`; a missing field renders as `_`.
+    fn render(&self, event: &Event, now: &chrono::DateTime<chrono::Utc>) -> PathBuf {
+        let mut path = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => path.push_str(&now.format(text).to_string()),
+                Part::Field(name) => match event.field(name) {
+                    Some(value) => path.push_str(&text_of(value).replace('/', "_")),
+                    None => path.push('_'),
+                },
+            }
+        }
+        PathBuf::from(path)
+    }
+}
+
+/// An open file and the inode it was opened at.
+struct OpenFile {
+    file: File,
+    inode: u64,
+}
+
+/// Appends batches until the input ends.
+pub async fn run(
+    template: PathTemplate,
+    codec: Codec,
+    mut context: SinkContext,
+) -> Result<(), ComponentError> {
+    let mut files: BTreeMap<PathBuf, OpenFile> = BTreeMap::new();
+    while let Some(batch) = context.input.recv().await {
+        let now = chrono::Utc::now();
+        let mut buffers: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+        for event in &batch.events {
+            codec.encode_line(
+                event,
+                buffers.entry(template.render(event, &now)).or_default(),
+            );
+        }
+        let (kept, written) = tokio::task::spawn_blocking(move || {
+            let written = write_all(&mut files, &buffers);
+            (files, written)
+        })
+        .await
+        .expect("the file writer does not panic");
+        files = kept;
+        batch.finish(if written.is_ok() {
+            Delivery::Delivered
+        } else {
+            Delivery::Failed
+        });
+        written.map_err(|(path, source)| ComponentError::Io {
+            context: format!("sink `{}` cannot write {}", context.name, path.display()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes and fsyncs every buffer to its file, reopening files that were
+/// rotated away.
+fn write_all(
+    files: &mut BTreeMap<PathBuf, OpenFile>,
+    buffers: &BTreeMap<PathBuf, Vec<u8>>,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    for (path, bytes) in buffers {
+        let fail = |err| (path.clone(), err);
+        let current_inode = std::fs::metadata(path).ok().map(|meta| meta.ino());
+        let stale = files
+            .get(path)
+            .is_none_or(|open| Some(open.inode) != current_inode);
+        if stale {
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(fail)?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(fail)?;
+            let inode = file.metadata().map_err(fail)?.ino();
+            files.insert(path.clone(), OpenFile { file, inode });
+        }
+        let open = files.get_mut(path).expect("opened above");
+        open.file.write_all(bytes).map_err(fail)?;
+        open.file.sync_data().map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Origin;
+
+    #[test]
+    fn paths_render_fields_and_dates() {
+        let template = PathTemplate::parse("out/%Y/{{ host }}-{{ nope }}.log").unwrap();
+        let origin = Origin {
+            host: "web/1".into(),
+            dataflow: "d".into(),
+            source: "s".into(),
+        };
+        let event = Event::from_message("x", &origin);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            template.render(&event, &now),
+            PathBuf::from("out/2026/web_1-_.log")
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_refused_with_the_reason() {
+        assert!(
+            PathTemplate::parse("out/{{ host.log")
+                .unwrap_err()
+                .contains("without")
+        );
+        assert!(
+            PathTemplate::parse("out/%Q.log")
+                .unwrap_err()
+                .contains("strftime")
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! `datascale run` with real files, pipes and signals: events go from the
+//! source through VRL to the sink, each exactly once.
+
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    io::Write,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use support::home;
+
+fn write_dataflow(dir: &std::path::Path, document: &Value) -> String {
+    let path = dir.join("dataflow.json");
+    std::fs::write(&path, document.to_string()).unwrap();
+    path.display().to_string()
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn demo_through_remap_into_a_file_delivers_every_event_once() {
+    let dir = home();
+    let out = dir.path().join("out/events.json");
+    let document = json!({
+        "name": "demo_to_file",
+        "sources": [{"name": "gen", "type": "demo", "conf": {"count": 2500, "interval_secs": 0}}],
+        "pipelines": [{"name": "parse", "type": "remap", "inputs": ["gen"],
+                       "conf": {"source": ". = parse_json!(.message)\n.pipeline = \"parse\""}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
+                   "conf": {"path": out.display().to_string()}}]
+    });
+    let file = write_dataflow(dir.path(), &document);
+    let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events = lines_of(&out);
+    assert_eq!(events.len(), 2500);
+    let ids: BTreeSet<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..2500).collect(), "every id exactly once");
+    assert!(events.iter().all(|e| e["pipeline"] == "parse"));
+}
+
+#[test]
+fn stdin_through_a_filter_to_the_console_keeps_origin_fields() {
+    let dir = home();
+    let document = json!({
+        "name": "pipe",
+        "sources": [{"name": "in", "type": "stdin", "conf": {"max_length": 16}}],
+        "pipelines": [{"name": "keep", "type": "filter", "inputs": ["in"],
+                       "conf": {"condition": "!starts_with(string!(.message), \"drop\")"}}],
+        "sinks": [{"name": "out", "type": "console", "inputs": ["keep"]}]
+    });
+    let file = write_dataflow(dir.path(), &document);
+    let mut child = support::command(dir.path())
+        .args(["run", "--dataflow", &file])
+        .env("HOSTNAME", "test-host")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"first\ndrop me\n\xff\xfe bytes\n")
+        .unwrap();
+    stdin.write_all(&[b'x'; 100]).unwrap();
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let messages: Vec<&str> = events
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["first", "\u{fffd}\u{fffd} bytes", &"x".repeat(16)]
+    );
+    for event in &events {
+        assert_eq!(event["host"], "test-host");
+        assert_eq!(event["dataflow"], "pipe");
+        assert_eq!(event["source"], "in");
+        assert!(event["timestamp"].is_string());
+    }
+}
+
+#[test]
+fn the_file_sink_renders_its_path_from_event_fields() {
+    let dir = home();
+    let document = json!({
+        "name": "by_method",
+        "sources": [{"name": "gen", "type": "demo", "conf": {"count": 8, "interval_secs": 0}}],
+        "pipelines": [{"name": "parse", "type": "remap", "inputs": ["gen"], "conf": {"source": ". = parse_json!(.message)"}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
+                   "conf": {"path": format!("{}/%Y/{{{{ method }}}}.log", dir.path().display())}}]
+    });
+    let file = write_dataflow(dir.path(), &document);
+    let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let year = chrono_year();
+    for method in ["GET", "POST", "PUT", "DELETE"] {
+        let events = lines_of(&dir.path().join(format!("{year}/{method}.log")));
+        assert_eq!(events.len(), 2, "{method}");
+        assert!(events.iter().all(|e| e["method"] == method));
+    }
+}
+
+fn chrono_year() -> String {
+    let output = Command::new("date").arg("-u").arg("+%Y").output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn sigterm_stops_an_endless_dataflow_and_exits_0() {
+    let dir = home();
+    let out = dir.path().join("out.json");
+    let document = json!({
+        "name": "endless",
+        "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.001}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["gen"], "conf": {"path": out.display().to_string()}}]
+    });
+    let file = write_dataflow(dir.path(), &document);
+    let mut child = support::command(dir.path())
+        .args(["run", "--dataflow", &file])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "no event written within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'), "only whole lines are written");
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+}
+
+#[test]
+fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
+    let dir = home();
+    let document = json!({
+        "name": "later",
+        "sources": [{"name": "logs", "type": "syslog", "conf": {"address": "127.0.0.1:0", "mode": "udp"}}],
+        "sinks": [{"name": "out", "type": "blackhole", "inputs": ["logs"]}]
+    });
+    let file = write_dataflow(dir.path(), &document);
+    let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("component `logs`: type `syslog` cannot run in this version yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_invalid_dataflow_file_is_refused_with_its_paths() {
+    let dir = home();
+    let file = write_dataflow(
+        dir.path(),
+        &json!({"name": "x", "sources": [], "sinks": []}),
+    );
+    let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("sources: a dataflow needs at least one source"),
+        "{err}"
+    );
+}
