@@ -49,6 +49,13 @@ impl Event {
             .map(|message| text_of(message).into_owned())
     }
 
+    /// Sets a top-level field.
+    pub fn insert(&mut self, name: &str, value: Value) {
+        if let Value::Object(fields) = &mut self.value {
+            fields.insert(name.into(), value);
+        }
+    }
+
     /// A top-level field.
     pub fn field(&self, name: &str) -> Option<&Value> {
         match &self.value {

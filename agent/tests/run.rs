@@ -7,7 +7,7 @@ use std::{
     collections::BTreeSet,
     io::Write,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
@@ -151,30 +151,12 @@ fn sigterm_stops_an_endless_dataflow_and_exits_0() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(Instant::now() < deadline, "no event written within 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let signalled = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(10),
-            "no exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    support::wait_until(Duration::from_secs(30), "event written", || {
+        std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0
+    });
+    let (status, took) = support::terminate(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.ends_with('\n'), "only whole lines are written");
     for line in text.lines() {

@@ -124,22 +124,33 @@ impl Node {
 
     /// Sends SIGTERM and waits up to `limit` for the exit.
     pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let sent = Instant::now();
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, sent.elapsed());
-            }
-            if sent.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("datascale did not exit within {limit:?} of SIGTERM");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        terminate(&mut self.child, limit)
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to `limit` for its exit; returns
+/// the status and how long the exit took.
+pub fn terminate(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
+    let sent = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    wait_until(limit, "exit after SIGTERM", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    (status.unwrap(), sent.elapsed())
+}
+
+/// Polls `done` every 20 ms until it holds; fails the test after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "no {what} within {limit:?}");
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -9,6 +9,8 @@ use super::ComponentConfig;
 use crate::runtime::{BuildError, ComponentTask, SourceContext};
 
 mod demo;
+mod exec;
+mod lines;
 mod stdin;
 
 /// A source: its `type` and, inside, its `conf`.
@@ -65,6 +67,9 @@ pub struct ExecConfig {
     /// A scheduled run still going after this many seconds is killed; 0 never kills.
     #[serde(default)]
     pub timeout_secs: u64,
+    /// Longest line, in bytes; longer ones are truncated and logged.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
 }
 
 /// The command of an `exec` source.
@@ -367,6 +372,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Demo(config) => Ok(Box::pin(demo::run(config.clone(), context))),
             SourceConfig::Stdin(config) => Ok(Box::pin(stdin::run(config.clone(), context))),
+            SourceConfig::Exec(config) => Ok(Box::pin(exec::run(config.clone(), context))),
             other => Err(BuildError::NotRunnable {
                 component: name.to_owned(),
                 kind: super::type_name(other),
@@ -390,6 +396,9 @@ impl ComponentConfig for SourceConfig {
                 };
                 if empty {
                     add("command", "the command is empty");
+                }
+                if exec.max_line_bytes == 0 {
+                    add("max_line_bytes", "must be at least 1");
                 }
                 if exec.scheduled.exec_interval_secs == 0 {
                     add("scheduled.exec_interval_secs", "must be at least 1");

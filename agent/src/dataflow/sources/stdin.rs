@@ -1,9 +1,10 @@
 //! The `stdin` source: one event per line of standard input, until it ends.
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use bytes::Bytes;
+use tokio::io::BufReader;
 use tracing::warn;
 
-use super::StdinConfig;
+use super::{StdinConfig, lines::read_line};
 use crate::{
     event::{Batch, Event},
     runtime::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
@@ -16,28 +17,20 @@ pub async fn run(config: StdinConfig, context: SourceContext) -> Result<(), Comp
     let mut line = Vec::new();
     let mut events = Vec::new();
     loop {
-        line.clear();
         let read = tokio::select! {
-            read = reader.read_until(b'\n', &mut line) => read,
+            read = read_line(&mut reader, &mut line, config.max_length) => read,
             () = context.shutdown.cancelled() => break,
         }
         .map_err(|source| ComponentError::Io {
             context: "cannot read standard input".to_owned(),
             source,
         })?;
-        if read == 0 {
-            break;
+        let Some(cut) = read else { break };
+        if cut {
+            warn!(source = %context.origin.source, max_length = config.max_length, "Truncated a line longer than max_length.");
         }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        let kept = if text.len() > config.max_length {
-            warn!(source = %context.origin.source, bytes = text.len(), max_length = config.max_length, "Truncated a line longer than max_length.");
-            &text[..config.max_length]
-        } else {
-            text
-        };
         events.push(Event::from_message(
-            bytes::Bytes::copy_from_slice(kept),
+            Bytes::copy_from_slice(&line),
             &context.origin,
         ));
         let batch_complete = events.len() >= MAX_BATCH_EVENTS || reader.buffer().is_empty();

@@ -1,0 +1,218 @@
+//! The `exec` source: runs a command on a schedule, or once as a stream
+//! (respawned when it exits), and turns each line it prints into an event.
+
+use std::{process::Stdio, time::Duration};
+
+use bytes::Bytes;
+use tokio::{
+    io::{AsyncBufRead, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+use tracing::{info, warn};
+use vrl::value::Value;
+
+use super::{ExecCommand, ExecConfig, ExecMode, lines::read_line};
+use crate::{
+    event::{Batch, Event},
+    runtime::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
+};
+
+/// Runs the command as its mode says until the source is stopped.
+pub async fn run(config: ExecConfig, context: SourceContext) -> Result<(), ComponentError> {
+    match config.mode {
+        ExecMode::Scheduled => {
+            let mut ticker =
+                tokio::time::interval(Duration::from_secs(config.scheduled.exec_interval_secs));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = context.shutdown.cancelled() => return Ok(()),
+                }
+                let timeout =
+                    (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs));
+                if !run_once(&config, &context, timeout).await {
+                    return Ok(());
+                }
+            }
+        }
+        ExecMode::Streaming => loop {
+            if !run_once(&config, &context, None).await || !config.streaming.respawn_on_exit {
+                return Ok(());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(config.streaming.respawn_interval_secs)) => {}
+                () = context.shutdown.cancelled() => return Ok(()),
+            }
+        },
+    }
+}
+
+/// Runs the command once, sending its lines on. Returns false when the
+/// source must stop (stopped, or nobody takes its output any more).
+async fn run_once(config: &ExecConfig, context: &SourceContext, timeout: Option<Duration>) -> bool {
+    let shown = shown_command(&config.command);
+    let mut child = match command(config, &context.origin.host).spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            warn!(source = %context.origin.source, command = %shown, error = %err, "Cannot start the command.");
+            return !context.shutdown.is_cancelled();
+        }
+    };
+    let (lines, mut received) = mpsc::channel::<(Bytes, &'static str)>(MAX_BATCH_EVENTS);
+    let stdout = child.stdout.take().map(|out| {
+        tokio::spawn(forward_lines(
+            BufReader::new(out),
+            "stdout",
+            config.max_line_bytes,
+            lines.clone(),
+        ))
+    });
+    let stderr = match config.include_stderr {
+        true => child.stderr.take().map(|err| {
+            tokio::spawn(forward_lines(
+                BufReader::new(err),
+                "stderr",
+                config.max_line_bytes,
+                lines.clone(),
+            ))
+        }),
+        false => None,
+    };
+    drop(lines);
+    let deadline = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut keep_going = true;
+    let mut events = Vec::new();
+    loop {
+        tokio::select! {
+            line = received.recv() => match line {
+                Some((text, stream)) => {
+                    let mut event = Event::from_message(text, &context.origin);
+                    event.insert("stream", Value::from(stream));
+                    events.push(event);
+                    let batch_complete = events.len() >= MAX_BATCH_EVENTS || received.is_empty();
+                    if batch_complete
+                        && context.output.send(Batch::unacknowledged(std::mem::take(&mut events))).await.is_err()
+                    {
+                        keep_going = false;
+                        break;
+                    }
+                }
+                None => break,
+            },
+            () = &mut deadline => {
+                warn!(source = %context.origin.source, command = %shown, timeout_secs = config.timeout_secs, "The command ran past its timeout; killed it.");
+                break;
+            }
+            () = context.shutdown.cancelled() => {
+                keep_going = false;
+                break;
+            }
+        }
+    }
+    if !events.is_empty()
+        && context
+            .output
+            .send(Batch::unacknowledged(events))
+            .await
+            .is_err()
+    {
+        keep_going = false;
+    }
+    finish(child, &shown, context).await;
+    for reader in [stdout, stderr].into_iter().flatten() {
+        reader.abort();
+    }
+    keep_going && !context.shutdown.is_cancelled()
+}
+
+/// Reaps the command, killing it if it still runs, and logs how it ended.
+async fn finish(mut child: Child, shown: &str, context: &SourceContext) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.start_kill();
+    }
+    match child.wait().await {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            info!(source = %context.origin.source, command = %shown, status = %status, "The command exited with an error.")
+        }
+        Err(err) => {
+            warn!(source = %context.origin.source, command = %shown, error = %err, "Cannot wait for the command.")
+        }
+    }
+}
+
+/// Sends each line of `reader` with its stream's name.
+async fn forward_lines<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+    stream: &'static str,
+    max: usize,
+    lines: mpsc::Sender<(Bytes, &'static str)>,
+) {
+    let mut line = Vec::new();
+    while let Ok(Some(cut)) = read_line(&mut reader, &mut line, max).await {
+        if cut {
+            warn!(
+                stream,
+                max_line_bytes = max,
+                "Truncated a line longer than max_line_bytes."
+            );
+        }
+        if lines
+            .send((Bytes::copy_from_slice(&line), stream))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The command to run: `sh -c` for a string, the program itself for an array;
+/// `HOSTNAME` is set to the host's name when neither the worker's
+/// environment nor the source's sets it.
+fn command(config: &ExecConfig, host: &str) -> Command {
+    let mut command = match &config.command {
+        ExecCommand::Shell(line) => {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(line);
+            command
+        }
+        ExecCommand::Argv(argv) => {
+            let mut command = Command::new(&argv[0]);
+            command.args(&argv[1..]);
+            command
+        }
+    };
+    if std::env::var_os("HOSTNAME").is_none() && !config.environment.contains_key("HOSTNAME") {
+        command.env("HOSTNAME", host);
+    }
+    command
+        .envs(&config.environment)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if config.include_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .kill_on_drop(true);
+    if let Some(dir) = &config.working_directory {
+        command.current_dir(dir);
+    }
+    command
+}
+
+fn shown_command(command: &ExecCommand) -> String {
+    match command {
+        ExecCommand::Shell(line) => line.clone(),
+        ExecCommand::Argv(argv) => argv.join(" "),
+    }
+}
