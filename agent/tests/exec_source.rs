@@ -17,21 +17,14 @@ fn collect(dir: &Path, source: Value, enough: impl Fn(&[Value]) -> bool) -> Vec<
         "sources": [{"name": "cmd", "type": "exec", "conf": source}],
         "sinks": [{"name": "out", "type": "file", "inputs": ["cmd"], "conf": {"path": out.display().to_string()}}]
     });
-    let file = dir.join("dataflow.json");
-    std::fs::write(&file, document.to_string()).unwrap();
+    let file = support::write_dataflow(dir, &document);
     let mut child = support::command(dir)
-        .args(["run", "--dataflow", file.to_str().unwrap()])
+        .args(["run", "--dataflow", &file])
         .env_remove("HOSTNAME")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let read = || -> Vec<Value> {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    };
+    let read = || support::json_lines(&out);
     support::wait_until(Duration::from_secs(30), "expected events", || {
         enough(&read())
     });

@@ -13,20 +13,6 @@ use std::{
 use serde_json::{Value, json};
 use support::home;
 
-fn write_dataflow(dir: &std::path::Path, document: &Value) -> String {
-    let path = dir.join("dataflow.json");
-    std::fs::write(&path, document.to_string()).unwrap();
-    path.display().to_string()
-}
-
-fn lines_of(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 #[test]
 fn demo_through_remap_into_a_file_delivers_every_event_once() {
     let dir = home();
@@ -39,14 +25,14 @@ fn demo_through_remap_into_a_file_delivers_every_event_once() {
         "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
                    "conf": {"path": out.display().to_string()}}]
     });
-    let file = write_dataflow(dir.path(), &document);
+    let file = support::write_dataflow(dir.path(), &document);
     let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let events = lines_of(&out);
+    let events = support::json_lines(&out);
     assert_eq!(events.len(), 2500);
     let ids: BTreeSet<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, (0..2500).collect(), "every id exactly once");
@@ -63,7 +49,7 @@ fn stdin_through_a_filter_to_the_console_keeps_origin_fields() {
                        "conf": {"condition": "!starts_with(string!(.message), \"drop\")"}}],
         "sinks": [{"name": "out", "type": "console", "inputs": ["keep"]}]
     });
-    let file = write_dataflow(dir.path(), &document);
+    let file = support::write_dataflow(dir.path(), &document);
     let mut child = support::command(dir.path())
         .args(["run", "--dataflow", &file])
         .env("HOSTNAME", "test-host")
@@ -116,7 +102,7 @@ fn the_file_sink_renders_its_path_from_event_fields() {
         "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
                    "conf": {"path": format!("{}/%Y/{{{{ method }}}}.log", dir.path().display())}}]
     });
-    let file = write_dataflow(dir.path(), &document);
+    let file = support::write_dataflow(dir.path(), &document);
     let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
     assert!(
         output.status.success(),
@@ -125,7 +111,7 @@ fn the_file_sink_renders_its_path_from_event_fields() {
     );
     let year = chrono_year();
     for method in ["GET", "POST", "PUT", "DELETE"] {
-        let events = lines_of(&dir.path().join(format!("{year}/{method}.log")));
+        let events = support::json_lines(&dir.path().join(format!("{year}/{method}.log")));
         assert_eq!(events.len(), 2, "{method}");
         assert!(events.iter().all(|e| e["method"] == method));
     }
@@ -145,7 +131,7 @@ fn sigterm_stops_an_endless_dataflow_and_exits_0() {
         "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.001}}],
         "sinks": [{"name": "out", "type": "file", "inputs": ["gen"], "conf": {"path": out.display().to_string()}}]
     });
-    let file = write_dataflow(dir.path(), &document);
+    let file = support::write_dataflow(dir.path(), &document);
     let mut child = support::command(dir.path())
         .args(["run", "--dataflow", &file])
         .stderr(Stdio::null())
@@ -172,7 +158,7 @@ fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
         "sources": [{"name": "logs", "type": "syslog", "conf": {"address": "127.0.0.1:0", "mode": "udp"}}],
         "sinks": [{"name": "out", "type": "blackhole", "inputs": ["logs"]}]
     });
-    let file = write_dataflow(dir.path(), &document);
+    let file = support::write_dataflow(dir.path(), &document);
     let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
@@ -185,7 +171,7 @@ fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
 #[test]
 fn an_invalid_dataflow_file_is_refused_with_its_paths() {
     let dir = home();
-    let file = write_dataflow(
+    let file = support::write_dataflow(
         dir.path(),
         &json!({"name": "x", "sources": [], "sinks": []}),
     );

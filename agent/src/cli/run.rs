@@ -48,7 +48,11 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
         let host = runtime::host_name();
         let mut running = Vec::new();
         for dataflow in &dataflows {
-            running.push(runtime::start(dataflow, &host)?);
+            running.push(runtime::start(
+                dataflow,
+                &host,
+                &loaded.config.service.data_dir,
+            )?);
         }
         let all_finished = async {
             for dataflow in &mut running {

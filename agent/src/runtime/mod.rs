@@ -5,7 +5,14 @@
 
 pub mod ack;
 
-use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -99,6 +106,8 @@ pub struct SourceContext {
     pub output: Output,
     /// Cancelled when the source must stop.
     pub shutdown: CancellationToken,
+    /// Where the source keeps its state (checkpoints); created on demand.
+    pub state_dir: PathBuf,
 }
 
 /// What a pipeline runs with.
@@ -143,8 +152,12 @@ pub struct RunningDataflow {
 }
 
 /// Builds every component of `dataflow`, and only when all of them build,
-/// starts them.
-pub fn start(dataflow: &Dataflow, host: &str) -> Result<RunningDataflow, BuildError> {
+/// starts them. Sources keep their state below `data_dir/state/<dataflow>/`.
+pub fn start(
+    dataflow: &Dataflow,
+    host: &str,
+    data_dir: &Path,
+) -> Result<RunningDataflow, BuildError> {
     let mut senders: BTreeMap<&str, mpsc::Sender<Batch>> = BTreeMap::new();
     let mut receivers: BTreeMap<&str, mpsc::Receiver<Batch>> = BTreeMap::new();
     let consumers = dataflow
@@ -178,6 +191,7 @@ pub fn start(dataflow: &Dataflow, host: &str) -> Result<RunningDataflow, BuildEr
             }),
             output: output_of(&source.name),
             shutdown: shutdown.child_token(),
+            state_dir: data_dir.join("state").join(&dataflow.name),
         };
         built.push((
             source.name.clone(),

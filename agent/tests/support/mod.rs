@@ -172,3 +172,56 @@ pub fn token_file(home: &Path, kind: &str) -> PathBuf {
         .join("secrets")
         .join(format!("{kind}.token"))
 }
+
+/// Writes a dataflow document into `dir` and returns its path.
+pub fn write_dataflow(dir: &Path, document: &serde_json::Value) -> String {
+    let path = dir.join(format!(
+        "{}.json",
+        document["name"].as_str().unwrap_or("dataflow")
+    ));
+    std::fs::write(&path, document.to_string()).unwrap();
+    path.display().to_string()
+}
+
+/// A running `datascale run`, killed when dropped so that a failing test
+/// leaves no process behind.
+pub struct Running {
+    pub child: Child,
+}
+
+impl Running {
+    /// Sends SIGTERM, waits up to 20 s, and asserts a clean exit.
+    pub fn stop(mut self) {
+        let (status, _) = terminate(&mut self.child, Duration::from_secs(20));
+        assert!(status.success(), "datascale run exited with {status:?}");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `datascale run` on a dataflow document in `dir`; logs go to the
+/// test's standard error.
+pub fn spawn_run(dir: &Path, document: &serde_json::Value) -> Running {
+    let file = write_dataflow(dir, document);
+    let child = command(dir)
+        .args(["run", "--dataflow", &file])
+        .spawn()
+        .expect("datascale starts");
+    Running { child }
+}
+
+/// The complete JSON lines of a sink's output file (a line still being
+/// written is left out); none while the file does not exist.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect()
+}

@@ -10,6 +10,7 @@ use crate::runtime::{BuildError, ComponentTask, SourceContext};
 
 mod demo;
 mod exec;
+mod file;
 mod lines;
 mod stdin;
 
@@ -373,6 +374,14 @@ impl SourceConfig {
             SourceConfig::Demo(config) => Ok(Box::pin(demo::run(config.clone(), context))),
             SourceConfig::Stdin(config) => Ok(Box::pin(stdin::run(config.clone(), context))),
             SourceConfig::Exec(config) => Ok(Box::pin(exec::run(config.clone(), context))),
+            SourceConfig::File(config) => {
+                let patterns =
+                    file::Patterns::new(config).map_err(|message| BuildError::Invalid {
+                        component: name.to_owned(),
+                        message,
+                    })?;
+                Ok(Box::pin(file::run(config.clone(), patterns, context)))
+            }
             other => Err(BuildError::NotRunnable {
                 component: name.to_owned(),
                 kind: super::type_name(other),

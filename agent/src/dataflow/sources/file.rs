@@ -1,0 +1,447 @@
+//! The `file` source: tails the files matching its globs, follows rotation
+//! (rename and copy-truncate) and moves its checkpoints only over lines that
+//! every sink has acknowledged.
+//!
+//! Files are known by device and inode, so a file renamed away by rotation
+//! is read to its end while the new file at its path starts from the
+//! beginning. Only complete lines are sent; a line longer than
+//! `max_line_bytes` is truncated or skipped without being buffered whole.
+//! Receipts are awaited in the order batches were sent, so a checkpoint never
+//! passes a batch still in flight; checkpoints are written atomically at most
+//! every [`CHECKPOINT_EVERY`] and once more at shutdown.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::File,
+    io::{self, Read, Seek, SeekFrom},
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{FileConfig, OversizeLines, ReadFrom};
+use crate::{
+    durable,
+    event::{Batch, Event, Origin},
+    runtime::{
+        ComponentError, MAX_BATCH_EVENTS, SourceContext,
+        ack::{Delivery, DeliveryReceipt, DeliveryToken},
+    },
+};
+
+/// Longest wait between two checkpoint writes while lines are acknowledged.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Bytes read from one file in one go.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Wait between two reads when no file had anything new.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// The compiled `include` and `exclude` globs.
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    include: Vec<String>,
+    exclude: Vec<glob::Pattern>,
+}
+
+impl Patterns {
+    /// Compiles the globs; a bad one is named with the reason.
+    pub fn new(config: &FileConfig) -> Result<Self, String> {
+        let compile = |pattern: &String| {
+            glob::Pattern::new(pattern)
+                .map_err(|err| format!("the glob `{pattern}` is invalid: {err}"))
+        };
+        for pattern in &config.include {
+            compile(pattern)?;
+        }
+        let exclude = config
+            .exclude
+            .iter()
+            .map(compile)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            include: config.include.clone(),
+            exclude,
+        })
+    }
+
+    /// The regular files matching now, not excluded, and not older than `ignore_older`.
+    fn scan(&self, ignore_older: Option<Duration>) -> BTreeSet<PathBuf> {
+        let now = SystemTime::now();
+        self.include
+            .iter()
+            .filter_map(|pattern| glob::glob(pattern).ok())
+            .flatten()
+            .flatten()
+            .filter(|path| {
+                !self
+                    .exclude
+                    .iter()
+                    .any(|exclude| exclude.matches_path(path))
+            })
+            .filter(|path| {
+                std::fs::metadata(path).is_ok_and(|meta| {
+                    meta.is_file()
+                        && ignore_older.is_none_or(|limit| {
+                            meta.modified()
+                                .ok()
+                                .and_then(|modified| now.duration_since(modified).ok())
+                                .is_none_or(|age| age <= limit)
+                        })
+                })
+            })
+            .collect()
+    }
+}
+
+/// A file's identity, kept across renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileKey {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Where reading a file resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Checkpoint {
+    #[serde(flatten)]
+    key: FileKey,
+    /// The path it was last read at, for people reading the file.
+    path: PathBuf,
+    /// Bytes acknowledged: the offset of the next line to send.
+    offset: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CheckpointFile {
+    files: Vec<Checkpoint>,
+}
+
+/// One file being read.
+struct Watcher {
+    path: PathBuf,
+    key: FileKey,
+    file: File,
+    /// Offset just past the last complete line read.
+    consumed: u64,
+    /// The kept part (at most `max_line_bytes`) of the line being read.
+    partial: Vec<u8>,
+    /// The whole length in the file of the line being read.
+    partial_len: u64,
+    /// The path now names another file, or none: read to the end, then let go.
+    rotated: bool,
+}
+
+/// Lines read from one file in one go, and the offset just past them.
+struct Lines {
+    events: Vec<Event>,
+    end: u64,
+}
+
+impl Watcher {
+    fn open(path: &Path, start: u64) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        let key = FileKey::of(&file.metadata()?);
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Self {
+            path: path.to_owned(),
+            key,
+            file,
+            consumed: start,
+            partial: Vec::new(),
+            partial_len: 0,
+            rotated: false,
+        })
+    }
+
+    /// Reads what the file has past its position, up to [`READ_CHUNK`]
+    /// bytes, and turns the complete lines into events.
+    fn read(
+        &mut self,
+        config: &FileConfig,
+        origin: &Origin,
+        chunk: &mut [u8],
+    ) -> io::Result<Option<Lines>> {
+        let size = self.file.metadata()?.len();
+        if size < self.consumed + self.partial_len {
+            info!(path = %self.path.display(), "File was truncated; reading it from the start.");
+            self.file.seek(SeekFrom::Start(0))?;
+            self.consumed = 0;
+            self.partial.clear();
+            self.partial_len = 0;
+        }
+        let read = self.file.read(chunk)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        let mut rest = &chunk[..read];
+        while let Some(newline) = rest.iter().position(|byte| *byte == b'\n') {
+            self.keep(&rest[..newline], config.max_line_bytes);
+            self.partial_len += newline as u64 + 1;
+            let cut = self.partial_len - 1 > config.max_line_bytes as u64;
+            if cut {
+                warn!(path = %self.path.display(), bytes = self.partial_len - 1, max_line_bytes = config.max_line_bytes, action = ?config.oversize_lines, "A line is longer than max_line_bytes.");
+            }
+            if !(cut && config.oversize_lines == OversizeLines::Skip) {
+                if !cut && self.partial.last() == Some(&b'\r') {
+                    self.partial.pop();
+                }
+                events.push(Event::from_message(
+                    Bytes::copy_from_slice(&self.partial),
+                    origin,
+                ));
+            }
+            self.consumed += self.partial_len;
+            self.partial.clear();
+            self.partial_len = 0;
+            rest = &rest[newline + 1..];
+        }
+        self.keep(rest, config.max_line_bytes);
+        self.partial_len += rest.len() as u64;
+        Ok(Some(Lines {
+            events,
+            end: self.consumed,
+        }))
+    }
+
+    /// Adds to the kept part of the current line, up to `max` bytes.
+    fn keep(&mut self, bytes: &[u8], max: usize) {
+        let room = max.saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+/// A batch in flight and the offset its acknowledgement moves the checkpoint to.
+struct Pending {
+    key: FileKey,
+    path: PathBuf,
+    end: u64,
+    receipt: DeliveryReceipt,
+}
+
+/// Tails the files until the source is stopped, then waits for the
+/// acknowledgements of what it sent and writes its checkpoints.
+pub async fn run(
+    config: FileConfig,
+    patterns: Patterns,
+    context: SourceContext,
+) -> Result<(), ComponentError> {
+    let checkpoint_path = context
+        .state_dir
+        .join(format!("{}.checkpoints.json", context.origin.source));
+    let checkpoints = load_checkpoints(&checkpoint_path);
+    let resume: BTreeMap<FileKey, u64> = checkpoints.iter().map(|c| (c.key, c.offset)).collect();
+    let (pending, acknowledged) = mpsc::unbounded_channel();
+    let acker = tokio::spawn(acknowledge(acknowledged, checkpoint_path, checkpoints));
+
+    let ignore_older = config.ignore_older_secs.map(Duration::from_secs);
+    let cooldown = Duration::from_millis(config.glob_minimum_cooldown_ms);
+    let mut watchers: BTreeMap<FileKey, Watcher> = BTreeMap::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut last_scan: Option<Instant> = None;
+    'tail: while !context.shutdown.is_cancelled() {
+        if last_scan.is_none_or(|at| at.elapsed() >= cooldown) {
+            discover(
+                &config,
+                &patterns,
+                ignore_older,
+                &resume,
+                last_scan.is_none(),
+                &mut watchers,
+            );
+            last_scan = Some(Instant::now());
+        }
+        let mut read_any = false;
+        let mut finished = Vec::new();
+        for watcher in watchers.values_mut() {
+            let mut events = Vec::new();
+            let mut end = watcher.consumed;
+            loop {
+                let read = tokio::task::block_in_place(|| {
+                    watcher.read(&config, &context.origin, &mut chunk)
+                });
+                match read {
+                    Ok(Some(read)) => {
+                        read_any = true;
+                        events.extend(read.events);
+                        end = read.end;
+                        if events.len() >= MAX_BATCH_EVENTS {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        if watcher.rotated {
+                            finished.push(watcher.key);
+                        }
+                        break;
+                    }
+                    Err(err) => {
+                        warn!(path = %watcher.path.display(), error = %err, "Cannot read the file; leaving it.");
+                        finished.push(watcher.key);
+                        break;
+                    }
+                }
+            }
+            if events.is_empty() {
+                continue;
+            }
+            let (token, receipt) = DeliveryToken::new();
+            let batch = Batch {
+                events,
+                delivery: Some(token),
+            };
+            let _ = pending.send(Pending {
+                key: watcher.key,
+                path: watcher.path.clone(),
+                end,
+                receipt,
+            });
+            tokio::select! {
+                sent = context.output.send(batch) => if sent.is_err() { break 'tail },
+                () = context.shutdown.cancelled() => break 'tail,
+            }
+        }
+        for key in finished {
+            if let Some(watcher) = watchers.remove(&key) {
+                info!(path = %watcher.path.display(), "Finished a rotated or deleted file.");
+            }
+        }
+        if !read_any {
+            tokio::select! {
+                () = tokio::time::sleep(IDLE_POLL) => {}
+                () = context.shutdown.cancelled() => break,
+            }
+        }
+    }
+    drop(pending);
+    acker.await.expect("the checkpoint writer does not panic");
+    Ok(())
+}
+
+/// Opens files that newly match, and marks watched files whose path now
+/// names another file (or none) as rotated.
+fn discover(
+    config: &FileConfig,
+    patterns: &Patterns,
+    ignore_older: Option<Duration>,
+    resume: &BTreeMap<FileKey, u64>,
+    first_scan: bool,
+    watchers: &mut BTreeMap<FileKey, Watcher>,
+) {
+    let matching = patterns.scan(ignore_older);
+    for watcher in watchers.values_mut() {
+        let still_here =
+            std::fs::metadata(&watcher.path).is_ok_and(|meta| FileKey::of(&meta) == watcher.key);
+        watcher.rotated = !still_here;
+    }
+    for path in matching {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let key = FileKey::of(&meta);
+        if watchers.contains_key(&key) {
+            continue;
+        }
+        let start = match resume.get(&key) {
+            Some(offset) if *offset <= meta.len() => *offset,
+            Some(_) => 0,
+            None if first_scan && config.read_from == ReadFrom::End => meta.len(),
+            None => 0,
+        };
+        match Watcher::open(&path, start) {
+            Ok(watcher) => {
+                info!(path = %path.display(), offset = start, "Reading a file.");
+                watchers.insert(key, watcher);
+            }
+            Err(err) => warn!(path = %path.display(), error = %err, "Cannot open the file."),
+        }
+    }
+}
+
+/// Awaits receipts in the order batches were sent, moves each file's
+/// checkpoint over what was delivered, and writes the checkpoints.
+async fn acknowledge(
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    path: PathBuf,
+    checkpoints: Vec<Checkpoint>,
+) {
+    let mut offsets: BTreeMap<FileKey, Checkpoint> =
+        checkpoints.into_iter().map(|c| (c.key, c)).collect();
+    let mut stuck: BTreeSet<FileKey> = BTreeSet::new();
+    let mut unsaved = false;
+    let mut ticker = tokio::time::interval(CHECKPOINT_EVERY);
+    loop {
+        tokio::select! {
+            next = pending.recv() => {
+                let Some(batch) = next else { break };
+                match batch.receipt.outcome().await {
+                    Delivery::Failed => {
+                        if stuck.insert(batch.key) {
+                            warn!(path = %batch.path.display(), "A batch was not delivered; this file's checkpoint stays where it is, so its lines are read again at the next start.");
+                        }
+                    }
+                    _ if stuck.contains(&batch.key) => {}
+                    _ => {
+                        offsets.insert(batch.key, Checkpoint { key: batch.key, path: batch.path, offset: batch.end });
+                        unsaved = true;
+                    }
+                }
+            }
+            _ = ticker.tick(), if unsaved => {
+                save_checkpoints(&path, &offsets);
+                unsaved = false;
+            }
+        }
+    }
+    if unsaved {
+        save_checkpoints(&path, &offsets);
+    }
+}
+
+fn load_checkpoints(path: &Path) -> Vec<Checkpoint> {
+    match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<CheckpointFile>(&bytes) {
+            Ok(file) => file.files,
+            Err(err) => {
+                warn!(path = %path.display(), error = %err, "The checkpoint file is unreadable; files are read as if seen for the first time.");
+                Vec::new()
+            }
+        },
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => {
+            warn!(path = %path.display(), error = %err, "Cannot read the checkpoint file; files are read as if seen for the first time.");
+            Vec::new()
+        }
+    }
+}
+
+fn save_checkpoints(path: &Path, offsets: &BTreeMap<FileKey, Checkpoint>) {
+    let file = CheckpointFile {
+        files: offsets.values().cloned().collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&file).expect("checkpoints serialize");
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| durable::write_atomic(path, &bytes, 0o600));
+    if let Err(err) = written {
+        warn!(path = %path.display(), error = %err, "Cannot write the checkpoints; they are tried again with the next acknowledgement.");
+    }
+}
