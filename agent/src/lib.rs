@@ -4,7 +4,9 @@
 //! are the concerns: `config` (datascale.toml and its overrides), `cli`,
 //! `node` (start-up and shutdown of a process), `api` (HTTP plumbing every
 //! node shares), `auth` (tokens), `manager` (the control plane and its Web UI),
-//! `logging`, and `durable` (crash-safe state files).
+//! `logging`, `metrics` (counters and `/metrics`), `runtime` (running
+//! dataflows), `worker` (the dataflows a node runs, changed one at a time)
+//! and `durable` (crash-safe state files).
 
 pub mod api;
 pub mod auth;
@@ -15,5 +17,7 @@ pub mod durable;
 pub mod event;
 pub mod logging;
 pub mod manager;
+pub mod metrics;
 pub mod node;
 pub mod runtime;
+pub mod worker;

@@ -20,6 +20,8 @@ use crate::{
     auth::{AuthError, GeneratedToken, Tokens},
     config::Config,
     manager,
+    runtime::Environment,
+    worker::LocalWorker,
 };
 
 /// Why a node could not start or stopped with an error.
@@ -93,9 +95,18 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         manager_addresses: service.worker.manager_address.clone(),
         started: Instant::now(),
     };
+    let environment = Environment::new(&service.data_dir);
+    let metrics = environment.metrics.clone();
+    let deadline = Duration::from_secs(service.shutdown_timeout_secs);
+    let worker = service
+        .mode
+        .runs_worker()
+        .then(|| LocalWorker::new(environment, deadline));
     let api = api::node_router(ApiState {
         node: Arc::new(node),
         tokens: Arc::new(tokens),
+        worker: worker.clone(),
+        metrics,
     });
 
     let stop = CancellationToken::new();
@@ -120,7 +131,9 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     };
     info!("Shutting down.");
     stop.cancel();
-    let deadline = Duration::from_secs(service.shutdown_timeout_secs);
+    if let Some(worker) = &worker {
+        worker.stop_all().await;
+    }
     let drained = tokio::time::timeout(deadline, async {
         let mut first_error = failure.and_then(Result::err);
         while let Some(joined) = servers.join_next().await {

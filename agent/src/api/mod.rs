@@ -1,7 +1,9 @@
 //! The HTTP plumbing every node shares: JSON errors, the bearer-token check,
-//! the routes every node answers (`/api/v1/health`, `/api/v1/status`), and
-//! serving a router on a listener until shutdown.
+//! the routes every node answers (`/api/v1/health`, `/api/v1/status`,
+//! `/metrics`, and the local worker's dataflows), and serving a router on a
+//! listener until shutdown.
 
+mod dataflows;
 mod error;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -23,6 +25,8 @@ pub use error::ApiError;
 use crate::{
     auth::{Role, Tokens},
     config::Mode,
+    metrics::{self, Registry},
+    worker::LocalWorker,
 };
 
 /// The version of this build.
@@ -54,6 +58,10 @@ pub struct ApiState {
     pub node: Arc<NodeInfo>,
     /// The tokens this node accepts.
     pub tokens: Arc<Tokens>,
+    /// The dataflows this node runs, when it runs a worker.
+    pub worker: Option<Arc<LocalWorker>>,
+    /// The counters `/metrics` shows.
+    pub metrics: Arc<Registry>,
 }
 
 /// Body of `GET /api/v1/health`.
@@ -101,9 +109,11 @@ pub struct WorkerStatus {
 pub fn node_router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/status", get(status))
+        .merge(dataflows::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/metrics", get(prometheus))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
@@ -115,6 +125,16 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
         mode: state.node.mode,
         version: VERSION,
     })
+}
+
+async fn prometheus(State(state): State<ApiState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&state.metrics),
+    )
 }
 
 async fn status(State(state): State<ApiState>) -> Json<Status> {
@@ -200,6 +220,8 @@ mod tests {
         node_router(ApiState {
             node: Arc::new(node),
             tokens: Arc::new(Tokens::for_worker(&service)),
+            worker: None,
+            metrics: Registry::new(),
         })
     }
 

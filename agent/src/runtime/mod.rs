@@ -1,7 +1,10 @@
 //! Running dataflows: every component a task, every edge a bounded channel
 //! of batches (a full channel pauses its producer instead of growing
-//! memory), fan-out by cloning, fan-in by sharing a channel. Stopping a
-//! dataflow stops its sources; the rest drain what is in flight and end.
+//! memory), fan-out by cloning, fan-in by sharing a channel. A component
+//! that fails is reported and started again with backoff while its
+//! neighbours go on (a full channel holds its producers meanwhile).
+//! Stopping a dataflow stops its sources; the rest drain what is in flight
+//! and end.
 
 pub mod ack;
 
@@ -14,15 +17,26 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::{
+    sync::{Mutex, mpsc},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    dataflow::Dataflow,
+    dataflow::{Dataflow, type_name},
     event::{Batch, Origin},
+    metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
     runtime::ack::Delivery,
 };
+
+/// First wait before a failed component is started again; it doubles with
+/// each failure in a row, up to [`MAX_RESTART_BACKOFF`].
+pub const FIRST_RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Longest wait before a failed component is started again.
+pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Batches a channel holds before its producer waits.
 pub const CHANNEL_BATCHES: usize = 8;
@@ -72,6 +86,8 @@ pub enum BuildError {
 #[derive(Debug, Clone, Default)]
 pub struct Output {
     consumers: Vec<mpsc::Sender<Batch>>,
+    /// The sending component's counters; a source's count as read, too.
+    metrics: Option<(Arc<ComponentMetrics>, bool)>,
 }
 
 /// Every consumer of an output has stopped.
@@ -83,6 +99,12 @@ impl Output {
     /// Sends a batch to every consumer, waiting while their channels are
     /// full. With no consumer, the batch is dropped on purpose.
     pub async fn send(&self, batch: Batch) -> Result<(), OutputClosed> {
+        if let Some((metrics, is_source)) = &self.metrics {
+            if *is_source {
+                metrics.received(batch.events.len(), 0);
+            }
+            metrics.sent(batch.events.len(), 0);
+        }
         let Some((last, others)) = self.consumers.split_last() else {
             batch.finish(Delivery::Dropped);
             return Ok(());
@@ -97,8 +119,41 @@ impl Output {
     }
 }
 
-/// What a source runs with.
+/// Where a pipeline or sink takes its batches from. Shared by the runs of a
+/// component, so that one started again after a failure reads on from the
+/// same channel.
+#[derive(Debug, Clone)]
+pub struct Input {
+    receiver: Arc<Mutex<mpsc::Receiver<Batch>>>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+impl Input {
+    /// The next batch; `None` once every input has stopped and the channel is empty.
+    pub async fn recv(&mut self) -> Option<Batch> {
+        let batch = self.receiver.lock().await.recv().await?;
+        self.metrics.received(batch.events.len(), 0);
+        Some(batch)
+    }
+}
+
+/// Reads how full a channel is through a weak sender, which does not keep
+/// the channel open.
 #[derive(Debug)]
+struct EdgeFill(mpsc::WeakSender<Batch>);
+
+impl ChannelFill for EdgeFill {
+    fn fill(&self) -> Option<(usize, usize)> {
+        let sender = self.0.upgrade()?;
+        Some((
+            sender.max_capacity() - sender.capacity(),
+            sender.max_capacity(),
+        ))
+    }
+}
+
+/// What a source runs with.
+#[derive(Debug, Clone)]
 pub struct SourceContext {
     /// Stamped on every event.
     pub origin: Arc<Origin>,
@@ -108,26 +163,32 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// Where the source keeps its state (checkpoints); created on demand.
     pub state_dir: PathBuf,
+    /// Its counters.
+    pub metrics: Arc<ComponentMetrics>,
 }
 
 /// What a pipeline runs with.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PipelineContext {
     /// The component's name, for logs.
     pub name: String,
     /// Batches from its inputs; ends when they all have stopped.
-    pub input: mpsc::Receiver<Batch>,
+    pub input: Input,
     /// Where its batches go.
     pub output: Output,
+    /// Its counters.
+    pub metrics: Arc<ComponentMetrics>,
 }
 
 /// What a sink runs with.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SinkContext {
     /// The component's name, for logs.
     pub name: String,
     /// Batches from its inputs; ends when they all have stopped.
-    pub input: mpsc::Receiver<Batch>,
+    pub input: Input,
+    /// Its counters: a sink counts what it wrote.
+    pub metrics: Arc<ComponentMetrics>,
 }
 
 /// This host's name: `HOSTNAME` when set, else the kernel's.
@@ -143,109 +204,231 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// What every dataflow of a process runs with.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// This host's name, stamped on events.
+    pub host: String,
+    /// Sources keep their state below `data_dir/state/<dataflow>/`.
+    pub data_dir: PathBuf,
+    /// Where the components' counters are registered.
+    pub metrics: Arc<Registry>,
+}
+
+impl Environment {
+    /// The environment of a process keeping its state in `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            host: host_name(),
+            data_dir: data_dir.to_owned(),
+            metrics: Registry::new(),
+        }
+    }
+}
+
 /// A started dataflow.
 #[derive(Debug)]
 pub struct RunningDataflow {
     name: String,
     shutdown: CancellationToken,
-    tasks: JoinSet<(String, Result<(), ComponentError>)>,
+    tasks: JoinSet<()>,
+    /// Keeps the components' series registered while the dataflow runs.
+    _registered: Vec<Arc<Registered>>,
 }
 
 /// Builds every component of `dataflow`, and only when all of them build,
-/// starts them. Sources keep their state below `data_dir/state/<dataflow>/`.
+/// starts them, each under a supervisor that starts it again after a failure.
 pub fn start(
     dataflow: &Dataflow,
-    host: &str,
-    data_dir: &Path,
+    environment: &Environment,
 ) -> Result<RunningDataflow, BuildError> {
     let mut senders: BTreeMap<&str, mpsc::Sender<Batch>> = BTreeMap::new();
-    let mut receivers: BTreeMap<&str, mpsc::Receiver<Batch>> = BTreeMap::new();
+    let mut inputs: BTreeMap<&str, Arc<Mutex<mpsc::Receiver<Batch>>>> = BTreeMap::new();
     let consumers = dataflow
         .pipelines
         .iter()
         .map(|p| (p.name.as_str(), &p.inputs))
         .chain(dataflow.sinks.iter().map(|s| (s.name.as_str(), &s.inputs)));
     let mut takes_from: Vec<(&str, &Vec<String>)> = Vec::new();
-    for (name, inputs) in consumers {
+    for (name, component_inputs) in consumers {
         let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
         senders.insert(name, sender);
-        receivers.insert(name, receiver);
-        takes_from.push((name, inputs));
+        inputs.insert(name, Arc::new(Mutex::new(receiver)));
+        takes_from.push((name, component_inputs));
     }
-    let output_of = |producer: &str| Output {
+    let mut registered = Vec::new();
+    let mut register = |name: &str, kind: String| {
+        let fill = senders
+            .get(name)
+            .map(|sender| Arc::new(EdgeFill(sender.downgrade())) as Arc<dyn ChannelFill>);
+        let component = environment
+            .metrics
+            .register(&dataflow.name, name, &kind, fill);
+        let metrics = component.metrics.clone();
+        registered.push(component);
+        metrics
+    };
+    let output_of = |producer: &str, metrics: &Arc<ComponentMetrics>, is_source: bool| Output {
         consumers: takes_from
             .iter()
             .filter(|(_, inputs)| inputs.iter().any(|input| input == producer))
             .map(|(consumer, _)| senders[consumer].clone())
             .collect(),
+        metrics: Some((metrics.clone(), is_source)),
+    };
+    let input_of = |consumer: &str, metrics: &Arc<ComponentMetrics>| Input {
+        receiver: inputs[consumer].clone(),
+        metrics: metrics.clone(),
     };
 
     let shutdown = CancellationToken::new();
-    let mut built: Vec<(String, ComponentTask)> = Vec::new();
+    let mut supervised: Vec<Supervised> = Vec::new();
     for source in &dataflow.sources {
+        let metrics = register(&source.name, type_name(&source.config));
         let context = SourceContext {
             origin: Arc::new(Origin {
-                host: host.to_owned(),
+                host: environment.host.clone(),
                 dataflow: dataflow.name.clone(),
                 source: source.name.clone(),
             }),
-            output: output_of(&source.name),
+            output: output_of(&source.name, &metrics, true),
             shutdown: shutdown.child_token(),
-            state_dir: data_dir.join("state").join(&dataflow.name),
+            state_dir: environment.data_dir.join("state").join(&dataflow.name),
+            metrics: metrics.clone(),
         };
-        built.push((
-            source.name.clone(),
-            source.config.build(&source.name, context)?,
-        ));
+        let (name, config) = (source.name.clone(), source.config.clone());
+        supervised.push(Supervised::new(&source.name, metrics, move || {
+            config.build(&name, context.clone())
+        })?);
     }
     for pipeline in &dataflow.pipelines {
+        let metrics = register(&pipeline.name, type_name(&pipeline.config));
         let context = PipelineContext {
             name: pipeline.name.clone(),
-            input: receivers
-                .remove(pipeline.name.as_str())
-                .expect("every pipeline has a channel"),
-            output: output_of(&pipeline.name),
+            input: input_of(&pipeline.name, &metrics),
+            output: output_of(&pipeline.name, &metrics, false),
+            metrics: metrics.clone(),
         };
-        built.push((
-            pipeline.name.clone(),
-            pipeline.config.build(&pipeline.name, context)?,
-        ));
+        let (name, config) = (pipeline.name.clone(), pipeline.config.clone());
+        supervised.push(Supervised::new(&pipeline.name, metrics, move || {
+            config.build(&name, context.clone())
+        })?);
     }
     for sink in &dataflow.sinks {
+        let metrics = register(&sink.name, type_name(&sink.config));
         let context = SinkContext {
             name: sink.name.clone(),
-            input: receivers
-                .remove(sink.name.as_str())
-                .expect("every sink has a channel"),
+            input: input_of(&sink.name, &metrics),
+            metrics: metrics.clone(),
         };
-        built.push((sink.name.clone(), sink.config.build(&sink.name, context)?));
+        let (name, config) = (sink.name.clone(), sink.config.clone());
+        supervised.push(Supervised::new(&sink.name, metrics, move || {
+            config.build(&name, context.clone())
+        })?);
     }
     // Only the components' own copies of the senders keep channels open.
     drop(senders);
 
     let mut tasks = JoinSet::new();
-    for (component, task) in built {
-        tasks.spawn(async move { (component, task.await) });
+    for component in supervised {
+        tasks.spawn(component.run(dataflow.name.clone(), shutdown.clone()));
     }
     info!(dataflow = %dataflow.name, "Dataflow started.");
     Ok(RunningDataflow {
         name: dataflow.name.clone(),
         shutdown,
         tasks,
+        _registered: registered,
     })
 }
 
+/// Builds a component's task; called again for each restart.
+type Builder = Box<dyn FnMut() -> Result<ComponentTask, BuildError> + Send>;
+
+/// A component and the means to start it again.
+struct Supervised {
+    name: String,
+    metrics: Arc<ComponentMetrics>,
+    first: ComponentTask,
+    build: Builder,
+}
+
+impl Supervised {
+    /// Builds the component's first run, so that a configuration that
+    /// cannot run stops the dataflow's start.
+    fn new(
+        name: &str,
+        metrics: Arc<ComponentMetrics>,
+        mut build: impl FnMut() -> Result<ComponentTask, BuildError> + Send + 'static,
+    ) -> Result<Self, BuildError> {
+        Ok(Self {
+            name: name.to_owned(),
+            metrics,
+            first: build()?,
+            build: Box::new(build),
+        })
+    }
+
+    /// Runs the component until it ends by itself or the dataflow stops;
+    /// after a failure, waits (doubling the wait for failures in a row) and
+    /// starts it again.
+    async fn run(mut self, dataflow: String, shutdown: CancellationToken) {
+        let mut backoff = FIRST_RESTART_BACKOFF;
+        let mut task = Some(self.first);
+        loop {
+            let started = tokio::time::Instant::now();
+            let outcome = match task.take() {
+                Some(task) => task.await.map_err(|err| err.to_string()),
+                None => match (self.build)() {
+                    Ok(task) => task.await.map_err(|err| err.to_string()),
+                    Err(err) => Err(err.to_string()),
+                },
+            };
+            let error = match outcome {
+                Ok(()) => {
+                    self.metrics.set_state(ComponentState::Finished);
+                    return;
+                }
+                Err(error) => error,
+            };
+            if started.elapsed() > MAX_RESTART_BACKOFF {
+                backoff = FIRST_RESTART_BACKOFF;
+            }
+            warn!(
+                dataflow = %dataflow,
+                component = %self.name,
+                error = %error,
+                restart_in_secs = backoff.as_secs(),
+                "Component failed; starting it again after a pause."
+            );
+            self.metrics.failed(error);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => {
+                    self.metrics.set_state(ComponentState::Finished);
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+            self.metrics
+                .restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.set_state(ComponentState::Running);
+        }
+    }
+}
+
 impl RunningDataflow {
-    /// Waits until every component has ended by itself (finite sources),
-    /// logging each failure.
+    /// The dataflow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until every component has ended by itself (finite sources).
     pub async fn finished(&mut self) {
         while let Some(joined) = self.tasks.join_next().await {
-            match joined {
-                Ok((component, Err(err))) => {
-                    warn!(dataflow = %self.name, component = %component, error = %err, "Component failed.");
-                }
-                Ok((_, Ok(()))) => {}
-                Err(err) => warn!(dataflow = %self.name, error = %err, "Component task panicked."),
+            if let Err(err) = joined {
+                warn!(dataflow = %self.name, error = %err, "Component task panicked.");
             }
         }
     }

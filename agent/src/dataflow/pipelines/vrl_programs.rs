@@ -62,6 +62,7 @@ pub async fn remap(
     while let Some(mut batch) = context.input.recv().await {
         let mut errors = 0usize;
         let events = std::mem::take(&mut batch.events);
+        let received = events.len();
         batch.events = events
             .into_iter()
             .filter_map(|event| {
@@ -78,8 +79,10 @@ pub async fn remap(
             })
             .collect();
         if errors > 0 {
+            context.metrics.error(errors);
             warn!(component = %context.name, errors, "VRL failed on events of a batch.");
         }
+        context.metrics.discard(received - batch.events.len());
         if forward(&context, batch).await.is_err() {
             break;
         }
@@ -95,6 +98,7 @@ pub async fn filter(
     let mut vrl = Vrl::new();
     while let Some(mut batch) = context.input.recv().await {
         let events = std::mem::take(&mut batch.events);
+        let received = events.len();
         batch.events = events
             .into_iter()
             .filter_map(|event| match vrl.run(&condition, event.value) {
@@ -102,6 +106,7 @@ pub async fn filter(
                 _ => None,
             })
             .collect();
+        context.metrics.discard(received - batch.events.len());
         if forward(&context, batch).await.is_err() {
             break;
         }

@@ -23,6 +23,9 @@ pub async fn run(config: ConsoleConfig, mut context: SinkContext) -> Result<(), 
             out.flush().await
         }
         .await;
+        if written.is_ok() {
+            context.metrics.sent(batch.events.len(), buffer.len());
+        }
         batch.finish(if written.is_ok() {
             Delivery::Delivered
         } else {
@@ -39,6 +42,7 @@ pub async fn run(config: ConsoleConfig, mut context: SinkContext) -> Result<(), 
 /// Accepts every batch and discards it.
 pub async fn discard(mut context: SinkContext) -> Result<(), ComponentError> {
     while let Some(batch) = context.input.recv().await {
+        context.metrics.sent(batch.events.len(), 0);
         batch.finish(Delivery::Delivered);
     }
     Ok(())

@@ -94,6 +94,7 @@ pub async fn run(
                 buffers.entry(template.render(event, &now)).or_default(),
             );
         }
+        let buffers_len = buffers.values().map(Vec::len).sum();
         let (kept, written) = tokio::task::spawn_blocking(move || {
             let written = write_all(&mut files, &buffers);
             (files, written)
@@ -101,6 +102,9 @@ pub async fn run(
         .await
         .expect("the file writer does not panic");
         files = kept;
+        if written.is_ok() {
+            context.metrics.sent(batch.events.len(), buffers_len);
+        }
         batch.finish(if written.is_ok() {
             Delivery::Delivered
         } else {

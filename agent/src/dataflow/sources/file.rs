@@ -281,6 +281,9 @@ pub async fn run(
                     Ok(Some(read)) => {
                         read_any = true;
                         events.extend(read.events);
+                        context
+                            .metrics
+                            .received(0, read.end.saturating_sub(end) as usize);
                         end = read.end;
                         if events.len() >= MAX_BATCH_EVENTS {
                             break;

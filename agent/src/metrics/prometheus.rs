@@ -1,0 +1,151 @@
+//! The Prometheus text exposition format (version 0.0.4) of the registry
+//! and the process figures.
+
+use std::{fmt::Write, sync::atomic::Ordering};
+
+use super::{ComponentMetrics, ProcessUsage, Registered, Registry};
+
+/// A counter family: its name, help text, and the counter it reads.
+type Family = (&'static str, &'static str, fn(&ComponentMetrics) -> u64);
+
+const COMPONENT_COUNTERS: [Family; 7] = [
+    (
+        "datascale_component_received_events_total",
+        "Events a component received.",
+        |m| m.events_in.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_sent_events_total",
+        "Events a component sent on or wrote.",
+        |m| m.events_out.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_received_bytes_total",
+        "Bytes a source read.",
+        |m| m.bytes_in.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_sent_bytes_total",
+        "Bytes a sink wrote or sent.",
+        |m| m.bytes_out.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_errors_total",
+        "Errors of a component.",
+        |m| m.errors.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_discarded_events_total",
+        "Events a component discarded on purpose.",
+        |m| m.discarded.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_restarts_total",
+        "Restarts of a component after a failure.",
+        |m| m.restarts.load(Ordering::Relaxed),
+    ),
+];
+
+/// Renders every series: per component counters and channel fill, and the
+/// process's CPU time and resident memory.
+pub fn render(registry: &Registry) -> String {
+    let components = registry.components();
+    let mut out = String::new();
+    for (name, help, read) in COMPONENT_COUNTERS {
+        header(&mut out, name, help, "counter");
+        for registered in &components {
+            sample(&mut out, name, registered, read(&registered.metrics));
+        }
+    }
+    header(
+        &mut out,
+        "datascale_component_buffer_batches",
+        "Batches waiting in a component's input channel.",
+        "gauge",
+    );
+    for registered in &components {
+        if let Some((used, _)) = registered.input.as_ref().and_then(|input| input.fill()) {
+            sample(
+                &mut out,
+                "datascale_component_buffer_batches",
+                registered,
+                used as u64,
+            );
+        }
+    }
+    header(
+        &mut out,
+        "datascale_component_buffer_max_batches",
+        "Batches a component's input channel holds at most.",
+        "gauge",
+    );
+    for registered in &components {
+        if let Some((_, max)) = registered.input.as_ref().and_then(|input| input.fill()) {
+            sample(
+                &mut out,
+                "datascale_component_buffer_max_batches",
+                registered,
+                max as u64,
+            );
+        }
+    }
+    let usage = ProcessUsage::now();
+    header(
+        &mut out,
+        "process_cpu_seconds_total",
+        "User and system CPU time spent, in seconds.",
+        "counter",
+    );
+    let _ = writeln!(out, "process_cpu_seconds_total {}", usage.cpu_seconds);
+    header(
+        &mut out,
+        "process_resident_memory_bytes",
+        "Resident memory, in bytes.",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "process_resident_memory_bytes {}",
+        usage.resident_bytes
+    );
+    out
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, registered: &Registered, value: u64) {
+    let _ = writeln!(
+        out,
+        "{name}{{dataflow=\"{}\",component=\"{}\",component_type=\"{}\"}} {value}",
+        escape(&registered.dataflow),
+        escape(&registered.component),
+        escape(&registered.component_type),
+    );
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_carry_the_component_labels() {
+        let registry = Registry::new();
+        let component = registry.register("flow", "my \"sink\"", "file", None);
+        component.metrics.received(3, 0);
+        let text = render(&registry);
+        assert!(text.contains(
+            "datascale_component_received_events_total{dataflow=\"flow\",component=\"my \\\"sink\\\"\",component_type=\"file\"} 3"
+        ), "{text}");
+        assert!(text.contains("# TYPE process_resident_memory_bytes gauge"));
+    }
+}

@@ -1,0 +1,289 @@
+//! Dataflows through the API of a standalone node: a PUT starts one on the
+//! local worker, `/metrics` counts its components, a change restarts only
+//! that dataflow, and a change that cannot start leaves the running version
+//! in place.
+
+mod support;
+
+use std::{io::Write, path::Path, time::Duration};
+
+use serde_json::{Value, json};
+use support::{home, start, token_file};
+
+struct Api {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn of(node: &support::Node, home: &Path) -> Self {
+        let token = std::fs::read_to_string(token_file(home, "admin")).unwrap();
+        Self {
+            base: node.api_url(""),
+            token: token.trim().to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+fn write_lines(path: &Path, range: std::ops::Range<u64>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::new();
+    for n in range {
+        text.push_str(&format!("{{\"n\":{n},\"text\":\"line {n}\"}}\n"));
+    }
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+fn tail_to_file(name: &str, dir: &Path, log: &str, out: &str) -> Value {
+    json!({
+        "name": name,
+        "sources": [{"name": "logs", "type": "file",
+                     "conf": {"include": [dir.join(log).display().to_string()],
+                              "glob_minimum_cooldown_ms": 100}}],
+        "pipelines": [{"name": "parse", "type": "remap", "inputs": ["logs"],
+                       "conf": {"source": ". = parse_json!(.message)\n.added = \"yes\""}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
+                   "conf": {"path": dir.join(out).display().to_string()}}]
+    })
+}
+
+/// How many times each `n` arrived in `out`.
+fn counts(out: &Path) -> std::collections::BTreeMap<u64, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for event in support::json_lines(out) {
+        assert_eq!(event["added"], "yes", "{event}");
+        *counts.entry(event["n"].as_u64().unwrap()).or_default() += 1;
+    }
+    counts
+}
+
+fn assert_exactly_once(out: &Path, total: u64) {
+    let counts = counts(out);
+    assert_eq!(counts.len() as u64, total, "distinct lines");
+    assert!(counts.values().all(|c| *c == 1), "a line arrived twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_dataflow_delivers_every_line_once_and_shows_in_metrics() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    write_lines(&dir.path().join("logs/app.log"), 0..100_000);
+    let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
+    let (status, body) = api
+        .put("/api/v1/groups/default/dataflows/tail", &document)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["revision"], 1);
+    let out = dir.path().join("out.json");
+    support::wait_until(Duration::from_secs(60), "100,000 lines", || {
+        counts(&out).len() == 100_000
+    });
+    assert_exactly_once(&out, 100_000);
+
+    let (status, metrics) = api.get("/metrics").await;
+    assert_eq!(status, 200);
+    let series = "datascale_component_sent_events_total{dataflow=\"tail\",component=\"out\",component_type=\"file\"} 100000";
+    assert!(metrics.contains(series), "{metrics}");
+    assert!(metrics.contains("component=\"parse\",component_type=\"remap\""));
+    assert!(metrics.contains("process_resident_memory_bytes"));
+
+    let (status, body) = api
+        .put("/api/v1/groups/default/dataflows/tail", &document)
+        .await;
+    assert_eq!(
+        (status, &body["applied"]),
+        (200, &json!("unchanged")),
+        "{body}"
+    );
+    node.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_dataflow_gets_400_pointing_at_the_component() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    let document = json!({
+        "sources": [{"name": "gen", "type": "demo", "conf": {}}],
+        "sinks": [{"name": "out", "type": "blackhole", "inputs": ["nope"], "conf": {}}]
+    });
+    let (status, body) = api
+        .put("/api/v1/groups/default/dataflows/bad", &document)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_dataflow");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert!(
+        details
+            .iter()
+            .any(|d| d["path"].as_str().unwrap().starts_with("sinks[0]")
+                && d["message"].as_str().unwrap().contains("nope")),
+        "{body}"
+    );
+    let (status, _) = api.get("/api/v1/groups/default/dataflows/bad").await;
+    assert_eq!(status, 404, "nothing was started");
+    node.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoint() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    let steady_out = dir.path().join("steady.json");
+    let steady = json!({
+        "name": "steady",
+        "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.01}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
+                   "conf": {"path": steady_out.display().to_string()}}]
+    });
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/steady", &steady)
+            .await
+            .0,
+        201
+    );
+    let log = dir.path().join("logs/a.log");
+    write_lines(&log, 0..1_000);
+    let tail = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/tail", &tail)
+            .await
+            .0,
+        201
+    );
+    let out = dir.path().join("out.json");
+    support::wait_until(Duration::from_secs(30), "the first lines", || {
+        counts(&out).len() == 1_000
+    });
+
+    let steady_before = support::json_lines(&steady_out).len();
+    let mut changed = tail.clone();
+    changed["pipelines"][0]["conf"]["source"] =
+        json!(". = parse_json!(.message)\n.added = \"yes\"\n.version = 2");
+    let (status, body) = api
+        .put("/api/v1/groups/default/dataflows/tail", &changed)
+        .await;
+    assert_eq!(
+        (status, &body["applied"], &body["revision"]),
+        (200, &json!("restarted"), &json!(2)),
+        "{body}"
+    );
+    write_lines(&log, 1_000..2_000);
+    support::wait_until(
+        Duration::from_secs(30),
+        "the lines after the change",
+        || counts(&out).len() == 2_000,
+    );
+    assert_exactly_once(&out, 2_000);
+    let versions: Vec<_> = support::json_lines(&out)
+        .iter()
+        .map(|e| e["version"].clone())
+        .collect();
+    assert!(
+        versions[..1_000].iter().all(Value::is_null) && versions[1_000..].iter().all(|v| v == 2)
+    );
+    // The other dataflow was not stopped: its output grew, and its source never restarted.
+    support::wait_until(
+        Duration::from_secs(10),
+        "the steady dataflow's output to grow",
+        || support::json_lines(&steady_out).len() > steady_before,
+    );
+    let (_, status_body) = api.get("/api/v1/groups/default/dataflows/steady").await;
+    let status_body: Value = serde_json::from_str(&status_body).unwrap();
+    assert_eq!(status_body["revision"], 1);
+    let ids: Vec<u64> = support::json_lines(&steady_out)
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e["message"].as_str().unwrap()).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "the demo source counted on without a restart"
+    );
+    node.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_that_cannot_start_leaves_the_running_version_in_place() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    let log = dir.path().join("logs/a.log");
+    write_lines(&log, 0..10);
+    let tail = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/tail", &tail)
+            .await
+            .0,
+        201
+    );
+    let out = dir.path().join("out.json");
+    support::wait_until(Duration::from_secs(30), "the first lines", || {
+        counts(&out).len() == 10
+    });
+
+    let mut broken = tail.clone();
+    broken["sinks"][0]["conf"]["path"] =
+        json!(dir.path().join("%Q/out.json").display().to_string());
+    let (status, body) = api
+        .put("/api/v1/groups/default/dataflows/tail", &broken)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["revision"], 2);
+    assert_eq!(body["error"]["details"][0]["previous_kept"], true);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("previous revision keeps running"),
+        "{body}"
+    );
+
+    write_lines(&log, 10..20);
+    support::wait_until(
+        Duration::from_secs(30),
+        "lines through the kept version",
+        || counts(&out).len() == 20,
+    );
+    assert_exactly_once(&out, 20);
+    let (_, status_body) = api.get("/api/v1/groups/default/dataflows/tail").await;
+    let status_body: Value = serde_json::from_str(&status_body).unwrap();
+    assert_eq!(status_body["revision"], 1);
+    assert_eq!(status_body["last_failure"]["revision"], 2);
+    node.terminate(Duration::from_secs(10));
+}
