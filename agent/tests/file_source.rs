@@ -6,7 +6,6 @@ mod support;
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -31,20 +30,11 @@ fn tail_document(dir: &Path, conf: Value) -> Value {
 }
 
 fn append_lines(path: &Path, range: std::ops::Range<u64>) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    let mut text = String::new();
-    for n in range {
-        text.push_str(&format!(
-            "{{\"n\":{n},\"padding\":\"{}\"}}\n",
-            "p".repeat(150)
-        ));
-    }
-    file.write_all(text.as_bytes()).unwrap();
+    let padding = "p".repeat(150);
+    support::append_lines(
+        path,
+        range.map(|n| format!("{{\"n\":{n},\"padding\":\"{padding}\"}}")),
+    );
 }
 
 /// How many times each `n` arrived.

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{io::Write, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use serde_json::{Value, json};
 use support::{home, start, token_file};
@@ -51,17 +51,10 @@ impl Api {
 }
 
 fn write_lines(path: &Path, range: std::ops::Range<u64>) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    let mut text = String::new();
-    for n in range {
-        text.push_str(&format!("{{\"n\":{n},\"text\":\"line {n}\"}}\n"));
-    }
-    file.write_all(text.as_bytes()).unwrap();
+    support::append_lines(
+        path,
+        range.map(|n| format!("{{\"n\":{n},\"text\":\"line {n}\"}}")),
+    );
 }
 
 fn tail_to_file(name: &str, dir: &Path, log: &str, out: &str) -> Value {
@@ -285,5 +278,106 @@ async fn a_change_that_cannot_start_leaves_the_running_version_in_place() {
     let status_body: Value = serde_json::from_str(&status_body).unwrap();
     assert_eq!(status_body["revision"], 1);
     assert_eq!(status_body["last_failure"]["revision"], 2);
+    node.terminate(Duration::from_secs(10));
+}
+
+/// The value of the series with `labels` in Prometheus text.
+fn series(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    let total: u64 = 750_000;
+    let padding = "p".repeat(170);
+    support::append_lines(
+        &dir.path().join("logs/big.log"),
+        (0..total).map(|n| format!("{{\"n\":{n},\"text\":\"{padding}\"}}")),
+    );
+    let file_bytes = std::fs::metadata(dir.path().join("logs/big.log"))
+        .unwrap()
+        .len();
+    // A named pipe nobody reads yet: the sink's first write blocks.
+    let fifo = dir.path().join("out.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.fifo");
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/tail", &document)
+            .await
+            .0,
+        201
+    );
+
+    let sink_labels = "dataflow=\"tail\",component=\"out\",component_type=\"file\"";
+    let mut metrics = String::new();
+    let mut full = false;
+    for _ in 0..3_000 {
+        metrics = api.get("/metrics").await.1;
+        let queued = series(&metrics, "datascale_component_buffer_batches", sink_labels);
+        let capacity = series(
+            &metrics,
+            "datascale_component_buffer_max_batches",
+            sink_labels,
+        );
+        if queued.is_some() && queued == capacity {
+            full = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(full, "the sink's channel never filled up: {metrics}");
+    let read = series(
+        &metrics,
+        "datascale_component_received_bytes_total",
+        "dataflow=\"tail\",component=\"logs\",component_type=\"file\"",
+    )
+    .unwrap();
+    assert!(
+        read < file_bytes as f64 / 2.0,
+        "the source read {read} of {file_bytes} bytes while the sink was stuck"
+    );
+    let resident: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        resident < 120.0 * 1024.0 * 1024.0,
+        "resident memory {resident} with a {file_bytes}-byte file"
+    );
+
+    // Reading the pipe lets everything through, once.
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(std::fs::File::open(fifo).unwrap()).lines();
+        let mut seen = 0u64;
+        while seen < total {
+            let line = lines.next().unwrap().unwrap();
+            let event: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(event["n"].as_u64(), Some(seen), "lines in order, once");
+            seen += 1;
+        }
+        seen
+    });
+    assert_eq!(
+        tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap(),
+        total
+    );
     node.terminate(Duration::from_secs(10));
 }

@@ -57,36 +57,24 @@ pub fn render(registry: &Registry) -> String {
             sample(&mut out, name, registered, read(&registered.metrics));
         }
     }
-    header(
-        &mut out,
-        "datascale_component_buffer_batches",
-        "Batches waiting in a component's input channel.",
-        "gauge",
-    );
-    for registered in &components {
-        if let Some((used, _)) = registered.input.as_ref().and_then(|input| input.fill()) {
-            sample(
-                &mut out,
-                "datascale_component_buffer_batches",
-                registered,
-                used as u64,
-            );
-        }
-    }
-    header(
-        &mut out,
-        "datascale_component_buffer_max_batches",
-        "Batches a component's input channel holds at most.",
-        "gauge",
-    );
-    for registered in &components {
-        if let Some((_, max)) = registered.input.as_ref().and_then(|input| input.fill()) {
-            sample(
-                &mut out,
-                "datascale_component_buffer_max_batches",
-                registered,
-                max as u64,
-            );
+    let buffer_gauges: [(&str, &str, fn((usize, usize)) -> usize); 2] = [
+        (
+            "datascale_component_buffer_batches",
+            "Batches waiting in a component's input channel.",
+            |(used, _)| used,
+        ),
+        (
+            "datascale_component_buffer_max_batches",
+            "Batches a component's input channel holds at most.",
+            |(_, max)| max,
+        ),
+    ];
+    for (name, help, pick) in buffer_gauges {
+        header(&mut out, name, help, "gauge");
+        for registered in &components {
+            if let Some(fill) = registered.input.as_ref().and_then(|input| input.fill()) {
+                sample(&mut out, name, registered, pick(fill) as u64);
+            }
         }
     }
     let usage = ProcessUsage::now();

@@ -76,6 +76,8 @@ impl PathTemplate {
 struct OpenFile {
     file: File,
     inode: u64,
+    /// A regular file, which is fsynced; not a pipe or a device.
+    regular: bool,
 }
 
 /// Appends batches until the input ends.
@@ -139,12 +141,23 @@ fn write_all(
                 .append(true)
                 .open(path)
                 .map_err(fail)?;
-            let inode = file.metadata().map_err(fail)?.ino();
-            files.insert(path.clone(), OpenFile { file, inode });
+            let meta = file.metadata().map_err(fail)?;
+            let regular = meta.file_type().is_file();
+            files.insert(
+                path.clone(),
+                OpenFile {
+                    file,
+                    inode: meta.ino(),
+                    regular,
+                },
+            );
         }
         let open = files.get_mut(path).expect("opened above");
         open.file.write_all(bytes).map_err(fail)?;
-        open.file.sync_data().map_err(fail)?;
+        // A pipe or a device has nothing to sync: what it accepted is delivered.
+        if open.regular {
+            open.file.sync_data().map_err(fail)?;
+        }
     }
     Ok(())
 }
