@@ -8,6 +8,9 @@ use super::{ComponentMetrics, ProcessUsage, Registered, Registry};
 /// A counter family: its name, help text, and the counter it reads.
 type Family = (&'static str, &'static str, fn(&ComponentMetrics) -> u64);
 
+/// A channel gauge: its name, help text, and what it reads of (queued, capacity).
+type BufferGauge = (&'static str, &'static str, fn((usize, usize)) -> usize);
+
 const COMPONENT_COUNTERS: [Family; 7] = [
     (
         "datascale_component_received_events_total",
@@ -57,7 +60,7 @@ pub fn render(registry: &Registry) -> String {
             sample(&mut out, name, registered, read(&registered.metrics));
         }
     }
-    let buffer_gauges: [(&str, &str, fn((usize, usize)) -> usize); 2] = [
+    let buffer_gauges: [BufferGauge; 2] = [
         (
             "datascale_component_buffer_batches",
             "Batches waiting in a component's input channel.",
