@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    dataflow::Dataflow,
+    dataflow::{ComponentConfig, Dataflow},
     event::{Batch, Origin},
     runtime::ack::Delivery,
 };
@@ -80,6 +80,11 @@ pub struct Output {
 pub struct OutputClosed;
 
 impl Output {
+    /// An output to these consumers' channels.
+    pub fn new(consumers: Vec<mpsc::Sender<Batch>>) -> Self {
+        Self { consumers }
+    }
+
     /// Sends a batch to every consumer, waiting while their channels are
     /// full. With no consumer, the batch is dropped on purpose.
     pub async fn send(&self, batch: Batch) -> Result<(), OutputClosed> {
@@ -119,6 +124,9 @@ pub struct PipelineContext {
     pub input: mpsc::Receiver<Batch>,
     /// Where its batches go.
     pub output: Output,
+    /// Its named outputs (a `route`'s), by name: what consumers that take
+    /// `component.output` receive.
+    pub outputs: BTreeMap<String, Output>,
 }
 
 /// What a sink runs with.
@@ -199,12 +207,22 @@ pub fn start(
         ));
     }
     for pipeline in &dataflow.pipelines {
+        let outputs = pipeline
+            .config
+            .named_outputs()
+            .into_iter()
+            .map(|output| {
+                let consumers = output_of(&format!("{}.{output}", pipeline.name));
+                (output, consumers)
+            })
+            .collect();
         let context = PipelineContext {
             name: pipeline.name.clone(),
             input: receivers
                 .remove(pipeline.name.as_str())
                 .expect("every pipeline has a channel"),
             output: output_of(&pipeline.name),
+            outputs,
         };
         built.push((
             pipeline.name.clone(),
