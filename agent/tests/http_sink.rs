@@ -238,3 +238,52 @@ fn a_partial_batch_leaves_after_timeout_secs_as_text() {
         "text/plain; charset=utf-8"
     );
 }
+
+#[test]
+fn a_file_source_moves_on_only_after_the_server_accepted() {
+    let (url, server) = serve(&[503; 1000]);
+    let dir = home();
+    let log = dir.path().join("logs/app.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let lines: String = (0..20).map(|n| format!("{{\"id\":{n}}}\n")).collect();
+    std::fs::write(&log, lines).unwrap();
+    let document = json!({
+        "name": "tail_to_http",
+        "sources": [{"name": "logs", "type": "file",
+                     "conf": {"include": [dir.path().join("logs/*.log").display().to_string()]}}],
+        "pipelines": [{"name": "parse", "type": "remap", "inputs": ["logs"],
+                       "conf": {"source": ". = parse_json!(.message)"}}],
+        "sinks": [{"name": "out", "type": "http", "inputs": ["parse"], "conf": {"uri": url}}]
+    });
+    let file = support::write_dataflow(dir.path(), &document);
+    let start = || support::Running {
+        child: support::command(dir.path())
+            .args(["run", "--dataflow", &file])
+            .env("DATASCALE_SERVICE_SHUTDOWN_TIMEOUT_SECS", "1")
+            .spawn()
+            .unwrap(),
+    };
+
+    let refused = start();
+    support::wait_until(Duration::from_secs(20), "a refused request", || {
+        !server.received().is_empty()
+    });
+    refused.stop();
+    assert!(server.received().iter().all(|r| r.status.as_u16() == 503));
+
+    server.script.lock().unwrap().clear();
+    let accepted_ids = || -> Vec<u64> {
+        server
+            .received()
+            .iter()
+            .filter(|r| r.status.is_success())
+            .flat_map(Received::ids)
+            .collect()
+    };
+    let accepting = start();
+    support::wait_until(Duration::from_secs(20), "20 accepted events", || {
+        accepted_ids().len() >= 20
+    });
+    accepting.stop();
+    assert_eq!(accepted_ids(), (0..20).collect::<Vec<_>>());
+}

@@ -362,3 +362,59 @@ impl ComponentConfig for PipelineConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::{event::Origin, runtime::ack::DeliveryToken};
+
+    #[tokio::test]
+    async fn discarded_batches_settle_and_kept_events_carry_the_token_on() {
+        let (input, receiver) = mpsc::channel(4);
+        let (sender, mut downstream) = mpsc::channel(4);
+        let context = PipelineContext {
+            name: "keep".into(),
+            input: receiver,
+            output: Output::new(vec![sender]),
+            outputs: BTreeMap::new(),
+        };
+        let task = tokio::spawn(keep_events(context, |event: Event| {
+            (event.message().as_deref() == Some("keep")).then_some(event)
+        }));
+        let origin = Origin {
+            host: "h".into(),
+            dataflow: "d".into(),
+            source: "s".into(),
+        };
+        let batch = |messages: &[&str]| {
+            let (token, receipt) = DeliveryToken::new();
+            let events = messages
+                .iter()
+                .map(|message| Event::from_message(message.to_string(), &origin))
+                .collect();
+            (
+                Batch {
+                    events,
+                    delivery: Some(token),
+                },
+                receipt,
+            )
+        };
+
+        let (discarded, receipt) = batch(&["drop", "drop"]);
+        input.send(discarded).await.unwrap();
+        assert_eq!(receipt.outcome().await, Delivery::Delivered);
+
+        let (mixed, receipt) = batch(&["drop", "keep"]);
+        input.send(mixed).await.unwrap();
+        let kept = downstream.recv().await.unwrap();
+        assert_eq!(kept.events.len(), 1);
+        kept.finish(Delivery::Failed);
+        assert_eq!(receipt.outcome().await, Delivery::Failed);
+
+        drop(input);
+        task.await.unwrap().unwrap();
+    }
+}
