@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    dataflow::{Dataflow, type_name},
+    dataflow::{ComponentConfig, Dataflow, type_name},
     event::{Batch, Origin},
     metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
     runtime::ack::Delivery,
@@ -96,6 +96,14 @@ pub struct Output {
 pub struct OutputClosed;
 
 impl Output {
+    /// An output to these consumers' channels.
+    pub fn new(consumers: Vec<mpsc::Sender<Batch>>) -> Self {
+        Self {
+            consumers,
+            metrics: None,
+        }
+    }
+
     /// Sends a batch to every consumer, waiting while their channels are
     /// full. With no consumer, the batch is dropped on purpose.
     pub async fn send(&self, batch: Batch) -> Result<(), OutputClosed> {
@@ -129,6 +137,14 @@ pub struct Input {
 }
 
 impl Input {
+    /// An input reading `receiver`, counting into `metrics`.
+    pub fn new(receiver: mpsc::Receiver<Batch>, metrics: Arc<ComponentMetrics>) -> Self {
+        Self {
+            receiver: Arc::new(Mutex::new(receiver)),
+            metrics,
+        }
+    }
+
     /// The next batch; `None` once every input has stopped and the channel is empty.
     pub async fn recv(&mut self) -> Option<Batch> {
         let batch = self.receiver.lock().await.recv().await?;
@@ -176,6 +192,9 @@ pub struct PipelineContext {
     pub input: Input,
     /// Where its batches go.
     pub output: Output,
+    /// Its named outputs (a `route`'s), by name: what consumers that take
+    /// `component.output` receive.
+    pub outputs: BTreeMap<String, Output>,
     /// Its counters.
     pub metrics: Arc<ComponentMetrics>,
 }
@@ -303,10 +322,20 @@ pub fn start(
     }
     for pipeline in &dataflow.pipelines {
         let metrics = register(&pipeline.name, type_name(&pipeline.config));
+        let outputs = pipeline
+            .config
+            .named_outputs()
+            .into_iter()
+            .map(|output| {
+                let consumers = output_of(&format!("{}.{output}", pipeline.name), &metrics, false);
+                (output, consumers)
+            })
+            .collect();
         let context = PipelineContext {
             name: pipeline.name.clone(),
             input: input_of(&pipeline.name, &metrics),
             output: output_of(&pipeline.name, &metrics, false),
+            outputs,
             metrics: metrics.clone(),
         };
         let (name, config) = (pipeline.name.clone(), pipeline.config.clone());

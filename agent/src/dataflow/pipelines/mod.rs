@@ -4,10 +4,21 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use vrl::path::OwnedValuePath;
 
 use super::ComponentConfig;
-use crate::runtime::{BuildError, ComponentTask, PipelineContext};
+use crate::{
+    event::{Batch, Event},
+    runtime::{
+        BuildError, ComponentError, ComponentTask, Output, OutputClosed, PipelineContext,
+        ack::Delivery,
+    },
+};
 
+mod dedupe;
+mod route;
+mod sample;
+mod throttle;
 mod vrl_programs;
 
 /// A pipeline: its `type` and, inside, its `conf`.
@@ -179,15 +190,15 @@ fn default_dedupe_cache_events() -> usize {
 }
 
 impl PipelineConfig {
-    /// The running pipeline, or why this type cannot run.
+    /// The running pipeline, or why its configuration cannot be put to work.
     pub fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
-        let vrl_error = |message| BuildError::Invalid {
+        let invalid = |message| BuildError::Invalid {
             component: name.to_owned(),
             message,
         };
         match self {
             PipelineConfig::Remap(config) => {
-                let program = vrl_programs::compile(&config.source).map_err(vrl_error)?;
+                let program = vrl_programs::compile(&config.source).map_err(invalid)?;
                 Ok(Box::pin(vrl_programs::remap(
                     config.clone(),
                     program,
@@ -195,15 +206,93 @@ impl PipelineConfig {
                 )))
             }
             PipelineConfig::Filter(config) => {
-                let condition = vrl_programs::compile(&config.condition).map_err(vrl_error)?;
+                let condition = vrl_programs::compile(&config.condition).map_err(invalid)?;
                 Ok(Box::pin(vrl_programs::filter(condition, context)))
             }
-            other => Err(BuildError::NotRunnable {
-                component: name.to_owned(),
-                kind: super::type_name(other),
-            }),
+            PipelineConfig::Route(config) => {
+                let router = route::Router::new(config).map_err(invalid)?;
+                Ok(Box::pin(router.run(context)))
+            }
+            PipelineConfig::Sample(config) => {
+                let mut sampler = sample::Sampler::new(config).map_err(invalid)?;
+                Ok(Box::pin(keep_events(context, move |event| {
+                    sampler.keep(&event).then_some(event)
+                })))
+            }
+            PipelineConfig::Dedupe(config) => {
+                let mut deduper = dedupe::Deduper::new(config).map_err(invalid)?;
+                Ok(Box::pin(keep_events(context, move |event| {
+                    deduper.keep(&event).then_some(event)
+                })))
+            }
+            PipelineConfig::Throttle(config) => {
+                let mut throttler = throttle::Throttler::new(config).map_err(invalid)?;
+                Ok(Box::pin(keep_events(context, move |event| {
+                    let now = tokio::time::Instant::now();
+                    throttler.keep(&event, now).then_some(event)
+                })))
+            }
         }
     }
+
+    /// The event field paths this configuration names, with their paths below `conf`.
+    fn field_paths(&self) -> Vec<(String, &str)> {
+        match self {
+            PipelineConfig::Sample(SampleConfig {
+                key_field: Some(field),
+                ..
+            })
+            | PipelineConfig::Throttle(ThrottleConfig {
+                key_field: Some(field),
+                ..
+            }) => vec![("key_field".to_owned(), field.as_str())],
+            PipelineConfig::Dedupe(dedupe) => {
+                let (kind, fields) = match &dedupe.fields {
+                    DedupeFields::Match(fields) => ("match", fields),
+                    DedupeFields::Ignore(fields) => ("ignore", fields),
+                };
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(|(index, field)| (format!("fields.{kind}[{index}]"), field.as_str()))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Parses an event field path such as `message` or `http.status`.
+fn field_path(field: &str) -> Result<OwnedValuePath, String> {
+    vrl::path::parse_value_path(field)
+        .map_err(|_| format!("`{field}` is not a field path such as `message` or `http.status`"))
+}
+
+/// Runs `keep` on every event of every batch and sends on what it returns.
+async fn keep_events(
+    mut context: PipelineContext,
+    mut keep: impl FnMut(Event) -> Option<Event> + Send,
+) -> Result<(), ComponentError> {
+    while let Some(mut batch) = context.input.recv().await {
+        let events = std::mem::take(&mut batch.events);
+        let received = events.len();
+        batch.events = events.into_iter().filter_map(&mut keep).collect();
+        context.metrics.discard(received - batch.events.len());
+        if forward(&context.output, batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a batch on, or, when nothing is left of it, settles its delivery
+/// as dropped so that its source does not wait for it.
+async fn forward(output: &Output, batch: Batch) -> Result<(), OutputClosed> {
+    if batch.events.is_empty() {
+        batch.finish(Delivery::Dropped);
+        return Ok(());
+    }
+    output.send(batch).await
 }
 
 impl ComponentConfig for PipelineConfig {
@@ -222,6 +311,11 @@ impl ComponentConfig for PipelineConfig {
 
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        for (path, field) in self.field_paths() {
+            if let Err(message) = field_path(field) {
+                problems.push((path, message));
+            }
+        }
         let mut add = |path: String, message: &str| problems.push((path, message.to_owned()));
         match self {
             PipelineConfig::Route(route) => {
@@ -268,5 +362,65 @@ impl ComponentConfig for PipelineConfig {
             _ => {}
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::{
+        event::Origin,
+        runtime::{Input, ack::DeliveryToken},
+    };
+
+    #[tokio::test]
+    async fn discarded_batches_settle_and_kept_events_carry_the_token_on() {
+        let (input, receiver) = mpsc::channel(4);
+        let (sender, mut downstream) = mpsc::channel(4);
+        let context = PipelineContext {
+            name: "keep".into(),
+            input: Input::new(receiver, Default::default()),
+            metrics: Default::default(),
+            output: Output::new(vec![sender]),
+            outputs: BTreeMap::new(),
+        };
+        let task = tokio::spawn(keep_events(context, |event: Event| {
+            (event.message().as_deref() == Some("keep")).then_some(event)
+        }));
+        let origin = Origin {
+            host: "h".into(),
+            dataflow: "d".into(),
+            source: "s".into(),
+        };
+        let batch = |messages: &[&str]| {
+            let (token, receipt) = DeliveryToken::new();
+            let events = messages
+                .iter()
+                .map(|message| Event::from_message(message.to_string(), &origin))
+                .collect();
+            (
+                Batch {
+                    events,
+                    delivery: Some(token),
+                },
+                receipt,
+            )
+        };
+
+        let (discarded, receipt) = batch(&["drop", "drop"]);
+        input.send(discarded).await.unwrap();
+        assert_eq!(receipt.outcome().await, Delivery::Delivered);
+
+        let (mixed, receipt) = batch(&["drop", "keep"]);
+        input.send(mixed).await.unwrap();
+        let kept = downstream.recv().await.unwrap();
+        assert_eq!(kept.events.len(), 1);
+        kept.finish(Delivery::Failed);
+        assert_eq!(receipt.outcome().await, Delivery::Failed);
+
+        drop(input);
+        task.await.unwrap().unwrap();
     }
 }

@@ -1,4 +1,5 @@
-//! `remap` and `filter`: VRL programs run on each event in place.
+//! `remap` and `filter`, and the runner of VRL programs that they and
+//! `route` share: programs run on each event in place.
 
 use tracing::warn;
 use vrl::{
@@ -10,10 +11,10 @@ use vrl::{
     value::{Secrets, Value},
 };
 
-use super::RemapConfig;
+use super::{RemapConfig, forward, keep_events};
 use crate::{
-    event::{Batch, Event},
-    runtime::{ComponentError, PipelineContext, ack::Delivery},
+    event::Event,
+    runtime::{ComponentError, PipelineContext},
 };
 
 /// Compiles a VRL program, or returns VRL's diagnostic.
@@ -24,13 +25,13 @@ pub fn compile(source: &str) -> Result<Program, String> {
 }
 
 /// Runs VRL programs against events, reusing one runtime.
-struct Vrl {
+pub(super) struct Vrl {
     runtime: Runtime,
     timezone: TimeZone,
 }
 
 impl Vrl {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             runtime: Runtime::new(RuntimeState::default()),
             timezone: TimeZone::default(),
@@ -38,7 +39,11 @@ impl Vrl {
     }
 
     /// Runs `program` on `value`, which it may change; returns the program's result.
-    fn run(&mut self, program: &Program, value: Value) -> (Value, Result<Value, Terminate>) {
+    pub(super) fn run(
+        &mut self,
+        program: &Program,
+        value: Value,
+    ) -> (Value, Result<Value, Terminate>) {
         let mut target = TargetValue {
             value,
             metadata: Value::Object(Default::default()),
@@ -83,45 +88,25 @@ pub async fn remap(
             warn!(component = %context.name, errors, "VRL failed on events of a batch.");
         }
         context.metrics.discard(received - batch.events.len());
-        if forward(&context, batch).await.is_err() {
+        if forward(&context.output, batch).await.is_err() {
             break;
         }
     }
     Ok(())
+}
+
+/// Whether a condition's result lets the event through: only `true` does;
+/// other values and errors do not.
+pub(super) fn holds(result: &Result<Value, Terminate>) -> bool {
+    matches!(result, Ok(Value::Boolean(true)))
 }
 
 /// `filter`: keeps the events whose condition is `true`.
-pub async fn filter(
-    condition: Program,
-    mut context: PipelineContext,
-) -> Result<(), ComponentError> {
+pub async fn filter(condition: Program, context: PipelineContext) -> Result<(), ComponentError> {
     let mut vrl = Vrl::new();
-    while let Some(mut batch) = context.input.recv().await {
-        let events = std::mem::take(&mut batch.events);
-        let received = events.len();
-        batch.events = events
-            .into_iter()
-            .filter_map(|event| match vrl.run(&condition, event.value) {
-                (value, Ok(Value::Boolean(true))) => Some(Event { value }),
-                _ => None,
-            })
-            .collect();
-        context.metrics.discard(received - batch.events.len());
-        if forward(&context, batch).await.is_err() {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Sends a batch on, or, when nothing is left of it, settles its delivery.
-async fn forward(
-    context: &PipelineContext,
-    batch: Batch,
-) -> Result<(), crate::runtime::OutputClosed> {
-    if batch.events.is_empty() {
-        batch.finish(Delivery::Dropped);
-        return Ok(());
-    }
-    context.output.send(batch).await
+    keep_events(context, move |event| {
+        let (value, result) = vrl.run(&condition, event.value);
+        holds(&result).then_some(Event { value })
+    })
+    .await
 }

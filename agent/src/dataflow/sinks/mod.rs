@@ -13,6 +13,7 @@ use crate::{
 
 mod console;
 mod file;
+mod http;
 
 /// A sink: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,6 +295,13 @@ impl SinkConfig {
                     context,
                 )))
             }
+            SinkConfig::Http(config) => {
+                let sink = http::HttpSink::new(config).map_err(|message| BuildError::Invalid {
+                    component: name.to_owned(),
+                    message,
+                })?;
+                Ok(Box::pin(sink.run(context)))
+            }
             SinkConfig::Blackhole(_) => Ok(Box::pin(console::discard(context))),
             other => Err(BuildError::NotRunnable {
                 component: name.to_owned(),
@@ -368,6 +376,18 @@ impl ComponentConfig for SinkConfig {
                 }
                 if !(http.batch.timeout_secs.is_finite() && http.batch.timeout_secs > 0.0) {
                     add("batch.timeout_secs", "must be more than 0".to_owned());
+                }
+                if http.request.timeout_secs == 0 {
+                    add("request.timeout_secs", "must be at least 1".to_owned());
+                }
+                if http.request.retry_initial_backoff_secs == 0 {
+                    add(
+                        "request.retry_initial_backoff_secs",
+                        "must be at least 1".to_owned(),
+                    );
+                }
+                if let Err(why) = http::header_map(&http.headers) {
+                    add("headers", why);
                 }
             }
             SinkConfig::Yh(yh) => {
