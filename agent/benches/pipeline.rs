@@ -122,7 +122,7 @@ fn write_input(path: &Path, lines: u64) -> u64 {
     for n in 0..lines {
         writeln!(
             file,
-            r#"{{"id":{n},"level":"{}","service":"checkout","host":"web-{:02}","latency_ms":{},"message":"request handled for user {} with status {}"}}"#,
+            r#"{{"id":{n},"level":"{}","service":"checkout","host":"web-{:02}","latency_ms":{},"path":"/api/v1/orders","message":"request handled for user {} with status {} after retries"}}"#,
             LEVELS[(n % 4) as usize],
             n % 32,
             n % 977,

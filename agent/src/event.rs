@@ -9,15 +9,45 @@ use vrl::value::{ObjectMap, Value};
 
 use crate::runtime::ack::{Delivery, DeliveryToken};
 
-/// Where events come from: stamped on every event a source makes.
+/// Where events come from: stamped on every event a source makes. The
+/// names are kept as shared bytes, so stamping an event copies no text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    host: Bytes,
+    dataflow: Bytes,
+    source: Bytes,
+}
+
+impl Origin {
+    /// The origin of events that `source` of `dataflow` makes on `host`.
+    pub fn new(host: &str, dataflow: &str, source: &str) -> Self {
+        let bytes = |text: &str| Bytes::copy_from_slice(text.as_bytes());
+        Self {
+            host: bytes(host),
+            dataflow: bytes(dataflow),
+            source: bytes(source),
+        }
+    }
+
     /// The host's name.
-    pub host: String,
+    pub fn host(&self) -> &str {
+        as_text(&self.host)
+    }
+
     /// The dataflow's name.
-    pub dataflow: String,
+    pub fn dataflow(&self) -> &str {
+        as_text(&self.dataflow)
+    }
+
     /// The source's name.
-    pub source: String,
+    pub fn source(&self) -> &str {
+        as_text(&self.source)
+    }
+}
+
+/// Text that [`Origin::new`] stored as bytes.
+fn as_text(bytes: &Bytes) -> &str {
+    std::str::from_utf8(bytes).expect("an origin is made from text")
 }
 
 /// One event: an object of fields.
@@ -34,10 +64,9 @@ impl Event {
         let mut fields = ObjectMap::new();
         fields.insert("message".into(), Value::Bytes(message.into()));
         fields.insert("timestamp".into(), Value::Timestamp(chrono::Utc::now()));
-        let text = |text: &str| Value::Bytes(Bytes::copy_from_slice(text.as_bytes()));
-        fields.insert("host".into(), text(&origin.host));
-        fields.insert("dataflow".into(), text(&origin.dataflow));
-        fields.insert("source".into(), text(&origin.source));
+        fields.insert("host".into(), Value::Bytes(origin.host.clone()));
+        fields.insert("dataflow".into(), Value::Bytes(origin.dataflow.clone()));
+        fields.insert("source".into(), Value::Bytes(origin.source.clone()));
         Self {
             value: Value::Object(fields),
         }

@@ -305,11 +305,7 @@ pub fn start(
     for source in &dataflow.sources {
         let metrics = register(&source.name, type_name(&source.config));
         let context = SourceContext {
-            origin: Arc::new(Origin {
-                host: environment.host.clone(),
-                dataflow: dataflow.name.clone(),
-                source: source.name.clone(),
-            }),
+            origin: Arc::new(Origin::new(&environment.host, &dataflow.name, &source.name)),
             output: output_of(&source.name, &metrics, true),
             shutdown: shutdown.child_token(),
             state_dir: environment.data_dir.join("state").join(&dataflow.name),

@@ -165,10 +165,6 @@ mod tests {
     }
 
     fn origin() -> crate::event::Origin {
-        crate::event::Origin {
-            host: "h".into(),
-            dataflow: "d".into(),
-            source: "s".into(),
-        }
+        crate::event::Origin::new("h", "d", "s")
     }
 }

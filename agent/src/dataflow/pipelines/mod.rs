@@ -389,11 +389,7 @@ mod tests {
         let task = tokio::spawn(keep_events(context, |event: Event| {
             (event.message().as_deref() == Some("keep")).then_some(event)
         }));
-        let origin = Origin {
-            host: "h".into(),
-            dataflow: "d".into(),
-            source: "s".into(),
-        };
+        let origin = Origin::new("h", "d", "s");
         let batch = |messages: &[&str]| {
             let (token, receipt) = DeliveryToken::new();
             let events = messages

@@ -110,11 +110,7 @@ mod tests {
     };
 
     fn event(message: &str) -> Event {
-        let origin = Origin {
-            host: "h".into(),
-            dataflow: "d".into(),
-            source: "s".into(),
-        };
+        let origin = Origin::new("h", "d", "s");
         Event::from_message(message.to_owned(), &origin)
     }
 

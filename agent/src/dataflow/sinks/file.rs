@@ -4,11 +4,12 @@
 //! under the sink (log rotation) is reopened at its path.
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     fs::{File, OpenOptions},
     io::Write,
     os::unix::fs::MetadataExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use super::Codec;
@@ -22,6 +23,8 @@ use chrono::format::{Item, StrftimeItems};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathTemplate {
     parts: Vec<Part>,
+    /// The path, when it has neither fields nor strftime parts.
+    fixed: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,11 +56,18 @@ impl PathTemplate {
                 }
             }
         }
-        Ok(Self { parts })
+        let fixed = match parts.as_slice() {
+            [Part::Literal(text)] if !text.contains('%') => Some(PathBuf::from(text)),
+            _ => None,
+        };
+        Ok(Self { parts, fixed })
     }
 
     /// The path of one event at time `now`; a missing field renders as `_`.
-    fn render(&self, event: &Event, now: &chrono::DateTime<chrono::Utc>) -> PathBuf {
+    fn render(&self, event: &Event, now: &chrono::DateTime<chrono::Utc>) -> Cow<'_, Path> {
+        if let Some(path) = &self.fixed {
+            return Cow::Borrowed(path);
+        }
         let mut path = String::new();
         for part in &self.parts {
             match part {
@@ -68,7 +78,7 @@ impl PathTemplate {
                 },
             }
         }
-        PathBuf::from(path)
+        Cow::Owned(PathBuf::from(path))
     }
 }
 
@@ -91,10 +101,12 @@ pub async fn run(
         let now = chrono::Utc::now();
         let mut buffers: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
         for event in &batch.events {
-            codec.encode_line(
-                event,
-                buffers.entry(template.render(event, &now)).or_default(),
-            );
+            let path = template.render(event, &now);
+            let buffer = match buffers.get_mut(path.as_ref()) {
+                Some(buffer) => buffer,
+                None => buffers.entry(path.into_owned()).or_default(),
+            };
+            codec.encode_line(event, buffer);
         }
         let buffers_len = buffers.values().map(Vec::len).sum();
         let (kept, written) = tokio::task::spawn_blocking(move || {
@@ -170,18 +182,14 @@ mod tests {
     #[test]
     fn paths_render_fields_and_dates() {
         let template = PathTemplate::parse("out/%Y/{{ host }}-{{ nope }}.log").unwrap();
-        let origin = Origin {
-            host: "web/1".into(),
-            dataflow: "d".into(),
-            source: "s".into(),
-        };
+        let origin = Origin::new("web/1", "d", "s");
         let event = Event::from_message("x", &origin);
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
             .unwrap()
             .to_utc();
         assert_eq!(
             template.render(&event, &now),
-            PathBuf::from("out/2026/web_1-_.log")
+            Path::new("out/2026/web_1-_.log")
         );
     }
 

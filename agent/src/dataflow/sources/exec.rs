@@ -53,10 +53,10 @@ pub async fn run(config: ExecConfig, context: SourceContext) -> Result<(), Compo
 /// source must stop (stopped, or nobody takes its output any more).
 async fn run_once(config: &ExecConfig, context: &SourceContext, timeout: Option<Duration>) -> bool {
     let shown = shown_command(&config.command);
-    let mut child = match command(config, &context.origin.host).spawn() {
+    let mut child = match command(config, context.origin.host()).spawn() {
         Ok(child) => child,
         Err(err) => {
-            warn!(source = %context.origin.source, command = %shown, error = %err, "Cannot start the command.");
+            warn!(source = %context.origin.source(), command = %shown, error = %err, "Cannot start the command.");
             return !context.shutdown.is_cancelled();
         }
     };
@@ -108,7 +108,7 @@ async fn run_once(config: &ExecConfig, context: &SourceContext, timeout: Option<
                 None => break,
             },
             () = &mut deadline => {
-                warn!(source = %context.origin.source, command = %shown, timeout_secs = config.timeout_secs, "The command ran past its timeout; killed it.");
+                warn!(source = %context.origin.source(), command = %shown, timeout_secs = config.timeout_secs, "The command ran past its timeout; killed it.");
                 break;
             }
             () = context.shutdown.cancelled() => {
@@ -141,10 +141,10 @@ async fn finish(mut child: Child, shown: &str, context: &SourceContext) {
     match child.wait().await {
         Ok(status) if status.success() => {}
         Ok(status) => {
-            info!(source = %context.origin.source, command = %shown, status = %status, "The command exited with an error.")
+            info!(source = %context.origin.source(), command = %shown, status = %status, "The command exited with an error.")
         }
         Err(err) => {
-            warn!(source = %context.origin.source, command = %shown, error = %err, "Cannot wait for the command.")
+            warn!(source = %context.origin.source(), command = %shown, error = %err, "Cannot wait for the command.")
         }
     }
 }

@@ -245,7 +245,7 @@ pub async fn run(
 ) -> Result<(), ComponentError> {
     let checkpoint_path = context
         .state_dir
-        .join(format!("{}.checkpoints.json", context.origin.source));
+        .join(format!("{}.checkpoints.json", context.origin.source()));
     let checkpoints = load_checkpoints(&checkpoint_path);
     let resume: BTreeMap<FileKey, u64> = checkpoints.iter().map(|c| (c.key, c.offset)).collect();
     let (pending, acknowledged) = mpsc::unbounded_channel();

@@ -27,7 +27,7 @@ pub async fn run(config: StdinConfig, context: SourceContext) -> Result<(), Comp
         })?;
         let Some(cut) = read else { break };
         if cut {
-            warn!(source = %context.origin.source, max_length = config.max_length, "Truncated a line longer than max_length.");
+            warn!(source = %context.origin.source(), max_length = config.max_length, "Truncated a line longer than max_length.");
         }
         events.push(Event::from_message(
             Bytes::copy_from_slice(&line),
