@@ -9,7 +9,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::SocketAddr,
+    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::mpsc,
@@ -224,4 +224,18 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
         .collect()
+}
+
+/// A loopback address whose TCP port is free right now (bound, read back
+/// and released), for a dataflow under test to listen on.
+pub fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Waits (up to 30 s) until something accepts TCP connections on `address`.
+pub fn wait_for_listener(address: SocketAddr) {
+    wait_until(Duration::from_secs(30), "listener", || {
+        TcpStream::connect(address).is_ok()
+    });
 }
