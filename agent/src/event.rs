@@ -63,7 +63,16 @@ impl Event {
     pub fn from_message(message: impl Into<Bytes>, origin: &Origin) -> Self {
         let mut fields = ObjectMap::new();
         fields.insert("message".into(), Value::Bytes(message.into()));
-        fields.insert("timestamp".into(), Value::Timestamp(chrono::Utc::now()));
+        Self::from_fields(fields, origin)
+    }
+
+    /// An event made of `fields`, stamped like [`Event::from_message`]:
+    /// `host`, `dataflow` and `source` from the origin, and `timestamp` now
+    /// unless the fields already have one.
+    pub fn from_fields(mut fields: ObjectMap, origin: &Origin) -> Self {
+        fields
+            .entry("timestamp".into())
+            .or_insert_with(|| Value::Timestamp(chrono::Utc::now()));
         fields.insert("host".into(), Value::Bytes(origin.host.clone()));
         fields.insert("dataflow".into(), Value::Bytes(origin.dataflow.clone()));
         fields.insert("source".into(), Value::Bytes(origin.source.clone()));

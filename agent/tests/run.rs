@@ -155,7 +155,7 @@ fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
     let dir = home();
     let document = json!({
         "name": "later",
-        "sources": [{"name": "logs", "type": "syslog", "conf": {"address": "127.0.0.1:0", "mode": "udp"}}],
+        "sources": [{"name": "logs", "type": "internal_metrics", "conf": {}}],
         "sinks": [{"name": "out", "type": "blackhole", "inputs": ["logs"]}]
     });
     let file = support::write_dataflow(dir.path(), &document);
@@ -163,7 +163,7 @@ fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
-        err.contains("component `logs`: type `syslog` cannot run in this version yet"),
+        err.contains("component `logs`: type `internal_metrics` cannot run in this version yet"),
         "{err}"
     );
 }

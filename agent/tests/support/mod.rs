@@ -9,7 +9,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::SocketAddr,
+    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::mpsc,
@@ -243,4 +243,18 @@ pub fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
+}
+
+/// A loopback address whose TCP port is free right now (bound, read back
+/// and released), for a dataflow under test to listen on.
+pub fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Waits (up to 30 s) until something accepts TCP connections on `address`.
+pub fn wait_for_listener(address: SocketAddr) {
+    wait_until(Duration::from_secs(30), "listener", || {
+        TcpStream::connect(address).is_ok()
+    });
 }

@@ -11,8 +11,11 @@ use crate::runtime::{BuildError, ComponentTask, SourceContext};
 mod demo;
 mod exec;
 mod file;
+mod host_metrics;
+mod http_server;
 mod lines;
 mod stdin;
+mod syslog;
 
 /// A source: its `type` and, inside, its `conf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -382,12 +385,49 @@ impl SourceConfig {
                     })?;
                 Ok(Box::pin(file::run(config.clone(), patterns, context)))
             }
+            SourceConfig::HttpServer(config) => {
+                let listener = bind(name, config.address, std::net::TcpListener::bind)?;
+                Ok(Box::pin(http_server::run(
+                    config.clone(),
+                    listener,
+                    context,
+                )))
+            }
+            SourceConfig::Syslog(config) => {
+                let socket = match config.mode {
+                    SyslogMode::Tcp => syslog::Socket::Tcp(bind(
+                        name,
+                        config.address,
+                        std::net::TcpListener::bind,
+                    )?),
+                    SyslogMode::Udp => {
+                        syslog::Socket::Udp(bind(name, config.address, std::net::UdpSocket::bind)?)
+                    }
+                };
+                Ok(Box::pin(syslog::run(config.clone(), socket, context)))
+            }
+            SourceConfig::HostMetrics(config) => {
+                Ok(Box::pin(host_metrics::run(config.clone(), context)))
+            }
             other => Err(BuildError::NotRunnable {
                 component: name.to_owned(),
                 kind: super::type_name(other),
             }),
         }
     }
+}
+
+/// Binds a socket while the dataflow is built, so that an address in use
+/// stops the dataflow from starting, with the address named.
+fn bind<S>(
+    component: &str,
+    address: SocketAddr,
+    bind: impl FnOnce(SocketAddr) -> std::io::Result<S>,
+) -> Result<S, BuildError> {
+    bind(address).map_err(|err| BuildError::Invalid {
+        component: component.to_owned(),
+        message: format!("cannot listen on {address}: {err}"),
+    })
 }
 
 impl ComponentConfig for SourceConfig {

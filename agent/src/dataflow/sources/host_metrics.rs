@@ -1,0 +1,189 @@
+//! The `host_metrics` source: every `scrape_interval_secs`, measures the
+//! host (CPU, memory, disks, network, load) and sends one batch of metric
+//! events, each with `name`, `value`, `kind` (`gauge` or `counter`) and
+//! `tags`, named as Vector's `host_metrics` names them.
+
+use std::time::Duration;
+
+use sysinfo::{Disks, Networks, System};
+use vrl::value::{ObjectMap, Value};
+
+use super::{HostCollector, HostMetricsConfig};
+use crate::{
+    event::{Batch, Event, Origin},
+    runtime::{ComponentError, SourceContext},
+};
+
+/// Whether a metric is a level or a running total.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// The host's measuring instruments, kept between scrapes so that CPU usage
+/// is measured over the interval.
+struct Probe {
+    system: System,
+    disks: Disks,
+    networks: Networks,
+}
+
+/// Measures every interval until the source is stopped.
+pub async fn run(config: HostMetricsConfig, context: SourceContext) -> Result<(), ComponentError> {
+    let mut probe = Probe {
+        system: System::new(),
+        disks: Disks::new(),
+        networks: Networks::new(),
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs(config.scrape_interval_secs));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = context.shutdown.cancelled() => return Ok(()),
+        }
+        let events =
+            tokio::task::block_in_place(|| probe.scrape(&config.collectors, &context.origin));
+        if context
+            .output
+            .send(Batch::unacknowledged(events))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+impl Probe {
+    /// One measurement of every selected collector.
+    fn scrape(&mut self, collectors: &[HostCollector], origin: &Origin) -> Vec<Event> {
+        let mut metrics = Metrics {
+            origin,
+            events: Vec::new(),
+        };
+        for collector in collectors {
+            match collector {
+                HostCollector::Cpu => self.cpu(&mut metrics),
+                HostCollector::Memory => self.memory(&mut metrics),
+                HostCollector::Disk => self.disk(&mut metrics),
+                HostCollector::Network => self.network(&mut metrics),
+                HostCollector::Load => {
+                    let load = System::load_average();
+                    for (name, value) in [
+                        ("load1", load.one),
+                        ("load5", load.five),
+                        ("load15", load.fifteen),
+                    ] {
+                        metrics.add(name, value, Kind::Gauge, &[]);
+                    }
+                }
+            }
+        }
+        metrics.events
+    }
+
+    fn cpu(&mut self, metrics: &mut Metrics<'_>) {
+        self.system.refresh_cpu_usage();
+        for cpu in self.system.cpus() {
+            metrics.add(
+                "cpu_usage_percent",
+                f64::from(cpu.cpu_usage()),
+                Kind::Gauge,
+                &[("cpu", cpu.name())],
+            );
+        }
+    }
+
+    fn memory(&mut self, metrics: &mut Metrics<'_>) {
+        self.system.refresh_memory();
+        let system = &self.system;
+        for (name, bytes) in [
+            ("memory_total_bytes", system.total_memory()),
+            ("memory_used_bytes", system.used_memory()),
+            ("memory_free_bytes", system.free_memory()),
+            ("memory_available_bytes", system.available_memory()),
+            ("memory_swap_total_bytes", system.total_swap()),
+            ("memory_swap_used_bytes", system.used_swap()),
+            ("memory_swap_free_bytes", system.free_swap()),
+        ] {
+            metrics.add(name, bytes as f64, Kind::Gauge, &[]);
+        }
+    }
+
+    fn disk(&mut self, metrics: &mut Metrics<'_>) {
+        self.disks.refresh(true);
+        for disk in self.disks.list() {
+            let device = disk.name().to_string_lossy();
+            let filesystem = disk.file_system().to_string_lossy();
+            let mountpoint = disk.mount_point().to_string_lossy();
+            let tags = [
+                ("device", device.as_ref()),
+                ("filesystem", filesystem.as_ref()),
+                ("mountpoint", mountpoint.as_ref()),
+            ];
+            let (total, free) = (disk.total_space(), disk.available_space());
+            for (name, bytes) in [
+                ("filesystem_total_bytes", total),
+                ("filesystem_free_bytes", free),
+                ("filesystem_used_bytes", total.saturating_sub(free)),
+            ] {
+                metrics.add(name, bytes as f64, Kind::Gauge, &tags);
+            }
+        }
+    }
+
+    fn network(&mut self, metrics: &mut Metrics<'_>) {
+        self.networks.refresh(true);
+        for (device, data) in &self.networks {
+            for (name, total) in [
+                ("network_receive_bytes_total", data.total_received()),
+                ("network_transmit_bytes_total", data.total_transmitted()),
+                (
+                    "network_receive_packets_total",
+                    data.total_packets_received(),
+                ),
+                (
+                    "network_transmit_packets_total",
+                    data.total_packets_transmitted(),
+                ),
+                (
+                    "network_receive_errs_total",
+                    data.total_errors_on_received(),
+                ),
+                (
+                    "network_transmit_errs_total",
+                    data.total_errors_on_transmitted(),
+                ),
+            ] {
+                metrics.add(name, total as f64, Kind::Counter, &[("device", device)]);
+            }
+        }
+    }
+}
+
+/// The metric events of one scrape.
+struct Metrics<'a> {
+    origin: &'a Origin,
+    events: Vec<Event>,
+}
+
+impl Metrics<'_> {
+    fn add(&mut self, name: &str, value: f64, kind: Kind, tags: &[(&str, &str)]) {
+        let tags: ObjectMap = tags
+            .iter()
+            .map(|(tag, text)| ((*tag).into(), Value::from(*text)))
+            .collect();
+        let kind = match kind {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        };
+        let mut fields = ObjectMap::new();
+        fields.insert("name".into(), Value::from(name));
+        fields.insert("value".into(), Value::from_f64_or_zero(value));
+        fields.insert("kind".into(), Value::from(kind));
+        fields.insert("tags".into(), Value::Object(tags));
+        self.events.push(Event::from_fields(fields, self.origin));
+    }
+}

@@ -1,0 +1,222 @@
+//! The `http_server` source: accepts POST and PUT requests on one path,
+//! decodes each body into events (all of them or none), and answers only
+//! once the sinks have acknowledged them: 200 when delivered, 503 when not,
+//! so that a client retries and nothing it was told was accepted is lost.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use tracing::{info, warn};
+use vrl::value::{ObjectMap, Value};
+
+use super::{DecodingCodec, HttpServerConfig};
+use crate::{
+    event::{Batch, Event, Origin},
+    runtime::{
+        ComponentError, MAX_BATCH_EVENTS, Output, SourceContext,
+        ack::{Delivery, DeliveryToken},
+    },
+};
+
+/// Largest request body accepted; a larger one is answered 413.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// What every request handler shares.
+struct Receiver {
+    codec: DecodingCodec,
+    origin: Arc<Origin>,
+    output: Output,
+}
+
+/// Why a request was not taken.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// The body does not decode with the source's codec.
+    #[error("{0}")]
+    BadBody(String),
+    /// The sinks did not confirm the events; the client should retry.
+    #[error("the events were not delivered; send them again")]
+    NotDelivered,
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            RequestError::BadBody(_) => StatusCode::BAD_REQUEST,
+            RequestError::NotDelivered => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// Serves on `listener` until the source is stopped; requests in flight
+/// are still answered.
+pub async fn run(
+    config: HttpServerConfig,
+    listener: std::net::TcpListener,
+    context: SourceContext,
+) -> Result<(), ComponentError> {
+    let listener = listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        .map_err(|source| ComponentError::Io {
+            context: format!("cannot listen on {}", config.address),
+            source,
+        })?;
+    let receiver = Arc::new(Receiver {
+        codec: config.decoding.codec,
+        origin: context.origin,
+        output: context.output,
+    });
+    let router = Router::new()
+        .route(&config.path, post(receive).put(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(receiver);
+    info!(address = %config.address, path = %config.path, "Listening for events over HTTP.");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(context.shutdown.cancelled_owned())
+        .await
+        .map_err(|source| ComponentError::Io {
+            context: format!("cannot serve HTTP on {}", config.address),
+            source,
+        })
+}
+
+/// Decodes the body, sends its events on and waits for their delivery.
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    body: Bytes,
+) -> Result<StatusCode, RequestError> {
+    let events = decode(receiver.codec, body, &receiver.origin).map_err(RequestError::BadBody)?;
+    if events.is_empty() {
+        return Ok(StatusCode::OK);
+    }
+    let (token, receipt) = DeliveryToken::new();
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let batch = Batch {
+            events: events.by_ref().take(MAX_BATCH_EVENTS).collect(),
+            delivery: Some(token.clone()),
+        };
+        if receiver.output.send(batch).await.is_err() {
+            token.finish(Delivery::Failed);
+            return Err(RequestError::NotDelivered);
+        }
+    }
+    drop(token);
+    match receipt.outcome().await {
+        Delivery::Failed => {
+            warn!(source = %receiver.origin.source(), "A request's events were not delivered; answered 503.");
+            Err(RequestError::NotDelivered)
+        }
+        Delivery::Delivered | Delivery::Dropped => Ok(StatusCode::OK),
+    }
+}
+
+/// The events of a body, or what is wrong with it.
+fn decode(codec: DecodingCodec, body: Bytes, origin: &Origin) -> Result<Vec<Event>, String> {
+    match codec {
+        DecodingCodec::Bytes => Ok(vec![Event::from_message(body, origin)]),
+        DecodingCodec::Json => {
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|err| format!("the body is not valid JSON: {err}"))?;
+            match value {
+                serde_json::Value::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        object_event(item, origin).map_err(|kind| {
+                            format!("item {index} of the array is {kind}, not an object")
+                        })
+                    })
+                    .collect(),
+                other => object_event(other, origin)
+                    .map(|event| vec![event])
+                    .map_err(|kind| {
+                        format!("the body is {kind}; send an object or an array of objects")
+                    }),
+            }
+        }
+        DecodingCodec::Ndjson => body
+            .split(|byte| *byte == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.trim_ascii().is_empty())
+            .map(|(index, line)| {
+                let number = index + 1;
+                let value = serde_json::from_slice(line)
+                    .map_err(|err| format!("line {number} is not valid JSON: {err}"))?;
+                object_event(value, origin)
+                    .map_err(|kind| format!("line {number} is {kind}, not an object"))
+            })
+            .collect(),
+    }
+}
+
+/// An event of a JSON object's fields; otherwise the kind of value it is.
+fn object_event(value: serde_json::Value, origin: &Origin) -> Result<Event, &'static str> {
+    let serde_json::Value::Object(object) = value else {
+        return Err(match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            _ => "an array",
+        });
+    };
+    let fields: ObjectMap = object
+        .into_iter()
+        .map(|(name, value)| (name.into(), Value::from(value)))
+        .collect();
+    Ok(Event::from_fields(fields, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin::new("h", "d", "s")
+    }
+
+    #[test]
+    fn ndjson_names_the_bad_line_and_skips_blank_ones() {
+        let body = Bytes::from_static(b"{\"a\":1}\n\n{\"b\":2}\r\nnot json\n");
+        let err = decode(DecodingCodec::Ndjson, body, &origin()).unwrap_err();
+        assert!(err.starts_with("line 4 is not valid JSON"), "{err}");
+        let good = Bytes::from_static(b"{\"a\":1}\n\n{\"b\":2}\r\n");
+        assert_eq!(
+            decode(DecodingCodec::Ndjson, good, &origin())
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn json_takes_an_object_or_an_array_of_objects() {
+        let one = decode(
+            DecodingCodec::Json,
+            Bytes::from_static(b"{\"a\":1}"),
+            &origin(),
+        );
+        assert_eq!(one.unwrap()[0].field("a"), Some(&Value::from(1)));
+        let err = decode(
+            DecodingCodec::Json,
+            Bytes::from_static(b"[{\"a\":1}, 2]"),
+            &origin(),
+        )
+        .unwrap_err();
+        assert_eq!(err, "item 1 of the array is a number, not an object");
+    }
+}

@@ -1,0 +1,381 @@
+//! The `syslog` source: receives RFC 5424 and RFC 3164 messages over UDP
+//! (one a datagram) or TCP (one a line, or octet-counted as in RFC 6587),
+//! and parses them into Vector's field names. A message that does not parse
+//! is kept whole as `message` and counted.
+
+use std::{
+    net::{SocketAddr, TcpListener, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use chrono::{Datelike, Utc};
+use syslog_loose::{IncompleteDate, Message, ProcId, Variant};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tracing::{debug, info, warn};
+use vrl::value::{ObjectMap, Value};
+
+use super::{SyslogConfig, lines::read_line};
+use crate::{
+    event::{Batch, Event, Origin},
+    runtime::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
+};
+
+/// Largest UDP datagram.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Longest decimal length prefix of an octet-counted frame.
+const MAX_LENGTH_DIGITS: usize = 9;
+
+/// The socket a `syslog` source was built with.
+#[derive(Debug)]
+pub enum Socket {
+    /// Listening for TCP connections.
+    Tcp(TcpListener),
+    /// Receiving datagrams.
+    Udp(UdpSocket),
+}
+
+/// Counts kept for the source's log lines.
+#[derive(Debug, Default)]
+struct Counts {
+    unparsed: AtomicU64,
+    truncated: AtomicU64,
+}
+
+/// What every connection or datagram handler shares.
+#[derive(Debug)]
+struct Receiver {
+    origin: Arc<Origin>,
+    output: Output,
+    max_length: usize,
+    counts: Counts,
+}
+
+/// Receives messages until the source is stopped.
+pub async fn run(
+    config: SyslogConfig,
+    socket: Socket,
+    context: SourceContext,
+) -> Result<(), ComponentError> {
+    let listen_error = |source| ComponentError::Io {
+        context: format!("cannot listen on {}", config.address),
+        source,
+    };
+    let receiver = Arc::new(Receiver {
+        origin: context.origin,
+        output: context.output,
+        max_length: config.max_length,
+        counts: Counts::default(),
+    });
+    info!(address = %config.address, mode = ?config.mode, "Listening for syslog messages.");
+    match socket {
+        Socket::Udp(socket) => {
+            let socket = socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UdpSocket::from_std(socket))
+                .map_err(listen_error)?;
+            tokio::select! {
+                received = receive_datagrams(&socket, &receiver) => received.map_err(listen_error),
+                () = context.shutdown.cancelled() => Ok(()),
+            }
+        }
+        Socket::Tcp(listener) => {
+            let listener = listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                .map_err(listen_error)?;
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let (stream, peer) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(err) => {
+                            warn!(address = %config.address, error = %err, "Cannot accept a connection.");
+                            continue;
+                        }
+                    },
+                    () = context.shutdown.cancelled() => break,
+                };
+                let receiver = Arc::clone(&receiver);
+                let shutdown = context.shutdown.clone();
+                connections.spawn(async move {
+                    tokio::select! {
+                        () = receive_stream(BufReader::new(stream), peer, &receiver) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                });
+            }
+            connections.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// One message a datagram; datagrams already waiting travel in one batch.
+async fn receive_datagrams(
+    socket: &tokio::net::UdpSocket,
+    receiver: &Receiver,
+) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (size, peer) = socket.recv_from(&mut buffer).await?;
+        let mut events = vec![receiver.event(&buffer[..size], peer)];
+        while events.len() < MAX_BATCH_EVENTS {
+            match socket.try_recv_from(&mut buffer) {
+                Ok((size, peer)) => events.push(receiver.event(&buffer[..size], peer)),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => return Err(err),
+            }
+        }
+        if receiver.send(events).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Messages of one TCP connection until it closes; messages already
+/// buffered travel in one batch.
+async fn receive_stream<R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
+    peer: SocketAddr,
+    receiver: &Receiver,
+) {
+    let mut frame = Vec::new();
+    let mut events = Vec::new();
+    loop {
+        match read_frame(&mut reader, &mut frame, receiver.max_length).await {
+            Ok(Some(cut)) => {
+                if cut {
+                    receiver.truncated();
+                }
+                if !frame.is_empty() {
+                    events.push(receiver.event(&frame, peer));
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                debug!(peer = %peer, error = %err, "A syslog connection failed.");
+                break;
+            }
+        }
+        let batch_complete = events.len() >= MAX_BATCH_EVENTS || reader.buffer().is_empty();
+        if batch_complete
+            && !events.is_empty()
+            && receiver.send(std::mem::take(&mut events)).await.is_err()
+        {
+            return;
+        }
+    }
+    if !events.is_empty() {
+        let _ = receiver.send(events).await;
+    }
+}
+
+/// Reads the next message into `frame`, keeping at most `max` bytes: an
+/// octet-counted frame (`LEN SP MSG`) when the stream starts with digits and
+/// a space, else a line. Returns `None` at the end, else whether it was cut.
+async fn read_frame<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    frame: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    let available = reader.fill_buf().await?;
+    let Some(length) = octet_count(available) else {
+        return read_line(reader, frame, max).await;
+    };
+    let prefix = available
+        .iter()
+        .position(|byte| *byte == b' ')
+        .expect("an octet count ends with a space");
+    reader.consume(prefix + 1);
+    frame.clear();
+    let kept = length.min(max);
+    let read = (&mut *reader).take(kept as u64).read_to_end(frame).await?;
+    let skipped = tokio::io::copy(
+        &mut (&mut *reader).take((length - kept) as u64),
+        &mut tokio::io::sink(),
+    )
+    .await?;
+    if read + (skipped as usize) < length {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Some(length > max))
+}
+
+/// The length of an octet-counted frame starting `buffered`, if it is one.
+fn octet_count(buffered: &[u8]) -> Option<usize> {
+    let digits = buffered.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > MAX_LENGTH_DIGITS || buffered.get(digits) != Some(&b' ') {
+        return None;
+    }
+    std::str::from_utf8(&buffered[..digits]).ok()?.parse().ok()
+}
+
+impl Receiver {
+    /// The event of one message, cut at `max_length`.
+    fn event(&self, message: &[u8], peer: SocketAddr) -> Event {
+        let message = match message.len() > self.max_length {
+            true => {
+                self.truncated();
+                &message[..self.max_length]
+            }
+            false => message,
+        };
+        let text = String::from_utf8_lossy(message);
+        let text = text.trim_end_matches(['\r', '\n']);
+        let mut fields = match syslog_loose::parse_message_with_year_exact(
+            text,
+            year_of,
+            Variant::Either,
+        ) {
+            Ok(parsed) => parsed_fields(parsed),
+            Err(_) => {
+                let count = self.counts.unparsed.fetch_add(1, Ordering::Relaxed) + 1;
+                warn!(source = %self.origin.source(), peer = %peer, unparsed_total = count, "A message is not valid syslog; kept whole as `message`.");
+                let mut fields = ObjectMap::new();
+                fields.insert("message".into(), Value::from(text));
+                fields
+            }
+        };
+        fields.insert("source_ip".into(), Value::from(peer.ip().to_string()));
+        Event::from_fields(fields, &self.origin)
+    }
+
+    fn truncated(&self) {
+        let count = self.counts.truncated.fetch_add(1, Ordering::Relaxed) + 1;
+        warn!(source = %self.origin.source(), max_length = self.max_length, truncated_total = count, "Truncated a message longer than max_length.");
+    }
+
+    async fn send(&self, events: Vec<Event>) -> Result<(), crate::runtime::OutputClosed> {
+        self.output.send(Batch::unacknowledged(events)).await
+    }
+}
+
+/// The fields of a parsed message, named as Vector names them; structured
+/// data elements become objects named by their id.
+fn parsed_fields(message: Message<&str>) -> ObjectMap {
+    let mut fields = ObjectMap::new();
+    for element in &message.structured_data {
+        let params: ObjectMap = element
+            .params()
+            .map(|(name, value)| ((*name).into(), Value::from(value)))
+            .collect();
+        fields.insert(element.id.into(), Value::Object(params));
+    }
+    let mut text = |name: &str, value: Option<&str>| {
+        if let Some(value) = value {
+            fields.insert(name.into(), Value::from(value));
+        }
+    };
+    text("hostname", message.hostname);
+    text("appname", message.appname);
+    text("msgid", message.msgid);
+    text("facility", message.facility.map(|f| f.as_str()));
+    text("severity", message.severity.map(|s| s.as_str()));
+    match message.procid {
+        Some(ProcId::PID(pid)) => {
+            fields.insert("procid".into(), Value::from(i64::from(pid)));
+        }
+        Some(ProcId::Name(name)) => {
+            fields.insert("procid".into(), Value::from(name));
+        }
+        None => {}
+    }
+    if let syslog_loose::Protocol::RFC5424(version) = message.protocol {
+        fields.insert("version".into(), Value::from(i64::from(version)));
+    }
+    if let Some(time) = message.timestamp {
+        fields.insert("timestamp".into(), Value::Timestamp(time.to_utc()));
+    }
+    fields.insert("message".into(), Value::from(message.msg));
+    fields
+}
+
+/// The year of an RFC 3164 date, which has none: this year, or last year
+/// for a December date received in January.
+fn year_of((month, _, _, _, _): IncompleteDate) -> i32 {
+    let now = Utc::now();
+    if month == 12 && now.month() == 1 {
+        now.year() - 1
+    } else {
+        now.year()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_of(event: &Event) -> String {
+        event.message().expect("every event has a message")
+    }
+
+    fn receiver(max_length: usize) -> Receiver {
+        Receiver {
+            origin: Arc::new(Origin::new("h", "d", "s")),
+            output: Output::default(),
+            max_length,
+            counts: Counts::default(),
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn rfc5424_fields_and_structured_data_are_parsed() {
+        let line = br#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 1234 ID47 [exampleSDID@32473 iut="3" eventSource="Application"] An application event"#;
+        let event = receiver(1000).event(line, peer());
+        assert_eq!(message_of(&event), "An application event");
+        assert_eq!(
+            event.field("hostname"),
+            Some(&Value::from("mymachine.example.com"))
+        );
+        assert_eq!(event.field("facility"), Some(&Value::from("local4")));
+        assert_eq!(event.field("severity"), Some(&Value::from("notice")));
+        assert_eq!(event.field("procid"), Some(&Value::from(1234)));
+        let Some(Value::Object(data)) = event.field("exampleSDID@32473") else {
+            panic!("{event:?}")
+        };
+        assert_eq!(data.get("iut"), Some(&Value::from("3")));
+    }
+
+    #[test]
+    fn garbage_is_kept_whole_and_long_messages_are_cut() {
+        let event = receiver(1000).event(b"\x00not syslog at all", peer());
+        assert_eq!(message_of(&event), "\u{0}not syslog at all");
+        let receiver = receiver(10);
+        let event = receiver.event(&[b'x'; 100], peer());
+        assert_eq!(message_of(&event).len(), 10);
+        assert_eq!(receiver.counts.truncated.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn octet_counted_and_line_frames_mix() {
+        let input: &[u8] = b"5 hello3 abc\nplain line\n12 cut";
+        let mut reader = BufReader::new(input);
+        let mut frame = Vec::new();
+        assert_eq!(
+            read_frame(&mut reader, &mut frame, 4).await.unwrap(),
+            Some(true)
+        );
+        assert_eq!(frame, b"hell");
+        assert_eq!(
+            read_frame(&mut reader, &mut frame, 4).await.unwrap(),
+            Some(false)
+        );
+        assert_eq!(frame, b"abc");
+        assert_eq!(
+            read_frame(&mut reader, &mut frame, 100).await.unwrap(),
+            Some(false)
+        );
+        assert_eq!(frame, b"", "the newline after a counted frame");
+        read_frame(&mut reader, &mut frame, 100).await.unwrap();
+        assert_eq!(frame, b"plain line");
+        assert!(read_frame(&mut reader, &mut frame, 100).await.is_err());
+    }
+}
