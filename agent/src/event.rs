@@ -121,6 +121,13 @@ impl Batch {
         }
     }
 
+    /// Whether its source has abandoned it, to send its events again.
+    pub fn is_abandoned(&self) -> bool {
+        self.delivery
+            .as_ref()
+            .is_some_and(DeliveryToken::is_abandoned)
+    }
+
     /// Records what became of this copy of the batch, and lets it go.
     pub fn finish(self, outcome: Delivery) {
         if let Some(token) = self.delivery {

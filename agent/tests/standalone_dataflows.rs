@@ -381,3 +381,120 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
     );
     node.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    // The sink's directory is a regular file at first: every write fails.
+    let blocker = dir.path().join("blocked");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let out = blocker.join("out.json");
+    let document = json!({
+        "name": "flaky",
+        "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.01}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
+                   "conf": {"path": out.display().to_string()}}]
+    });
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/flaky", &document)
+            .await
+            .0,
+        201
+    );
+    let mut status = Value::Null;
+    for _ in 0..1_500 {
+        status = serde_json::from_str(&api.get("/api/v1/groups/default/dataflows/flaky").await.1)
+            .unwrap();
+        if status["components"][1]["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sink = &status["components"][1];
+    assert_eq!(sink["component"], "out", "{status}");
+    assert!(
+        sink["last_error"].as_str().unwrap().contains("out.json"),
+        "{status}"
+    );
+    assert_eq!(
+        status["components"][0]["state"], "running",
+        "the source goes on: {status}"
+    );
+
+    // Once the path can be written, a restart delivers again.
+    std::fs::remove_file(&blocker).unwrap();
+    support::wait_until(Duration::from_secs(30), "events after the restart", || {
+        support::json_lines(&out).len() > 5
+    });
+    let status: Value =
+        serde_json::from_str(&api.get("/api/v1/groups/default/dataflows/flaky").await.1).unwrap();
+    assert!(
+        status["components"][1]["restarts"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+    assert_eq!(status["components"][1]["state"], "running", "{status}");
+    let (_, metrics) = api.get("/metrics").await;
+    let restarts = series(
+        &metrics,
+        "datascale_component_restarts_total",
+        "dataflow=\"flaky\",component=\"out\",component_type=\"file\"",
+    );
+    assert!(restarts.is_some_and(|count| count >= 1.0), "{metrics}");
+    node.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    write_lines(&dir.path().join("logs/a.log"), 0..20_000);
+    // The sink's directory is a regular file at first, so every write fails.
+    let blocker = dir.path().join("blocked");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let document = tail_to_file("tail", dir.path(), "logs/*.log", "blocked/out.json");
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/tail", &document)
+            .await
+            .0,
+        201
+    );
+    let labels = |component: &str, kind: &str| {
+        format!("dataflow=\"tail\",component=\"{component}\",component_type=\"{kind}\"")
+    };
+    let mut failed_and_sent = false;
+    for _ in 0..1_500 {
+        let metrics = api.get("/metrics").await.1;
+        let restarts = series(
+            &metrics,
+            "datascale_component_restarts_total",
+            &labels("out", "file"),
+        );
+        let sent = series(
+            &metrics,
+            "datascale_component_sent_events_total",
+            &labels("logs", "file"),
+        );
+        if restarts.is_some_and(|n| n >= 1.0) && sent.is_some_and(|n| n >= 1_000.0) {
+            failed_and_sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failed_and_sent, "the sink never failed and restarted");
+    let checkpoints = dir.path().join("data/state/tail/logs.checkpoints.json");
+    assert!(
+        !checkpoints.exists(),
+        "the checkpoint moved over lines nobody wrote"
+    );
+
+    std::fs::remove_file(&blocker).unwrap();
+    let out = dir.path().join("blocked/out.json");
+    support::wait_until(Duration::from_secs(60), "every line after the fix", || {
+        counts(&out).len() == 20_000
+    });
+    assert_exactly_once(&out, 20_000);
+    node.terminate(Duration::from_secs(10));
+}

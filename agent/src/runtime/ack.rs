@@ -7,10 +7,14 @@
 //! if any copy failed, otherwise delivered. A token dropped without a record
 //! (a lost batch, a panicking task) counts as failed, so nothing unconfirmed
 //! ever moves a checkpoint.
+//!
+//! A source may also abandon a batch it will send again (it rewound over
+//! lines a sink failed to write): components that have not handled the
+//! batch yet let it go instead of writing it twice.
 
 use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicU8, Ordering},
+    Arc, Mutex, Weak,
+    atomic::{AtomicBool, AtomicU8, Ordering},
 };
 
 use tokio::sync::oneshot;
@@ -43,6 +47,8 @@ struct Shared {
     /// The worst outcome recorded so far, or [`UNRECORDED`].
     worst: AtomicU8,
     notify: Mutex<Option<oneshot::Sender<Delivery>>>,
+    /// The source will send these events again.
+    abandoned: AtomicBool,
 }
 
 impl Drop for Shared {
@@ -77,22 +83,23 @@ impl std::fmt::Debug for DeliveryToken {
 #[derive(Debug)]
 pub struct DeliveryReceipt {
     outcome: oneshot::Receiver<Delivery>,
+    shared: Weak<Shared>,
 }
 
 impl DeliveryToken {
     /// A token for a new batch, and the receipt its source waits on.
     pub fn new() -> (Self, DeliveryReceipt) {
         let (sender, outcome) = oneshot::channel();
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             worst: AtomicU8::new(UNRECORDED),
             notify: Mutex::new(Some(sender)),
+            abandoned: AtomicBool::new(false),
+        });
+        let receipt = DeliveryReceipt {
+            outcome,
+            shared: Arc::downgrade(&shared),
         };
-        (
-            Self {
-                shared: Arc::new(shared),
-            },
-            DeliveryReceipt { outcome },
-        )
+        (Self { shared }, receipt)
     }
 
     /// Records what became of this holder's copy; the worst record wins.
@@ -112,6 +119,11 @@ impl DeliveryToken {
             });
     }
 
+    /// Whether the source has abandoned the batch (it sends it again).
+    pub fn is_abandoned(&self) -> bool {
+        self.shared.abandoned.load(Ordering::Acquire)
+    }
+
     /// Records the outcome and gives up this holder's share.
     pub fn finish(self, outcome: Delivery) {
         self.record(outcome);
@@ -119,6 +131,14 @@ impl DeliveryToken {
 }
 
 impl DeliveryReceipt {
+    /// Tells the holders that the source sends these events again, so those
+    /// that have not handled the batch yet let it go.
+    pub fn abandon(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.abandoned.store(true, Ordering::Release);
+        }
+    }
+
     /// Waits until every copy is accounted for: `Delivered` or `Failed`.
     pub async fn outcome(self) -> Delivery {
         self.outcome.await.unwrap_or(Delivery::Failed)
@@ -179,6 +199,15 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(receipt.outcome().await, Delivery::Delivered);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_batch_is_seen_by_its_holders() {
+        let (token, receipt) = DeliveryToken::new();
+        assert!(!token.is_abandoned());
+        receipt.abandon();
+        assert!(token.is_abandoned());
+        token.finish(Delivery::Dropped);
     }
 
     /// Polls a future once: `Some` when it is ready.

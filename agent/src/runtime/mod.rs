@@ -145,11 +145,20 @@ impl Input {
         }
     }
 
-    /// The next batch; `None` once every input has stopped and the channel is empty.
+    /// The next batch; `None` once every input has stopped and the channel
+    /// is empty. Batches their source abandoned (it sends them again) are
+    /// let go here, so no component handles them twice.
     pub async fn recv(&mut self) -> Option<Batch> {
-        let batch = self.receiver.lock().await.recv().await?;
-        self.metrics.received(batch.events.len(), 0);
-        Some(batch)
+        let mut receiver = self.receiver.lock().await;
+        loop {
+            let batch = receiver.recv().await?;
+            if batch.is_abandoned() {
+                batch.finish(Delivery::Dropped);
+                continue;
+            }
+            self.metrics.received(batch.events.len(), 0);
+            return Some(batch);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `file` source: tails the files matching its globs, follows rotation
 //! (rename and copy-truncate) and moves its checkpoints only over lines that
-//! every sink has acknowledged.
+//! every sink has acknowledged. When a batch is not delivered, the file is
+//! read again from that batch's first line, and the batches sent after it
+//! are abandoned, so nothing is lost and repeats stay within a batch or two.
 //!
 //! Files are known by device and inode, so a file renamed away by rotation
 //! is read to its end while the new file at its path starts from the
@@ -11,7 +13,7 @@
 //! every [`CHECKPOINT_EVERY`] and once more at shutdown.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     fs::File,
     io::{self, Read, Seek, SeekFrom},
     os::unix::fs::MetadataExt,
@@ -145,6 +147,8 @@ struct Watcher {
     partial_len: u64,
     /// The path now names another file, or none: read to the end, then let go.
     rotated: bool,
+    /// How many times reading went back over lines not delivered.
+    generation: u64,
 }
 
 /// Lines read from one file in one go, and the offset just past them.
@@ -166,7 +170,18 @@ impl Watcher {
             partial: Vec::new(),
             partial_len: 0,
             rotated: false,
+            generation: 0,
         })
+    }
+
+    /// Goes back to `offset`, the start of a line, for read generation `generation`.
+    fn rewind(&mut self, offset: u64, generation: u64) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.consumed = offset;
+        self.partial.clear();
+        self.partial_len = 0;
+        self.generation = generation;
+        Ok(())
     }
 
     /// Reads what the file has past its position, up to [`READ_CHUNK`]
@@ -232,9 +247,26 @@ impl Watcher {
 struct Pending {
     key: FileKey,
     path: PathBuf,
+    /// Where its first line starts: where reading starts again if it fails.
+    start: u64,
     end: u64,
+    /// The file's read generation when it was sent; see [`Rewind`].
+    generation: u64,
     receipt: DeliveryReceipt,
 }
+
+/// Read a file again from `offset`: a batch starting there was not
+/// delivered. Batches of earlier generations still in flight are ignored by
+/// the checkpoint writer, since their lines are read and sent again.
+struct Rewind {
+    key: FileKey,
+    offset: u64,
+    generation: u64,
+}
+
+/// Pause after a rewind before reading again, so that a sink that fails at
+/// once does not make the source spin.
+const REWIND_PAUSE: Duration = Duration::from_secs(1);
 
 /// Tails the files until the source is stopped, then waits for the
 /// acknowledgements of what it sent and writes its checkpoints.
@@ -249,7 +281,13 @@ pub async fn run(
     let checkpoints = load_checkpoints(&checkpoint_path);
     let resume: BTreeMap<FileKey, u64> = checkpoints.iter().map(|c| (c.key, c.offset)).collect();
     let (pending, acknowledged) = mpsc::unbounded_channel();
-    let acker = tokio::spawn(acknowledge(acknowledged, checkpoint_path, checkpoints));
+    let (rewind_sender, mut rewinds) = mpsc::unbounded_channel();
+    let acker = tokio::spawn(acknowledge(
+        acknowledged,
+        rewind_sender,
+        checkpoint_path,
+        checkpoints,
+    ));
 
     let ignore_older = config.ignore_older_secs.map(Duration::from_secs);
     let cooldown = Duration::from_millis(config.glob_minimum_cooldown_ms);
@@ -268,11 +306,28 @@ pub async fn run(
             );
             last_scan = Some(Instant::now());
         }
+        let mut rewound = false;
+        while let Ok(rewind) = rewinds.try_recv() {
+            rewound = true;
+            if let Some(watcher) = watchers.get_mut(&rewind.key) {
+                warn!(path = %watcher.path.display(), offset = rewind.offset, "A batch was not delivered; reading the file again from its first line.");
+                if let Err(err) = watcher.rewind(rewind.offset, rewind.generation) {
+                    warn!(path = %watcher.path.display(), error = %err, "Cannot read the file again; its lines are read at the next start.");
+                }
+            }
+        }
+        if rewound {
+            tokio::select! {
+                () = tokio::time::sleep(REWIND_PAUSE) => {}
+                () = context.shutdown.cancelled() => break,
+            }
+        }
         let mut read_any = false;
         let mut finished = Vec::new();
         for watcher in watchers.values_mut() {
             let mut events = Vec::new();
-            let mut end = watcher.consumed;
+            let start = watcher.consumed;
+            let mut end = start;
             loop {
                 let read = tokio::task::block_in_place(|| {
                     watcher.read(&config, &context.origin, &mut chunk)
@@ -313,7 +368,9 @@ pub async fn run(
             let _ = pending.send(Pending {
                 key: watcher.key,
                 path: watcher.path.clone(),
+                start,
                 end,
+                generation: watcher.generation,
                 receipt,
             });
             tokio::select! {
@@ -379,37 +436,69 @@ fn discover(
 }
 
 /// Awaits receipts in the order batches were sent, moves each file's
-/// checkpoint over what was delivered, and writes the checkpoints.
+/// checkpoint over what was delivered, and writes the checkpoints. A batch
+/// that failed makes the reader go back to its first line.
 async fn acknowledge(
     mut pending: mpsc::UnboundedReceiver<Pending>,
+    rewinds: mpsc::UnboundedSender<Rewind>,
     path: PathBuf,
     checkpoints: Vec<Checkpoint>,
 ) {
     let mut offsets: BTreeMap<FileKey, Checkpoint> =
         checkpoints.into_iter().map(|c| (c.key, c)).collect();
-    let mut stuck: BTreeSet<FileKey> = BTreeSet::new();
+    let mut generations: BTreeMap<FileKey, u64> = BTreeMap::new();
+    let mut backlog: VecDeque<Pending> = VecDeque::new();
     let mut unsaved = false;
     let mut ticker = tokio::time::interval(CHECKPOINT_EVERY);
     loop {
-        tokio::select! {
-            next = pending.recv() => {
-                let Some(batch) = next else { break };
-                match batch.receipt.outcome().await {
-                    Delivery::Failed => {
-                        if stuck.insert(batch.key) {
-                            warn!(path = %batch.path.display(), "A batch was not delivered; this file's checkpoint stays where it is, so its lines are read again at the next start.");
-                        }
-                    }
-                    _ if stuck.contains(&batch.key) => {}
-                    _ => {
-                        offsets.insert(batch.key, Checkpoint { key: batch.key, path: batch.path, offset: batch.end });
-                        unsaved = true;
-                    }
+        let batch = match backlog.pop_front() {
+            Some(batch) => batch,
+            None => tokio::select! {
+                next = pending.recv() => match next {
+                    Some(batch) => batch,
+                    None => break,
+                },
+                _ = ticker.tick(), if unsaved => {
+                    save_checkpoints(&path, &offsets);
+                    unsaved = false;
+                    continue;
                 }
+            },
+        };
+        let generation = generations.entry(batch.key).or_default();
+        if batch.generation < *generation {
+            // Sent before a rewind: its lines are read and sent again.
+            batch.receipt.abandon();
+            continue;
+        }
+        let (key, start) = (batch.key, batch.start);
+        match batch.receipt.outcome().await {
+            Delivery::Failed => {
+                *generation += 1;
+                let generation = *generation;
+                // What was sent after it from this file is sent again too.
+                while let Ok(queued) = pending.try_recv() {
+                    if queued.key == key {
+                        queued.receipt.abandon();
+                    }
+                    backlog.push_back(queued);
+                }
+                let _ = rewinds.send(Rewind {
+                    key,
+                    offset: start,
+                    generation,
+                });
             }
-            _ = ticker.tick(), if unsaved => {
-                save_checkpoints(&path, &offsets);
-                unsaved = false;
+            Delivery::Delivered | Delivery::Dropped => {
+                offsets.insert(
+                    key,
+                    Checkpoint {
+                        key,
+                        path: batch.path,
+                        offset: batch.end,
+                    },
+                );
+                unsaved = true;
             }
         }
     }
