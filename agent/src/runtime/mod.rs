@@ -39,7 +39,7 @@ pub const FIRST_RESTART_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Batches a channel holds before its producer waits.
-pub const CHANNEL_BATCHES: usize = 8;
+pub const CHANNEL_BATCHES: usize = 2;
 
 /// Most events a source puts in one batch.
 pub const MAX_BATCH_EVENTS: usize = 1_000;
