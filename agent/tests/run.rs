@@ -155,15 +155,15 @@ fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
     let dir = home();
     let document = json!({
         "name": "later",
-        "sources": [{"name": "logs", "type": "internal_metrics", "conf": {}}],
-        "sinks": [{"name": "out", "type": "blackhole", "inputs": ["logs"]}]
+        "sources": [{"name": "logs", "type": "demo", "conf": {}}],
+        "sinks": [{"name": "out", "type": "yh", "inputs": ["logs"], "conf": {"event_set": "x"}}]
     });
     let file = support::write_dataflow(dir.path(), &document);
     let output = support::run(dir.path(), &["run", "--dataflow", &file], &[]);
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
-        err.contains("component `logs`: type `internal_metrics` cannot run in this version yet"),
+        err.contains("component `out`: type `yh` cannot run in this version yet"),
         "{err}"
     );
 }

@@ -12,7 +12,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-pub use prometheus::render;
+pub use prometheus::{COMPONENT_COUNTERS, render};
 
 /// Counters of one component of one running dataflow.
 #[derive(Debug, Default)]

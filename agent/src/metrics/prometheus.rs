@@ -6,12 +6,13 @@ use std::{fmt::Write, sync::atomic::Ordering};
 use super::{ComponentMetrics, ProcessUsage, Registered, Registry};
 
 /// A counter family: its name, help text, and the counter it reads.
-type Family = (&'static str, &'static str, fn(&ComponentMetrics) -> u64);
+pub type Family = (&'static str, &'static str, fn(&ComponentMetrics) -> u64);
 
 /// A channel gauge: its name, help text, and what it reads of (queued, capacity).
 type BufferGauge = (&'static str, &'static str, fn((usize, usize)) -> usize);
 
-const COMPONENT_COUNTERS: [Family; 7] = [
+/// The counters of every component, with their Prometheus names.
+pub const COMPONENT_COUNTERS: [Family; 7] = [
     (
         "datascale_component_received_events_total",
         "Events a component received.",

@@ -190,6 +190,8 @@ pub struct SourceContext {
     pub state_dir: PathBuf,
     /// Its counters.
     pub metrics: Arc<ComponentMetrics>,
+    /// Every component's counters, for `internal_metrics`.
+    pub registry: Arc<Registry>,
 }
 
 /// What a pipeline runs with.
@@ -319,6 +321,7 @@ pub fn start(
             shutdown: shutdown.child_token(),
             state_dir: environment.data_dir.join("state").join(&dataflow.name),
             metrics: metrics.clone(),
+            registry: environment.metrics.clone(),
         };
         let (name, config) = (source.name.clone(), source.config.clone());
         supervised.push(Supervised::new(&source.name, metrics, move || {

@@ -16,7 +16,7 @@ use crate::{
 
 /// Whether a metric is a level or a running total.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Gauge,
     Counter,
 }
@@ -36,15 +36,27 @@ pub async fn run(config: HostMetricsConfig, context: SourceContext) -> Result<()
         disks: Disks::new(),
         networks: Networks::new(),
     };
-    let mut ticker = tokio::time::interval(Duration::from_secs(config.scrape_interval_secs));
+    scrape_every(config.scrape_interval_secs, &context, |origin| {
+        probe.scrape(&config.collectors, origin)
+    })
+    .await
+}
+
+/// Sends one batch of `scrape`'s events every `interval_secs` until the
+/// source is stopped.
+pub(super) async fn scrape_every(
+    interval_secs: u64,
+    context: &SourceContext,
+    mut scrape: impl FnMut(&Origin) -> Vec<Event>,
+) -> Result<(), ComponentError> {
+    let mut ticker = tokio::time::interval(Duration::from_secs(interval_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             () = context.shutdown.cancelled() => return Ok(()),
         }
-        let events =
-            tokio::task::block_in_place(|| probe.scrape(&config.collectors, &context.origin));
+        let events = tokio::task::block_in_place(|| scrape(&context.origin));
         if context
             .output
             .send(Batch::unacknowledged(events))
@@ -164,13 +176,15 @@ impl Probe {
 }
 
 /// The metric events of one scrape.
-struct Metrics<'a> {
-    origin: &'a Origin,
-    events: Vec<Event>,
+/// Metric events being gathered for one batch.
+pub(super) struct Metrics<'a> {
+    pub(super) origin: &'a Origin,
+    pub(super) events: Vec<Event>,
 }
 
 impl Metrics<'_> {
-    fn add(&mut self, name: &str, value: f64, kind: Kind, tags: &[(&str, &str)]) {
+    /// Adds one metric event.
+    pub(super) fn add(&mut self, name: &str, value: f64, kind: Kind, tags: &[(&str, &str)]) {
         let tags: ObjectMap = tags
             .iter()
             .map(|(tag, text)| ((*tag).into(), Value::from(*text)))

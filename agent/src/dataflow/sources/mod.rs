@@ -13,6 +13,7 @@ mod exec;
 mod file;
 mod host_metrics;
 mod http_server;
+mod internal_metrics;
 mod lines;
 mod stdin;
 mod syslog;
@@ -406,13 +407,12 @@ impl SourceConfig {
                 };
                 Ok(Box::pin(syslog::run(config.clone(), socket, context)))
             }
+            SourceConfig::InternalMetrics(config) => {
+                Ok(Box::pin(internal_metrics::run(config.clone(), context)))
+            }
             SourceConfig::HostMetrics(config) => {
                 Ok(Box::pin(host_metrics::run(config.clone(), context)))
             }
-            other => Err(BuildError::NotRunnable {
-                component: name.to_owned(),
-                kind: super::type_name(other),
-            }),
         }
     }
 }
