@@ -141,6 +141,7 @@ async fn finish(mut child: Child, shown: &str, context: &SourceContext) {
     match child.wait().await {
         Ok(status) if status.success() => {}
         Ok(status) => {
+            context.metrics.error(1);
             info!(source = %context.origin.source(), command = %shown, status = %status, "The command exited with an error.")
         }
         Err(err) => {

@@ -19,6 +19,7 @@ use vrl::value::{ObjectMap, Value};
 use super::{DecodingCodec, HttpServerConfig};
 use crate::{
     event::{Batch, Event, Origin},
+    metrics::ComponentMetrics,
     runtime::{
         ComponentError, MAX_BATCH_EVENTS, Output, SourceContext,
         ack::{Delivery, DeliveryToken},
@@ -33,6 +34,7 @@ struct Receiver {
     codec: DecodingCodec,
     origin: Arc<Origin>,
     output: Output,
+    metrics: Arc<ComponentMetrics>,
 }
 
 /// Why a request was not taken.
@@ -78,6 +80,7 @@ pub async fn run(
         codec: config.decoding.codec,
         origin: context.origin,
         output: context.output,
+        metrics: context.metrics,
     });
     let router = Router::new()
         .route(&config.path, post(receive).put(receive))
@@ -98,7 +101,11 @@ async fn receive(
     State(receiver): State<Arc<Receiver>>,
     body: Bytes,
 ) -> Result<StatusCode, RequestError> {
-    let events = decode(receiver.codec, body, &receiver.origin).map_err(RequestError::BadBody)?;
+    receiver.metrics.received(0, body.len());
+    let events = decode(receiver.codec, body, &receiver.origin).map_err(|message| {
+        receiver.metrics.error(1);
+        RequestError::BadBody(message)
+    })?;
     if events.is_empty() {
         return Ok(StatusCode::OK);
     }
@@ -117,6 +124,7 @@ async fn receive(
     drop(token);
     match receipt.outcome().await {
         Delivery::Failed => {
+            receiver.metrics.error(1);
             warn!(source = %receiver.origin.source(), "A request's events were not delivered; answered 503.");
             Err(RequestError::NotDelivered)
         }

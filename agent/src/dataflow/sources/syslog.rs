@@ -20,6 +20,7 @@ use vrl::value::{ObjectMap, Value};
 use super::{SyslogConfig, lines::read_line};
 use crate::{
     event::{Batch, Event, Origin},
+    metrics::ComponentMetrics,
     runtime::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
 };
 
@@ -52,6 +53,7 @@ struct Receiver {
     output: Output,
     max_length: usize,
     counts: Counts,
+    metrics: Arc<ComponentMetrics>,
 }
 
 /// Receives messages until the source is stopped.
@@ -69,6 +71,7 @@ pub async fn run(
         output: context.output,
         max_length: config.max_length,
         counts: Counts::default(),
+        metrics: context.metrics,
     });
     info!(address = %config.address, mode = ?config.mode, "Listening for syslog messages.");
     match socket {
@@ -233,6 +236,7 @@ impl Receiver {
         ) {
             Ok(parsed) => parsed_fields(parsed),
             Err(_) => {
+                self.metrics.error(1);
                 let count = self.counts.unparsed.fetch_add(1, Ordering::Relaxed) + 1;
                 warn!(source = %self.origin.source(), peer = %peer, unparsed_total = count, "A message is not valid syslog; kept whole as `message`.");
                 let mut fields = ObjectMap::new();
@@ -319,6 +323,7 @@ mod tests {
             output: Output::default(),
             max_length,
             counts: Counts::default(),
+            metrics: Default::default(),
         }
     }
 
@@ -346,8 +351,10 @@ mod tests {
 
     #[test]
     fn garbage_is_kept_whole_and_long_messages_are_cut() {
-        let event = receiver(1000).event(b"\x00not syslog at all", peer());
+        let lenient = receiver(1000);
+        let event = lenient.event(b"\x00not syslog at all", peer());
         assert_eq!(message_of(&event), "\u{0}not syslog at all");
+        assert_eq!(lenient.metrics.errors.load(Ordering::Relaxed), 1);
         let receiver = receiver(10);
         let event = receiver.event(&[b'x'; 100], peer());
         assert_eq!(message_of(&event).len(), 10);
