@@ -5,7 +5,10 @@
 
 mod support;
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 use support::{home, start, token_file};
@@ -38,6 +41,19 @@ impl Api {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// PUTs a dataflow of the default group that did not exist: 201.
+    async fn create(&self, document: &Value) -> Value {
+        let name = document["name"].as_str().unwrap();
+        let (status, body) = self
+            .put(
+                &format!("/api/v1/groups/default/dataflows/{name}"),
+                document,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
     async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .client
@@ -68,6 +84,19 @@ fn tail_to_file(name: &str, dir: &Path, log: &str, out: &str) -> Value {
         "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
                    "conf": {"path": dir.join(out).display().to_string()}}]
     })
+}
+
+/// Writes `lines` lines to `logs/a.log`, starts the `tail` dataflow on
+/// `logs/*.log` into `out.json`, and waits until every line arrived.
+async fn start_tail(api: &Api, dir: &Path, lines: u64) -> (Value, PathBuf) {
+    write_lines(&dir.join("logs/a.log"), 0..lines);
+    let tail = tail_to_file("tail", dir, "logs/*.log", "out.json");
+    api.create(&tail).await;
+    let out = dir.join("out.json");
+    support::wait_until(Duration::from_secs(30), "the first lines", || {
+        counts(&out).len() as u64 == lines
+    });
+    (tail, out)
 }
 
 /// How many times each `n` arrived in `out`.
@@ -161,25 +190,9 @@ async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoi
         "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
                    "conf": {"path": steady_out.display().to_string()}}]
     });
-    assert_eq!(
-        api.put("/api/v1/groups/default/dataflows/steady", &steady)
-            .await
-            .0,
-        201
-    );
+    api.create(&steady).await;
     let log = dir.path().join("logs/a.log");
-    write_lines(&log, 0..1_000);
-    let tail = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
-    assert_eq!(
-        api.put("/api/v1/groups/default/dataflows/tail", &tail)
-            .await
-            .0,
-        201
-    );
-    let out = dir.path().join("out.json");
-    support::wait_until(Duration::from_secs(30), "the first lines", || {
-        counts(&out).len() == 1_000
-    });
+    let (tail, out) = start_tail(&api, dir.path(), 1_000).await;
 
     let steady_before = support::json_lines(&steady_out).len();
     let mut changed = tail.clone();
@@ -237,18 +250,7 @@ async fn a_change_that_cannot_start_leaves_the_running_version_in_place() {
     let node = start(dir.path(), &[]);
     let api = Api::of(&node, dir.path());
     let log = dir.path().join("logs/a.log");
-    write_lines(&log, 0..10);
-    let tail = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
-    assert_eq!(
-        api.put("/api/v1/groups/default/dataflows/tail", &tail)
-            .await
-            .0,
-        201
-    );
-    let out = dir.path().join("out.json");
-    support::wait_until(Duration::from_secs(30), "the first lines", || {
-        counts(&out).len() == 10
-    });
+    let (tail, out) = start_tail(&api, dir.path(), 10).await;
 
     let mut broken = tail.clone();
     broken["sinks"][0]["conf"]["path"] =
@@ -314,12 +316,7 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
             .success()
     );
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.fifo");
-    assert_eq!(
-        api.put("/api/v1/groups/default/dataflows/tail", &document)
-            .await
-            .0,
-        201
-    );
+    api.create(&document).await;
 
     let sink_labels = "dataflow=\"tail\",component=\"out\",component_type=\"file\"";
     let mut metrics = String::new();
@@ -397,12 +394,7 @@ async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
         "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
                    "conf": {"path": out.display().to_string()}}]
     });
-    assert_eq!(
-        api.put("/api/v1/groups/default/dataflows/flaky", &document)
-            .await
-            .0,
-        201
-    );
+    api.create(&document).await;
     let mut status = Value::Null;
     for _ in 0..1_500 {
         status = serde_json::from_str(&api.get("/api/v1/groups/default/dataflows/flaky").await.1)
@@ -455,12 +447,7 @@ async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
     let blocker = dir.path().join("blocked");
     std::fs::write(&blocker, "not a directory").unwrap();
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "blocked/out.json");
-    assert_eq!(
-        api.put("/api/v1/groups/default/dataflows/tail", &document)
-            .await
-            .0,
-        201
-    );
+    api.create(&document).await;
     let labels = |component: &str, kind: &str| {
         format!("dataflow=\"tail\",component=\"{component}\",component_type=\"{kind}\"")
     };
