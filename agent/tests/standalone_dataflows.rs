@@ -485,3 +485,32 @@ async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
     assert_exactly_once(&out, 20_000);
     node.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversize_lines_are_counted() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::of(&node, dir.path());
+    let long = format!("{{\"n\":1,\"text\":\"{}\"}}", "x".repeat(5_000));
+    support::append_lines(
+        &dir.path().join("logs/a.log"),
+        ["{\"n\":0}".to_owned(), long, "{\"n\":2}".to_owned()],
+    );
+    let mut tail = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
+    tail["sources"][0]["conf"]["max_line_bytes"] = json!(100);
+    tail["sources"][0]["conf"]["oversize_lines"] = json!("skip");
+    api.create(&tail).await;
+    let out = dir.path().join("out.json");
+    support::wait_until(Duration::from_secs(30), "the short lines", || {
+        counts(&out).len() == 2
+    });
+    let (_, metrics) = api.get("/metrics").await;
+    let skipped = series(
+        &metrics,
+        "datascale_component_discarded_events_total",
+        "dataflow=\"tail\",component=\"logs\",component_type=\"file\"",
+    );
+    assert_eq!(skipped, Some(1.0), "{metrics}");
+    assert_eq!(counts(&out).keys().copied().collect::<Vec<_>>(), [0, 2]);
+    node.terminate(Duration::from_secs(10));
+}

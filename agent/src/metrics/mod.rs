@@ -99,8 +99,11 @@ impl ComponentMetrics {
         self.discarded.fetch_add(events as u64, Ordering::Relaxed);
     }
 
-    /// Counts `count` errors.
+    /// Counts `count` errors; none is no error.
     pub fn error(&self, count: usize) {
+        if count == 0 {
+            return;
+        }
         self.errors.fetch_add(count as u64, Ordering::Relaxed);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -155,6 +155,8 @@ struct Watcher {
 struct Lines {
     events: Vec<Event>,
     end: u64,
+    /// Lines longer than `max_line_bytes` among them (cut or skipped).
+    oversize: usize,
 }
 
 impl Watcher {
@@ -205,12 +207,14 @@ impl Watcher {
             return Ok(None);
         }
         let mut events = Vec::new();
+        let mut oversize = 0;
         let mut rest = &chunk[..read];
         while let Some(newline) = rest.iter().position(|byte| *byte == b'\n') {
             self.keep(&rest[..newline], config.max_line_bytes);
             self.partial_len += newline as u64 + 1;
             let cut = self.partial_len - 1 > config.max_line_bytes as u64;
             if cut {
+                oversize += 1;
                 warn!(path = %self.path.display(), bytes = self.partial_len - 1, max_line_bytes = config.max_line_bytes, action = ?config.oversize_lines, "A line is longer than max_line_bytes.");
             }
             if !(cut && config.oversize_lines == OversizeLines::Skip) {
@@ -232,6 +236,7 @@ impl Watcher {
         Ok(Some(Lines {
             events,
             end: self.consumed,
+            oversize,
         }))
     }
 
@@ -336,6 +341,10 @@ pub async fn run(
                     Ok(Some(read)) => {
                         read_any = true;
                         events.extend(read.events);
+                        match config.oversize_lines {
+                            OversizeLines::Skip => context.metrics.discard(read.oversize),
+                            OversizeLines::Truncate => context.metrics.error(read.oversize),
+                        }
                         context
                             .metrics
                             .received(0, read.end.saturating_sub(end) as usize);
