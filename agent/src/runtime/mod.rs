@@ -42,7 +42,7 @@ pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 pub const CHANNEL_BATCHES: usize = 2;
 
 /// Most events a source puts in one batch.
-pub const MAX_BATCH_EVENTS: usize = 1_000;
+pub const MAX_BATCH_EVENTS: usize = 256;
 
 /// A component's running task.
 pub type ComponentTask = Pin<Box<dyn Future<Output = Result<(), ComponentError>> + Send>>;
@@ -152,13 +152,31 @@ impl Input {
         let mut receiver = self.receiver.lock().await;
         loop {
             let batch = receiver.recv().await?;
-            if batch.is_abandoned() {
-                batch.finish(Delivery::Dropped);
-                continue;
+            if let Some(batch) = self.accept(batch) {
+                return Some(batch);
             }
-            self.metrics.received(batch.events.len(), 0);
-            return Some(batch);
         }
+    }
+
+    /// A batch already waiting, if there is one; never waits.
+    pub fn try_recv(&mut self) -> Option<Batch> {
+        let mut receiver = self.receiver.try_lock().ok()?;
+        loop {
+            let batch = receiver.try_recv().ok()?;
+            if let Some(batch) = self.accept(batch) {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// Counts a batch in, or lets it go when its source abandoned it.
+    fn accept(&self, batch: Batch) -> Option<Batch> {
+        if batch.is_abandoned() {
+            batch.finish(Delivery::Dropped);
+            return None;
+        }
+        self.metrics.received(batch.events.len(), 0);
+        Some(batch)
     }
 }
 

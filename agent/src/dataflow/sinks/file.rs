@@ -90,6 +90,9 @@ struct OpenFile {
     regular: bool,
 }
 
+/// Most events written with one write and fsync per file.
+const WRITE_EVENTS: usize = 4_096;
+
 /// Appends batches until the input ends.
 pub async fn run(
     template: PathTemplate,
@@ -97,10 +100,20 @@ pub async fn run(
     mut context: SinkContext,
 ) -> Result<(), ComponentError> {
     let mut files: BTreeMap<PathBuf, OpenFile> = BTreeMap::new();
-    while let Some(batch) = context.input.recv().await {
+    while let Some(first) = context.input.recv().await {
+        // Batches already waiting are written with the same write and fsync.
+        let mut events = first.events.len();
+        let mut batches = vec![first];
+        while events < WRITE_EVENTS {
+            let Some(batch) = context.input.try_recv() else {
+                break;
+            };
+            events += batch.events.len();
+            batches.push(batch);
+        }
         let now = chrono::Utc::now();
         let mut buffers: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
-        for event in &batch.events {
+        for event in batches.iter().flat_map(|batch| &batch.events) {
             let path = template.render(event, &now);
             let buffer = match buffers.get_mut(path.as_ref()) {
                 Some(buffer) => buffer,
@@ -113,13 +126,15 @@ pub async fn run(
         // meanwhile: the buffers are freed where they were made.
         let written = tokio::task::block_in_place(|| write_all(&mut files, &buffers));
         if written.is_ok() {
-            context.metrics.sent(batch.events.len(), buffers_len);
+            context.metrics.sent(events, buffers_len);
         }
-        batch.finish(if written.is_ok() {
-            Delivery::Delivered
-        } else {
-            Delivery::Failed
-        });
+        let outcome = match written {
+            Ok(()) => Delivery::Delivered,
+            Err(_) => Delivery::Failed,
+        };
+        for batch in batches {
+            batch.finish(outcome);
+        }
         written.map_err(|(path, source)| ComponentError::Io {
             context: format!("sink `{}` cannot write {}", context.name, path.display()),
             source,

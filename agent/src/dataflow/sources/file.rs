@@ -40,7 +40,7 @@ use crate::{
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Bytes read from one file in one go.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Wait between two reads when no file had anything new.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -333,39 +333,40 @@ pub async fn run(
             let mut events = Vec::new();
             let start = watcher.consumed;
             let mut end = start;
-            loop {
-                let read = tokio::task::block_in_place(|| {
-                    watcher.read(&config, &context.origin, &mut chunk)
-                });
-                match read {
-                    Ok(Some(read)) => {
-                        read_any = true;
-                        events.extend(read.events);
-                        match config.oversize_lines {
-                            OversizeLines::Skip => context.metrics.discard(read.oversize),
-                            OversizeLines::Truncate => context.metrics.error(read.oversize),
+            // One hand-over of the worker thread for the whole batch: each
+            // `block_in_place` may start a thread, and threads cost memory.
+            tokio::task::block_in_place(|| {
+                loop {
+                    match watcher.read(&config, &context.origin, &mut chunk) {
+                        Ok(Some(read)) => {
+                            read_any = true;
+                            events.extend(read.events);
+                            match config.oversize_lines {
+                                OversizeLines::Skip => context.metrics.discard(read.oversize),
+                                OversizeLines::Truncate => context.metrics.error(read.oversize),
+                            }
+                            context
+                                .metrics
+                                .received(0, read.end.saturating_sub(end) as usize);
+                            end = read.end;
+                            if events.len() >= MAX_BATCH_EVENTS {
+                                break;
+                            }
                         }
-                        context
-                            .metrics
-                            .received(0, read.end.saturating_sub(end) as usize);
-                        end = read.end;
-                        if events.len() >= MAX_BATCH_EVENTS {
+                        Ok(None) => {
+                            if watcher.rotated {
+                                finished.push(watcher.key);
+                            }
+                            break;
+                        }
+                        Err(err) => {
+                            warn!(path = %watcher.path.display(), error = %err, "Cannot read the file; leaving it.");
+                            finished.push(watcher.key);
                             break;
                         }
                     }
-                    Ok(None) => {
-                        if watcher.rotated {
-                            finished.push(watcher.key);
-                        }
-                        break;
-                    }
-                    Err(err) => {
-                        warn!(path = %watcher.path.display(), error = %err, "Cannot read the file; leaving it.");
-                        finished.push(watcher.key);
-                        break;
-                    }
                 }
-            }
+            });
             if events.is_empty() {
                 continue;
             }
