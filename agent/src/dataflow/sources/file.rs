@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -187,12 +187,13 @@ impl Watcher {
     }
 
     /// Reads what the file has past its position, up to [`READ_CHUNK`]
-    /// bytes, and turns the complete lines into events.
+    /// bytes, and turns the complete lines into events. A line read whole
+    /// in this chunk shares the chunk's memory instead of being copied.
     fn read(
         &mut self,
         config: &FileConfig,
         origin: &Origin,
-        chunk: &mut [u8],
+        chunk: &mut BytesMut,
     ) -> io::Result<Option<Lines>> {
         let size = self.file.metadata()?.len();
         if size < self.consumed + self.partial_len {
@@ -202,37 +203,48 @@ impl Watcher {
             self.partial.clear();
             self.partial_len = 0;
         }
+        chunk.resize(READ_CHUNK, 0);
         let read = self.file.read(chunk)?;
+        chunk.truncate(read);
+        let data = chunk.split().freeze();
         if read == 0 {
             return Ok(None);
         }
+        let max = config.max_line_bytes;
         let mut events = Vec::new();
         let mut oversize = 0;
-        let mut rest = &chunk[..read];
-        while let Some(newline) = rest.iter().position(|byte| *byte == b'\n') {
-            self.keep(&rest[..newline], config.max_line_bytes);
-            self.partial_len += newline as u64 + 1;
-            let cut = self.partial_len - 1 > config.max_line_bytes as u64;
+        let mut pos = 0;
+        while let Some(found) = memchr::memchr(b'\n', &data[pos..]) {
+            let line_end = pos + found;
+            let line_len = self.partial_len + found as u64;
+            let cut = line_len > max as u64;
             if cut {
                 oversize += 1;
-                warn!(path = %self.path.display(), bytes = self.partial_len - 1, max_line_bytes = config.max_line_bytes, action = ?config.oversize_lines, "A line is longer than max_line_bytes.");
+                warn!(path = %self.path.display(), bytes = line_len, max_line_bytes = max, action = ?config.oversize_lines, "A line is longer than max_line_bytes.");
             }
             if !(cut && config.oversize_lines == OversizeLines::Skip) {
-                if !cut && self.partial.last() == Some(&b'\r') {
-                    self.partial.pop();
-                }
-                events.push(Event::from_message(
-                    Bytes::copy_from_slice(&self.partial),
-                    origin,
-                ));
+                let message = if self.partial_len == 0 {
+                    let mut end = if cut { pos + max } else { line_end };
+                    if !cut && end > pos && data[end - 1] == b'\r' {
+                        end -= 1;
+                    }
+                    data.slice(pos..end)
+                } else {
+                    self.keep(&data[pos..line_end], max);
+                    if !cut && self.partial.last() == Some(&b'\r') {
+                        self.partial.pop();
+                    }
+                    Bytes::copy_from_slice(&self.partial)
+                };
+                events.push(Event::from_message(message, origin));
             }
-            self.consumed += self.partial_len;
+            self.consumed += line_len + 1;
             self.partial.clear();
             self.partial_len = 0;
-            rest = &rest[newline + 1..];
+            pos = line_end + 1;
         }
-        self.keep(rest, config.max_line_bytes);
-        self.partial_len += rest.len() as u64;
+        self.keep(&data[pos..], max);
+        self.partial_len += (data.len() - pos) as u64;
         Ok(Some(Lines {
             events,
             end: self.consumed,
@@ -297,7 +309,7 @@ pub async fn run(
     let ignore_older = config.ignore_older_secs.map(Duration::from_secs);
     let cooldown = Duration::from_millis(config.glob_minimum_cooldown_ms);
     let mut watchers: BTreeMap<FileKey, Watcher> = BTreeMap::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut chunk = BytesMut::with_capacity(READ_CHUNK);
     let mut last_scan: Option<Instant> = None;
     'tail: while !context.shutdown.is_cancelled() {
         if last_scan.is_none_or(|at| at.elapsed() >= cooldown) {
