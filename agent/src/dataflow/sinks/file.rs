@@ -100,6 +100,9 @@ pub async fn run(
     mut context: SinkContext,
 ) -> Result<(), ComponentError> {
     let mut files: BTreeMap<PathBuf, OpenFile> = BTreeMap::new();
+    // Kept from one write to the next, with their capacity, for the paths
+    // that were written last time.
+    let mut buffers: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     while let Some(first) = context.input.recv().await {
         // Batches already waiting are written with the same write and fsync.
         let mut events = first.events.len();
@@ -112,7 +115,11 @@ pub async fn run(
             batches.push(batch);
         }
         let now = chrono::Utc::now();
-        let mut buffers: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+        buffers.retain(|_, buffer| {
+            let used = !buffer.is_empty();
+            buffer.clear();
+            used
+        });
         for event in batches.iter().flat_map(|batch| &batch.events) {
             let path = template.render(event, &now);
             let buffer = match buffers.get_mut(path.as_ref()) {
@@ -149,7 +156,7 @@ fn write_all(
     files: &mut BTreeMap<PathBuf, OpenFile>,
     buffers: &BTreeMap<PathBuf, Vec<u8>>,
 ) -> Result<(), (PathBuf, std::io::Error)> {
-    for (path, bytes) in buffers {
+    for (path, bytes) in buffers.iter().filter(|(_, bytes)| !bytes.is_empty()) {
         let fail = |err| (path.clone(), err);
         let current_inode = std::fs::metadata(path).ok().map(|meta| meta.ino());
         let stale = files
