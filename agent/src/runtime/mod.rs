@@ -291,7 +291,7 @@ pub fn start(
     environment: &Environment,
 ) -> Result<RunningDataflow, BuildError> {
     let mut senders: BTreeMap<&str, mpsc::Sender<Batch>> = BTreeMap::new();
-    let mut inputs: BTreeMap<&str, Arc<Mutex<mpsc::Receiver<Batch>>>> = BTreeMap::new();
+    let mut receivers: BTreeMap<&str, mpsc::Receiver<Batch>> = BTreeMap::new();
     let consumers = dataflow
         .pipelines
         .iter()
@@ -301,7 +301,7 @@ pub fn start(
     for (name, component_inputs) in consumers {
         let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
         senders.insert(name, sender);
-        inputs.insert(name, Arc::new(Mutex::new(receiver)));
+        receivers.insert(name, receiver);
         takes_from.push((name, component_inputs));
     }
     let mut registered = Vec::new();
@@ -324,9 +324,11 @@ pub fn start(
             .collect(),
         metrics: Some((metrics.clone(), is_source)),
     };
-    let input_of = |consumer: &str, metrics: &Arc<ComponentMetrics>| Input {
-        receiver: inputs[consumer].clone(),
-        metrics: metrics.clone(),
+    let mut input_of = |consumer: &str, metrics: &Arc<ComponentMetrics>| {
+        let receiver = receivers
+            .remove(consumer)
+            .expect("every pipeline and sink has a channel");
+        Input::new(receiver, metrics.clone())
     };
 
     let shutdown = CancellationToken::new();

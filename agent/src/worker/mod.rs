@@ -74,6 +74,7 @@ pub struct Failure {
     pub error: String,
 }
 
+#[derive(Debug)]
 struct Deployed {
     revision: u64,
     dataflow: Dataflow,
@@ -82,18 +83,11 @@ struct Deployed {
 }
 
 /// The dataflows this process runs.
+#[derive(Debug)]
 pub struct LocalWorker {
     environment: Environment,
     drain_deadline: Duration,
     dataflows: Mutex<BTreeMap<String, Deployed>>,
-}
-
-impl std::fmt::Debug for LocalWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalWorker")
-            .field("environment", &self.environment)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LocalWorker {
