@@ -55,6 +55,10 @@ fn worker_of<'a>(state: &'a ApiState, group: &str) -> Result<&'a Arc<LocalWorker
     }
 }
 
+fn no_dataflow(name: &str, group: &str) -> ApiError {
+    ApiError::NotFound(format!("no dataflow named `{name}` in group `{group}`"))
+}
+
 /// Parses and validates a body; the name in the document, when given, must
 /// be the one in the path.
 fn parse_body(body: &[u8], name: Option<&str>) -> Result<Dataflow, ApiError> {
@@ -106,7 +110,7 @@ async fn show(
         .status(&name)
         .await
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no dataflow named `{name}` in group `{group}`")))
+        .ok_or_else(|| no_dataflow(&name, &group))
 }
 
 async fn put(
@@ -137,8 +141,6 @@ async fn remove(
     require_admin(role, "delete dataflows")?;
     match worker_of(&state, &group)?.remove(&name).await {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::NotFound(format!(
-            "no dataflow named `{name}` in group `{group}`"
-        ))),
+        false => Err(no_dataflow(&name, &group)),
     }
 }
