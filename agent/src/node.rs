@@ -19,9 +19,14 @@ use crate::{
     api::{self, ApiState, NodeInfo},
     auth::{AuthError, GeneratedToken, Tokens},
     config::Config,
-    manager,
+    manager::{
+        self,
+        api::ManagerState,
+        audit::AuditLog,
+        store::{SqliteStore, Store, StoreError},
+    },
     runtime::Environment,
-    worker::LocalWorker,
+    worker::{LocalWorker, follow::follow_store},
 };
 
 /// Why a node could not start or stopped with an error.
@@ -50,6 +55,17 @@ pub enum NodeError {
     /// The credentials could not be set up.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The manager's store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// A server stopped with an error.
     #[error("the {server} server failed: {source}")]
     Serve {
@@ -102,15 +118,43 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         .mode
         .runs_worker()
         .then(|| LocalWorker::new(environment, deadline));
-    let api = api::node_router(ApiState {
+    let api_state = ApiState {
         node: Arc::new(node),
         tokens: Arc::new(tokens),
         worker: worker.clone(),
         metrics,
-    });
-
+    };
     let stop = CancellationToken::new();
     let mut servers = JoinSet::new();
+    let mut manager_routes = None;
+    if service.mode.runs_manager() {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&service.data_dir.join("store.db"))?);
+        let audit_path = service.data_dir.join("audit.log");
+        let audit = AuditLog::open(&audit_path).map_err(|source| NodeError::Audit {
+            path: audit_path,
+            source,
+        })?;
+        if let Some(worker) = &worker {
+            tokio::spawn(follow_store(
+                worker.clone(),
+                store.clone(),
+                service.worker.groups.clone(),
+                stop.clone(),
+            ));
+        }
+        let state = ManagerState {
+            api: api_state.clone(),
+            store,
+        };
+        manager_routes = Some(manager::api::router(
+            state,
+            Arc::new(audit),
+            service.manager.max_body_bytes,
+        ));
+    }
+    let api = api::node_router(api_state, manager_routes);
+
     if let Some(listener) = ui_listener {
         let router = manager::ui_router(api.clone());
         servers.spawn(serve("Web UI", listener, router, stop.clone()));

@@ -1,7 +1,7 @@
-//! Dataflows through the API of a standalone node: a PUT starts one on the
-//! local worker, `/metrics` counts its components, a change restarts only
-//! that dataflow, and a change that cannot start leaves the running version
-//! in place.
+//! Dataflows through the API of a standalone node: a PUT stores one and the
+//! local worker runs it before the answer leaves, `/metrics` counts its
+//! components, a change restarts only that dataflow, and a change that
+//! cannot start leaves the running version in place.
 
 mod support;
 
@@ -11,59 +11,26 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{home, start, token_file};
+use support::{Api, home, start};
 
-struct Api {
-    base: String,
-    token: String,
-    client: reqwest::Client,
+/// PUTs a dataflow of the default group that did not exist: 201.
+async fn create(api: &Api, document: &Value) -> Value {
+    let name = document["name"].as_str().unwrap();
+    let answer = api
+        .put(
+            &format!("/api/v1/groups/default/dataflows/{name}"),
+            document,
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer.body
 }
 
-impl Api {
-    fn of(node: &support::Node, home: &Path) -> Self {
-        let token = std::fs::read_to_string(token_file(home, "admin")).unwrap();
-        Self {
-            base: node.api_url(""),
-            token: token.trim().to_owned(),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .put(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// PUTs a dataflow of the default group that did not exist: 201.
-    async fn create(&self, document: &Value) -> Value {
-        let name = document["name"].as_str().unwrap();
-        let (status, body) = self
-            .put(
-                &format!("/api/v1/groups/default/dataflows/{name}"),
-                document,
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
+/// The text of `/metrics`.
+async fn metrics(api: &Api) -> String {
+    let answer = api.get("/metrics").await;
+    assert_eq!(answer.status, 200);
+    answer.body.as_str().unwrap().to_owned()
 }
 
 fn write_lines(path: &Path, range: std::ops::Range<u64>) {
@@ -91,7 +58,7 @@ fn tail_to_file(name: &str, dir: &Path, log: &str, out: &str) -> Value {
 async fn start_tail(api: &Api, dir: &Path, lines: u64) -> (Value, PathBuf) {
     write_lines(&dir.join("logs/a.log"), 0..lines);
     let tail = tail_to_file("tail", dir, "logs/*.log", "out.json");
-    api.create(&tail).await;
+    create(api, &tail).await;
     let out = dir.join("out.json");
     support::wait_until(Duration::from_secs(30), "the first lines", || {
         counts(&out).len() as u64 == lines
@@ -119,33 +86,34 @@ fn assert_exactly_once(out: &Path, total: u64) {
 async fn a_put_dataflow_delivers_every_line_once_and_shows_in_metrics() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     write_lines(&dir.path().join("logs/app.log"), 0..100_000);
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
-    let (status, body) = api
+    let support::Answer { status, body, .. } = api
         .put("/api/v1/groups/default/dataflows/tail", &document)
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["revision"], 1);
+    assert_eq!(body["outcome"], "created", "{body}");
+    let revision = body["revision"].as_u64().unwrap();
+    assert_eq!(body["status"]["revision"], revision, "it runs: {body}");
     let out = dir.path().join("out.json");
     support::wait_until(Duration::from_secs(60), "100,000 lines", || {
         counts(&out).len() == 100_000
     });
     assert_exactly_once(&out, 100_000);
 
-    let (status, metrics) = api.get("/metrics").await;
-    assert_eq!(status, 200);
+    let metrics = metrics(&api).await;
     let series = "datascale_component_sent_events_total{dataflow=\"tail\",component=\"out\",component_type=\"file\"} 100000";
     assert!(metrics.contains(series), "{metrics}");
     assert!(metrics.contains("component=\"parse\",component_type=\"remap\""));
     assert!(metrics.contains("process_resident_memory_bytes"));
 
-    let (status, body) = api
+    let support::Answer { status, body, .. } = api
         .put("/api/v1/groups/default/dataflows/tail", &document)
         .await;
     assert_eq!(
-        (status, &body["applied"]),
-        (200, &json!("unchanged")),
+        (status, &body["outcome"], &body["revision"]),
+        (200, &json!("unchanged"), &json!(revision)),
         "{body}"
     );
     node.terminate(Duration::from_secs(10));
@@ -155,12 +123,12 @@ async fn a_put_dataflow_delivers_every_line_once_and_shows_in_metrics() {
 async fn an_invalid_dataflow_gets_400_pointing_at_the_component() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     let document = json!({
         "sources": [{"name": "gen", "type": "demo", "conf": {}}],
         "sinks": [{"name": "out", "type": "blackhole", "inputs": ["nope"], "conf": {}}]
     });
-    let (status, body) = api
+    let support::Answer { status, body, .. } = api
         .put("/api/v1/groups/default/dataflows/bad", &document)
         .await;
     assert_eq!(status, 400, "{body}");
@@ -173,7 +141,7 @@ async fn an_invalid_dataflow_gets_400_pointing_at_the_component() {
                 && d["message"].as_str().unwrap().contains("nope")),
         "{body}"
     );
-    let (status, _) = api.get("/api/v1/groups/default/dataflows/bad").await;
+    let status = api.get("/api/v1/groups/default/dataflows/bad").await.status;
     assert_eq!(status, 404, "nothing was started");
     node.terminate(Duration::from_secs(10));
 }
@@ -182,7 +150,7 @@ async fn an_invalid_dataflow_gets_400_pointing_at_the_component() {
 async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoint() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     let steady_out = dir.path().join("steady.json");
     let steady = json!({
         "name": "steady",
@@ -190,7 +158,7 @@ async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoi
         "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
                    "conf": {"path": steady_out.display().to_string()}}]
     });
-    api.create(&steady).await;
+    let steady_revision = create(&api, &steady).await["revision"].clone();
     let log = dir.path().join("logs/a.log");
     let (tail, out) = start_tail(&api, dir.path(), 1_000).await;
 
@@ -198,13 +166,17 @@ async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoi
     let mut changed = tail.clone();
     changed["pipelines"][0]["conf"]["source"] =
         json!(". = parse_json!(.message)\n.added = \"yes\"\n.version = 2");
-    let (status, body) = api
+    let support::Answer { status, body, .. } = api
         .put("/api/v1/groups/default/dataflows/tail", &changed)
         .await;
     assert_eq!(
-        (status, &body["applied"], &body["revision"]),
-        (200, &json!("restarted"), &json!(2)),
+        (status, &body["outcome"]),
+        (200, &json!("updated")),
         "{body}"
+    );
+    assert_eq!(
+        body["status"]["revision"], body["revision"],
+        "the new revision runs: {body}"
     );
     write_lines(&log, 1_000..2_000);
     support::wait_until(
@@ -226,9 +198,11 @@ async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoi
         "the steady dataflow's output to grow",
         || support::json_lines(&steady_out).len() > steady_before,
     );
-    let (_, status_body) = api.get("/api/v1/groups/default/dataflows/steady").await;
-    let status_body: Value = serde_json::from_str(&status_body).unwrap();
-    assert_eq!(status_body["revision"], 1);
+    let status_body = api
+        .get("/api/v1/groups/default/dataflows/steady")
+        .await
+        .body;
+    assert_eq!(status_body["status"]["revision"], steady_revision);
     let ids: Vec<u64> = support::json_lines(&steady_out)
         .iter()
         .map(|e| {
@@ -248,21 +222,25 @@ async fn replacing_one_dataflow_keeps_the_other_running_and_resumes_its_checkpoi
 async fn a_change_that_cannot_start_leaves_the_running_version_in_place() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     let log = dir.path().join("logs/a.log");
     let (tail, out) = start_tail(&api, dir.path(), 10).await;
 
     let mut broken = tail.clone();
     broken["sinks"][0]["conf"]["path"] =
         json!(dir.path().join("%Q/out.json").display().to_string());
-    let (status, body) = api
+    let support::Answer { status, body, .. } = api
         .put("/api/v1/groups/default/dataflows/tail", &broken)
         .await;
-    assert_eq!(status, 422, "{body}");
-    assert_eq!(body["error"]["details"][0]["revision"], 2);
-    assert_eq!(body["error"]["details"][0]["previous_kept"], true);
+    // The change is stored; the worker reports that it cannot start it.
+    assert_eq!(status, 200, "{body}");
+    let failed = body["revision"].clone();
+    let running = &body["status"]["revision"];
+    assert!(running.as_u64() < failed.as_u64(), "{body}");
+    assert_eq!(body["status"]["state"], "running", "{body}");
+    assert_eq!(body["status"]["last_failure"]["revision"], failed, "{body}");
     assert!(
-        body["error"]["message"]
+        body["status"]["last_failure"]["error"]
             .as_str()
             .unwrap()
             .contains("previous revision keeps running"),
@@ -276,10 +254,9 @@ async fn a_change_that_cannot_start_leaves_the_running_version_in_place() {
         || counts(&out).len() == 20,
     );
     assert_exactly_once(&out, 20);
-    let (_, status_body) = api.get("/api/v1/groups/default/dataflows/tail").await;
-    let status_body: Value = serde_json::from_str(&status_body).unwrap();
-    assert_eq!(status_body["revision"], 1);
-    assert_eq!(status_body["last_failure"]["revision"], 2);
+    let status_body = api.get("/api/v1/groups/default/dataflows/tail").await.body;
+    assert_eq!(status_body["status"]["revision"], *running);
+    assert_eq!(status_body["status"]["last_failure"]["revision"], failed);
     node.terminate(Duration::from_secs(10));
 }
 
@@ -296,7 +273,7 @@ fn series(metrics: &str, name: &str, labels: &str) -> Option<f64> {
 async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     let total: u64 = 750_000;
     let padding = "p".repeat(170);
     support::append_lines(
@@ -316,13 +293,13 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
             .success()
     );
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.fifo");
-    api.create(&document).await;
+    create(&api, &document).await;
 
     let sink_labels = "dataflow=\"tail\",component=\"out\",component_type=\"file\"";
     let mut metrics = String::new();
     let mut full = false;
     for _ in 0..3_000 {
-        metrics = api.get("/metrics").await.1;
+        metrics = self::metrics(&api).await;
         let queued = series(&metrics, "datascale_component_buffer_batches", sink_labels);
         let capacity = series(
             &metrics,
@@ -383,7 +360,7 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
 async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     // The sink's directory is a regular file at first: every write fails.
     let blocker = dir.path().join("blocked");
     std::fs::write(&blocker, "not a directory").unwrap();
@@ -394,24 +371,23 @@ async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
         "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
                    "conf": {"path": out.display().to_string()}}]
     });
-    api.create(&document).await;
+    create(&api, &document).await;
     let mut status = Value::Null;
     for _ in 0..1_500 {
-        status = serde_json::from_str(&api.get("/api/v1/groups/default/dataflows/flaky").await.1)
-            .unwrap();
-        if status["components"][1]["last_error"].is_string() {
+        status = api.get("/api/v1/groups/default/dataflows/flaky").await.body;
+        if status["status"]["components"][1]["last_error"].is_string() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let sink = &status["components"][1];
+    let sink = &status["status"]["components"][1];
     assert_eq!(sink["component"], "out", "{status}");
     assert!(
         sink["last_error"].as_str().unwrap().contains("out.json"),
         "{status}"
     );
     assert_eq!(
-        status["components"][0]["state"], "running",
+        status["status"]["components"][0]["state"], "running",
         "the source goes on: {status}"
     );
 
@@ -420,14 +396,19 @@ async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
     support::wait_until(Duration::from_secs(30), "events after the restart", || {
         support::json_lines(&out).len() > 5
     });
-    let status: Value =
-        serde_json::from_str(&api.get("/api/v1/groups/default/dataflows/flaky").await.1).unwrap();
+    let status = api.get("/api/v1/groups/default/dataflows/flaky").await.body;
     assert!(
-        status["components"][1]["restarts"].as_u64().unwrap() >= 1,
+        status["status"]["components"][1]["restarts"]
+            .as_u64()
+            .unwrap()
+            >= 1,
         "{status}"
     );
-    assert_eq!(status["components"][1]["state"], "running", "{status}");
-    let (_, metrics) = api.get("/metrics").await;
+    assert_eq!(
+        status["status"]["components"][1]["state"], "running",
+        "{status}"
+    );
+    let metrics = metrics(&api).await;
     let restarts = series(
         &metrics,
         "datascale_component_restarts_total",
@@ -441,19 +422,19 @@ async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
 async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     write_lines(&dir.path().join("logs/a.log"), 0..20_000);
     // The sink's directory is a regular file at first, so every write fails.
     let blocker = dir.path().join("blocked");
     std::fs::write(&blocker, "not a directory").unwrap();
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "blocked/out.json");
-    api.create(&document).await;
+    create(&api, &document).await;
     let labels = |component: &str, kind: &str| {
         format!("dataflow=\"tail\",component=\"{component}\",component_type=\"{kind}\"")
     };
     let mut failed_and_sent = false;
     for _ in 0..1_500 {
-        let metrics = api.get("/metrics").await.1;
+        let metrics = self::metrics(&api).await;
         let restarts = series(
             &metrics,
             "datascale_component_restarts_total",
@@ -490,7 +471,7 @@ async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
 async fn oversize_lines_are_counted() {
     let dir = home();
     let node = start(dir.path(), &[]);
-    let api = Api::of(&node, dir.path());
+    let api = Api::admin(&node, dir.path());
     let long = format!("{{\"n\":1,\"text\":\"{}\"}}", "x".repeat(5_000));
     support::append_lines(
         &dir.path().join("logs/a.log"),
@@ -499,12 +480,12 @@ async fn oversize_lines_are_counted() {
     let mut tail = tail_to_file("tail", dir.path(), "logs/*.log", "out.json");
     tail["sources"][0]["conf"]["max_line_bytes"] = json!(100);
     tail["sources"][0]["conf"]["oversize_lines"] = json!("skip");
-    api.create(&tail).await;
+    create(&api, &tail).await;
     let out = dir.path().join("out.json");
     support::wait_until(Duration::from_secs(30), "the short lines", || {
         counts(&out).len() == 2
     });
-    let (_, metrics) = api.get("/metrics").await;
+    let metrics = metrics(&api).await;
     let skipped = series(
         &metrics,
         "datascale_component_discarded_events_total",

@@ -1,14 +1,20 @@
 //! `ApiError`: every failure of the API as one status and one JSON shape,
-//! `{"error": {"code", "message", "details"}}`.
+//! `{"error": {"code", "message", "details"}}`, and the rejections of the
+//! extractors turned into it.
 
 use axum::{
     Json,
+    extract::{
+        FromRequest, FromRequestParts,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
+use tracing::error;
 
-use crate::{dataflow::ValidationErrors, worker::ApplyError};
+use crate::{dataflow::ValidationErrors, manager::store::StoreError};
 
 /// A failed API request.
 #[derive(Debug, thiserror::Error)]
@@ -17,20 +23,35 @@ pub enum ApiError {
     #[error("missing or invalid token: send `Authorization: Bearer <token>`")]
     Unauthorized,
     /// The token is valid but may not do this.
-    #[error("this token may not {0}; use the admin token")]
+    #[error("this token may not {0}; use an admin token")]
     Forbidden(&'static str),
     /// Nothing at this path.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
     /// The dataflow document is invalid: every problem with its path.
     #[error("the dataflow is invalid: {} problem(s)", .0.0.len())]
     InvalidDataflow(ValidationErrors),
-    /// The dataflow is valid but could not start.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The object is not at the revision the request expected (`If-Match`).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The body is larger than the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not of a type this route takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Something failed on this side; the message is logged too.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -39,20 +60,24 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::InvalidDataflow(_) => (StatusCode::BAD_REQUEST, "invalid_dataflow"),
-            ApiError::Apply(_) => (StatusCode::UNPROCESSABLE_ENTITY, "apply_failed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
     fn details(&self) -> Value {
         match self {
             ApiError::InvalidDataflow(errors) => json!(errors.0),
-            ApiError::Apply(failure) => json!([{
-                "dataflow": failure.name,
-                "revision": failure.revision,
-                "previous_kept": failure.previous_kept,
-            }]),
             _ => json!([]),
         }
     }
@@ -61,7 +86,70 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        if let ApiError::Internal(message) = &self {
+            error!(%message, "A request failed on this side.");
+        }
         let body = json!({"error": {"code": code, "message": self.to_string(), "details": self.details()}});
         (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(message) => ApiError::NotFound(message),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            failed @ StoreError::PreconditionFailed { .. } => {
+                ApiError::PreconditionFailed(failed.to_string())
+            }
+            StoreError::Backend(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+/// A JSON body, with its rejections as [`ApiError`]s.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Path parameters, with their rejections as [`ApiError`]s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query parameters, with their rejections as [`ApiError`]s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "send the body as JSON, with `Content-Type: application/json`".to_owned(),
+            ),
+            JsonRejection::JsonSyntaxError(err) => {
+                ApiError::BadRequest(format!("the body is not valid JSON: {}", err.body_text()))
+            }
+            JsonRejection::JsonDataError(err) => {
+                ApiError::BadRequest(format!("the body does not fit: {}", err.body_text()))
+            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+                "the request body is larger than service.manager.max_body_bytes allows".to_owned(),
+            ),
+            other => ApiError::BadRequest(format!("cannot read the body: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(format!("bad path: {}", rejection.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(format!("bad query: {}", rejection.body_text()))
     }
 }

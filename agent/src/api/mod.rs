@@ -1,9 +1,8 @@
-//! The HTTP plumbing every node shares: JSON errors, the bearer-token check,
-//! the routes every node answers (`/api/v1/health`, `/api/v1/status`,
-//! `/metrics`, and the local worker's dataflows), and serving a router on a
-//! listener until shutdown.
+//! The HTTP plumbing every node shares: JSON errors and extractors, the
+//! bearer-token check, the cluster-name check, the routes every node answers
+//! (`/api/v1/health`, `/api/v1/status`, `/metrics`), and serving a router on
+//! a listener until shutdown.
 
-mod dataflows;
 mod error;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -11,7 +10,7 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 use axum::{
     Json, Router,
     extract::{Request, State},
-    http::header::AUTHORIZATION,
+    http::{HeaderValue, header::AUTHORIZATION},
     middleware::{self, Next},
     response::Response,
     routing::get,
@@ -20,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use error::ApiError;
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
 
 use crate::{
-    auth::{Role, Tokens},
+    auth::{Caller, Tokens},
     config::Mode,
     metrics::{self, Registry},
     worker::LocalWorker,
@@ -105,18 +104,25 @@ pub struct WorkerStatus {
     pub manager_address: Vec<String>,
 }
 
-/// The routes every node serves, with `/api/v1/status` behind a token.
-pub fn node_router(state: ApiState) -> Router {
+/// The header naming the cluster a request is meant for.
+pub const CLUSTER_HEADER: &str = "x-datascale-cluster";
+
+/// The routes every node serves, with `/api/v1/status` behind a token, and
+/// the manager's routes when this node runs one.
+pub fn node_router(state: ApiState, manager: Option<Router>) -> Router {
     let protected = Router::new()
         .route("/api/v1/status", get(status))
-        .merge(dataflows::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/health", get(health))
         .route("/metrics", get(prometheus))
         .merge(protected)
+        .with_state(state.clone());
+    router
+        .merge(manager.unwrap_or_default())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, check_cluster))
 }
 
 async fn health(State(state): State<ApiState>) -> Json<Health> {
@@ -162,8 +168,39 @@ async fn not_found(request: Request) -> ApiError {
     ))
 }
 
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} does not take {}",
+        request.uri().path(),
+        request.method()
+    ))
+}
+
+/// Refuses a request meant for another cluster: one whose
+/// `X-DataScale-Cluster` names another than `service.cluster_name`.
+async fn check_cluster(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let ours = state.node.cluster_name.as_str();
+    match request
+        .headers()
+        .get(CLUSTER_HEADER)
+        .map(HeaderValue::to_str)
+    {
+        None => Ok(next.run(request).await),
+        Some(Ok(theirs)) if theirs == ours => Ok(next.run(request).await),
+        Some(theirs) => Err(ApiError::Conflict(format!(
+            "this node belongs to cluster `{ours}`, but the request is for cluster `{}` ({CLUSTER_HEADER}); check service.cluster_name on both sides",
+            theirs.unwrap_or("<not text>")
+        ))),
+    }
+}
+
 /// Lets a request through only with a valid `Authorization: Bearer` token,
-/// and records the caller's [`Role`] in the request's extensions.
+/// and records the [`Caller`] in the request's extensions and in the
+/// response's, where the audit log finds it.
 pub async fn require_token(
     State(state): State<ApiState>,
     mut request: Request,
@@ -175,11 +212,13 @@ pub async fn require_token(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let role: Role = presented
-        .and_then(|token| state.tokens.role_of(token))
+    let caller: Caller = presented
+        .and_then(|token| state.tokens.identify(token))
         .ok_or(ApiError::Unauthorized)?;
-    request.extensions_mut().insert(role);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(caller);
+    Ok(response)
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets
@@ -217,16 +256,25 @@ mod tests {
             manager_addresses: vec!["http://m1:7881".into()],
             started: Instant::now(),
         };
-        node_router(ApiState {
-            node: Arc::new(node),
-            tokens: Arc::new(Tokens::for_worker(&service)),
-            worker: None,
-            metrics: Registry::new(),
-        })
+        node_router(
+            ApiState {
+                node: Arc::new(node),
+                tokens: Arc::new(Tokens::for_worker(&service)),
+                worker: None,
+                metrics: Registry::new(),
+            },
+            None,
+        )
     }
 
     async fn call(path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
-        let mut request = Request::get(path);
+        call_with(Request::get(path), token).await
+    }
+
+    async fn call_with(
+        mut request: axum::http::request::Builder,
+        token: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -274,5 +322,26 @@ mod tests {
                 .unwrap()
                 .contains("/api/v1/nope")
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_for_another_cluster_gets_409_naming_both() {
+        let request = Request::get("/api/v1/health").header(CLUSTER_HEADER, "other");
+        let (status, body) = call_with(request, None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("`datascale`") && message.contains("`other`"),
+            "{message}"
+        );
+        let request = Request::get("/api/v1/health").header(CLUSTER_HEADER, "datascale");
+        assert_eq!(call_with(request, None).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_gets_a_json_405() {
+        let (status, body) = call_with(Request::delete("/api/v1/health"), None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["code"], "method_not_allowed");
     }
 }

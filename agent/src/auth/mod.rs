@@ -10,7 +10,10 @@ use std::{
 use subtle::ConstantTimeEq;
 use tracing::info;
 
-use crate::{config::ServiceConfig, durable};
+use crate::{
+    config::{ServiceConfig, split_named_token},
+    durable,
+};
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +24,21 @@ pub enum Role {
     Worker,
 }
 
+/// Who made a request: the role and the name of the token presented (never
+/// the secret), as the history and the audit log record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// What the token may do.
+    pub role: Role,
+    /// The token's name: `admin`, a named admin token's name, or `worker`.
+    pub name: String,
+}
+
 /// The tokens this node accepts.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    admin: Option<String>,
+    /// Named admin tokens: name, secret.
+    admins: Vec<(String, String)>,
     worker: Option<String>,
 }
 
@@ -87,9 +101,13 @@ impl Tokens {
         };
         let admin = resolve("admin", &service.manager.admin_token, "dsa_")?;
         let worker = resolve("worker", &service.manager.worker_token, "dsw_")?;
+        let mut admins = vec![("admin".to_owned(), admin)];
+        admins.extend(service.manager.admin_tokens.iter().filter_map(|entry| {
+            split_named_token(entry).map(|(name, secret)| (name.to_owned(), secret.to_owned()))
+        }));
         Ok((
             Self {
-                admin: Some(admin),
+                admins,
                 worker: Some(worker),
             },
             generated,
@@ -99,25 +117,33 @@ impl Tokens {
     /// The tokens a worker's local API accepts: its own worker token.
     pub fn for_worker(service: &ServiceConfig) -> Self {
         Self {
-            admin: None,
+            admins: Vec::new(),
             worker: Some(service.worker.token.clone()),
         }
     }
 
-    /// The role of a presented token, compared in constant time.
-    pub fn role_of(&self, presented: &str) -> Option<Role> {
-        let matches = |expected: &Option<String>| {
-            expected.as_deref().is_some_and(|token| {
-                !token.is_empty() && bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
-            })
+    /// Who presents this token. Every known token is compared, each in
+    /// constant time, so the answer's timing says nothing about which matched.
+    pub fn identify(&self, presented: &str) -> Option<Caller> {
+        let matches = |token: &str| {
+            !token.is_empty() && bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
         };
-        if matches(&self.admin) {
-            Some(Role::Admin)
-        } else if matches(&self.worker) {
-            Some(Role::Worker)
-        } else {
-            None
+        let mut caller = None;
+        for (name, secret) in &self.admins {
+            if matches(secret) && caller.is_none() {
+                caller = Some(Caller {
+                    role: Role::Admin,
+                    name: name.clone(),
+                });
+            }
         }
+        if self.worker.as_deref().is_some_and(matches) && caller.is_none() {
+            caller = Some(Caller {
+                role: Role::Worker,
+                name: "worker".to_owned(),
+            });
+        }
+        caller
     }
 }
 
@@ -184,9 +210,9 @@ mod tests {
         }
         let (second, generated_again) = Tokens::for_manager(&service).unwrap();
         assert!(generated_again.is_empty());
-        assert_eq!(first.admin, second.admin);
+        assert_eq!(first.admins, second.admins);
         assert_eq!(first.worker, second.worker);
-        assert_ne!(first.admin, first.worker);
+        assert_ne!(Some(&first.admins[0].1), first.worker.as_ref());
     }
 
     #[test]
@@ -197,16 +223,30 @@ mod tests {
         service.manager.worker_token = "worker-secret".into();
         let (tokens, generated) = Tokens::for_manager(&service).unwrap();
         assert!(generated.is_empty());
-        assert_eq!(tokens.role_of("admin-secret"), Some(Role::Admin));
-        assert_eq!(tokens.role_of("worker-secret"), Some(Role::Worker));
-        assert_eq!(tokens.role_of("admin-secre"), None);
-        assert_eq!(tokens.role_of(""), None);
+        let role = |token: &str| tokens.identify(token).map(|caller| caller.role);
+        assert_eq!(role("admin-secret"), Some(Role::Admin));
+        assert_eq!(role("worker-secret"), Some(Role::Worker));
+        assert_eq!(role("admin-secre"), None);
+        assert_eq!(role(""), None);
         assert!(!token_path(dir.path(), "admin").exists());
     }
 
     #[test]
     fn an_empty_worker_token_accepts_nothing() {
         let tokens = Tokens::for_worker(&ServiceConfig::default());
-        assert_eq!(tokens.role_of(""), None);
+        assert_eq!(tokens.identify(""), None);
+    }
+
+    #[test]
+    fn named_admin_tokens_are_told_apart_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut service = service_in(dir.path());
+        service.manager.admin_token = "admin-secret".into();
+        service.manager.admin_tokens = vec!["alice:alice-secret-0123456789".into()];
+        let (tokens, _) = Tokens::for_manager(&service).unwrap();
+        let alice = tokens.identify("alice-secret-0123456789").unwrap();
+        assert_eq!((alice.role, alice.name.as_str()), (Role::Admin, "alice"));
+        assert_eq!(tokens.identify("admin-secret").unwrap().name, "admin");
+        assert_eq!(tokens.identify("alice"), None);
     }
 }

@@ -400,7 +400,7 @@ fn set_path(table: &mut Table, key: &str, value: Value) {
 }
 
 fn is_secret(key: &str) -> bool {
-    key.ends_with("token")
+    key.ends_with("token") || key.ends_with("tokens")
 }
 
 fn plain_value(value: &Value) -> String {
@@ -413,6 +413,7 @@ fn plain_value(value: &Value) -> String {
 fn shown_value(key: &str, value: &Value) -> String {
     match value {
         Value::String(text) if is_secret(key) && !text.is_empty() => "<redacted>".to_owned(),
+        Value::Array(items) if is_secret(key) && !items.is_empty() => "<redacted>".to_owned(),
         Value::String(text) if text.is_empty() => "\"\"".to_owned(),
         other => plain_value(other),
     }
@@ -570,6 +571,11 @@ mod tests {
             ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", "admin-secret"),
             ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", "worker-secret"),
             (
+                "DATASCALE_SERVICE_MANAGER_ADMIN_TOKENS",
+                "alice:alice-secret-0123456789,ci:ci-secret-0123456789",
+            ),
+            ("DATASCALE_SERVICE_MANAGER_MAX_BODY_BYTES", "65536"),
+            (
                 "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
                 "http://m1:7881, http://m2:7881",
             ),
@@ -597,6 +603,11 @@ mod tests {
         assert_eq!(c.service.manager.admin_token, "admin-secret");
         assert_eq!(c.service.manager.worker_token, "worker-secret");
         assert_eq!(
+            c.service.manager.admin_tokens,
+            vec!["alice:alice-secret-0123456789", "ci:ci-secret-0123456789"]
+        );
+        assert_eq!(c.service.manager.max_body_bytes, 65536);
+        assert_eq!(
             c.service.worker.manager_address,
             vec!["http://m1:7881", "http://m2:7881"]
         );
@@ -621,7 +632,7 @@ mod tests {
         assert!(
             shown
                 .iter()
-                .filter(|(key, _, _)| key.ends_with("token"))
+                .filter(|(key, _, _)| key.ends_with("token") || key.ends_with("tokens"))
                 .all(|(_, value, _)| value == "<redacted>")
         );
     }
@@ -653,6 +664,10 @@ mod tests {
             ("DATASCALE_LOG_LEVEL".into(), "loud".into()),
             ("DATASCALE_SERVICE_WORKER_GROUPS".into(), "ok,not/ok".into()),
             ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN".into(), "".into()),
+            (
+                "DATASCALE_SERVICE_MANAGER_ADMIN_TOKENS".into(),
+                "alice:short".into(),
+            ),
         ];
         let found = messages(load(&over).unwrap_err());
         let has = |parts: &[&str]| {
@@ -672,7 +687,12 @@ mod tests {
         has(&["resources.memory_limit", "`-1`"]);
         has(&["log.level", "`loud`", "debug"]);
         has(&["service.worker.groups", "not/ok", "`/`"]);
-        assert_eq!(found.len(), 6, "{found:#?}");
+        has(&["service.manager.admin_tokens", "`alice`", "shorter than 16"]);
+        assert!(
+            found.iter().all(|m| !m.contains("alice:short")),
+            "secrets are not shown: {found:#?}"
+        );
+        assert_eq!(found.len(), 7, "{found:#?}");
     }
 
     #[test]

@@ -103,14 +103,63 @@ impl fmt::Display for Mode {
     }
 }
 
-/// `[service.manager]`: the manager's credentials.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[service.manager]`: the manager's credentials and request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ManagerConfig {
     /// Token that may do everything; empty: generated on first start into `data_dir`.
     pub admin_token: String,
+    /// More admin tokens, each `name:secret`, so that the history and the
+    /// audit log say who made a change.
+    #[serde(deserialize_with = "named_tokens")]
+    pub admin_tokens: Vec<String>,
     /// Enrollment token of workers; empty: generated on first start into `data_dir`.
     pub worker_token: String,
+    /// The largest request body the API accepts, in bytes.
+    #[serde(deserialize_with = "whole_number")]
+    pub max_body_bytes: u64,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: String::new(),
+            admin_tokens: Vec::new(),
+            worker_token: String::new(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The shortest secret a named admin token may have.
+pub const MIN_NAMED_TOKEN_LEN: usize = 16;
+
+/// Splits a named token, `name:secret`, into its name and secret.
+pub fn split_named_token(entry: &str) -> Option<(&str, &str)> {
+    entry.split_once(':')
+}
+
+fn named_tokens<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let entries = list(de)?;
+    let mut names = std::collections::BTreeSet::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let problem = |why: String| serde::de::Error::custom(format!("entry {}: {why}", index + 1));
+        let (name, secret) = split_named_token(entry).ok_or_else(|| {
+            problem("expected `name:secret`, such as `alice:<32 random characters>`".to_owned())
+        })?;
+        check_name(name).map_err(|why| problem(format!("the name `{name}`: {why}")))?;
+        if secret.len() < MIN_NAMED_TOKEN_LEN {
+            return Err(problem(format!(
+                "the secret of `{name}` is shorter than {MIN_NAMED_TOKEN_LEN} characters"
+            )));
+        }
+        if !names.insert(name) || matches!(name, "admin" | "worker") {
+            return Err(problem(format!(
+                "the name `{name}` is taken (`admin` and `worker` name the main tokens)"
+            )));
+        }
+    }
+    Ok(entries)
 }
 
 /// `[service.worker]`: how a worker finds its manager and what it runs.

@@ -1,6 +1,11 @@
-//! The manager: the control plane's HTTP side. It owns the Web UI's assets,
-//! served on `service.ui_address` beside the same API, so the UI calls the
-//! API on its own origin.
+//! The manager: the control plane. It owns the store of groups and
+//! dataflows (`store/`), the REST API over it (`api/`), the audit log
+//! (`audit`), and the Web UI's assets, served on `service.ui_address` beside
+//! the same API, so the UI calls the API on its own origin.
+
+pub mod api;
+pub mod audit;
+pub mod store;
 
 use axum::{Router, response::Html, routing::get};
 

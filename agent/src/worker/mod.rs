@@ -9,10 +9,12 @@
 //! working dataflow down, and the failure is kept with the revision that
 //! failed.
 
+pub mod follow;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
 use crate::{
@@ -50,15 +52,27 @@ pub enum Applied {
     Unchanged,
 }
 
+/// Whether a dataflow runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataflowState {
+    /// A revision of it runs.
+    Running,
+    /// No revision of it could start.
+    Failed,
+}
+
 /// A dataflow of the local worker, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataflowStatus {
     /// The dataflow's name.
     pub name: String,
-    /// The revision running: 1 for the first document, one more for each change.
-    pub revision: u64,
-    /// The document running.
-    pub document: Dataflow,
+    /// Whether it runs.
+    pub state: DataflowState,
+    /// The revision running; none when none could start.
+    pub revision: Option<u64>,
+    /// The revision last asked for: the one running, or one that failed.
+    pub wanted_revision: u64,
     /// The last revision that failed to start, and why, if one did since.
     pub last_failure: Option<Failure>,
     /// Each component's state and counters.
@@ -74,11 +88,28 @@ pub struct Failure {
     pub error: String,
 }
 
+/// A dataflow a worker should run, at a revision.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The revision of its document.
+    pub revision: u64,
+    /// The document.
+    pub dataflow: Dataflow,
+}
+
 #[derive(Debug)]
-struct Deployed {
+struct Running {
     revision: u64,
     dataflow: Dataflow,
-    running: RunningDataflow,
+    handle: RunningDataflow,
+}
+
+/// One dataflow's place on this worker.
+#[derive(Debug)]
+struct Deployed {
+    /// The revision last asked for: running, or failed to start.
+    wanted: u64,
+    running: Option<Running>,
     last_failure: Option<Failure>,
 }
 
@@ -88,6 +119,8 @@ pub struct LocalWorker {
     environment: Environment,
     drain_deadline: Duration,
     dataflows: Mutex<BTreeMap<String, Deployed>>,
+    /// The last configuration revision fully applied.
+    applied: watch::Sender<u64>,
 }
 
 impl LocalWorker {
@@ -98,7 +131,28 @@ impl LocalWorker {
             environment,
             drain_deadline,
             dataflows: Mutex::new(BTreeMap::new()),
+            applied: watch::Sender::new(0),
         })
+    }
+
+    /// Records that the configuration at `revision` has been applied.
+    pub fn mark_applied(&self, revision: u64) {
+        self.applied.send_if_modified(|applied| {
+            let newer = revision > *applied;
+            if newer {
+                *applied = revision;
+            }
+            newer
+        });
+    }
+
+    /// Waits up to `timeout` until the configuration at `revision` has been
+    /// applied; `false` when it has not been by then.
+    pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(timeout, applied.wait_for(|done| *done >= revision))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     /// The environment its dataflows run in.
@@ -106,81 +160,123 @@ impl LocalWorker {
         &self.environment
     }
 
-    /// Runs `dataflow`, replacing the running version of the same name.
-    pub async fn apply(&self, dataflow: Dataflow) -> Result<(Applied, u64), ApplyError> {
+    /// Runs `dataflow` at `revision`, replacing the running version of the
+    /// same name. When it cannot start, the previous version (if any) runs
+    /// again and the failure is kept for [`LocalWorker::status`].
+    pub async fn apply(&self, dataflow: Dataflow, revision: u64) -> Result<Applied, ApplyError> {
         let mut dataflows = self.dataflows.lock().await;
         let name = dataflow.name.clone();
-        let Some(previous) = dataflows.remove(&name) else {
-            let running =
-                runtime::start(&dataflow, &self.environment).map_err(|source| ApplyError {
-                    name: name.clone(),
-                    revision: 1,
-                    previous_kept: false,
-                    source,
-                })?;
+        let mut previous = dataflows
+            .remove(&name)
+            .and_then(|deployed| deployed.running);
+        if let Some(running) = previous
+            .as_mut()
+            .filter(|running| running.dataflow == dataflow)
+        {
+            running.revision = revision;
             dataflows.insert(
                 name,
                 Deployed {
-                    revision: 1,
-                    dataflow,
-                    running,
+                    wanted: revision,
+                    running: previous,
                     last_failure: None,
                 },
             );
-            return Ok((Applied::Started, 1));
-        };
-        if previous.dataflow == dataflow {
-            let revision = previous.revision;
-            dataflows.insert(name, previous);
-            return Ok((Applied::Unchanged, revision));
+            return Ok(Applied::Unchanged);
         }
-        let revision = previous.revision + 1;
-        previous.running.stop(self.drain_deadline).await;
-        match runtime::start(&dataflow, &self.environment) {
-            Ok(running) => {
-                info!(dataflow = %name, revision, "Dataflow replaced by a new revision.");
+        let previous = match previous {
+            Some(running) => {
+                running.handle.stop(self.drain_deadline).await;
+                Some((running.revision, running.dataflow))
+            }
+            None => None,
+        };
+        let started = runtime::start(&dataflow, &self.environment);
+        let source = match started {
+            Ok(handle) => {
+                info!(dataflow = %name, revision, "Dataflow started.");
+                let applied = match previous {
+                    Some(_) => Applied::Restarted,
+                    None => Applied::Started,
+                };
+                let running = Running {
+                    revision,
+                    dataflow,
+                    handle,
+                };
                 dataflows.insert(
                     name,
                     Deployed {
-                        revision,
-                        dataflow,
-                        running,
+                        wanted: revision,
+                        running: Some(running),
                         last_failure: None,
                     },
                 );
-                Ok((Applied::Restarted, revision))
+                return Ok(applied);
             }
-            Err(source) => {
-                warn!(dataflow = %name, revision, error = %source, "The new revision cannot start; starting the previous one again.");
-                let mut error = ApplyError {
-                    name: name.clone(),
+            Err(source) => source,
+        };
+        warn!(dataflow = %name, revision, error = %source, "The dataflow cannot start.");
+        // The previous version ran with the same configuration, and what it
+        // held (ports, files) has been let go by the stop.
+        let restarted = previous.and_then(|(revision, dataflow)| {
+            match runtime::start(&dataflow, &self.environment) {
+                Ok(handle) => Some(Running {
                     revision,
-                    previous_kept: false,
-                    source,
-                };
-                // It ran before with the same configuration, and what it
-                // held (ports, files) has been let go by the stop.
-                match runtime::start(&previous.dataflow, &self.environment) {
-                    Ok(running) => {
-                        error.previous_kept = true;
-                        let last_failure = Some(Failure {
-                            revision,
-                            error: error.to_string(),
-                        });
-                        dataflows.insert(
-                            name,
-                            Deployed {
-                                running,
-                                last_failure,
-                                ..previous
-                            },
-                        );
-                    }
-                    Err(again) => {
-                        warn!(dataflow = %name, error = %again, "The previous revision cannot start again either.");
-                    }
+                    dataflow,
+                    handle,
+                }),
+                Err(again) => {
+                    warn!(dataflow = %name, error = %again, "The previous revision cannot start again either.");
+                    None
                 }
-                Err(error)
+            }
+        });
+        let error = ApplyError {
+            name: name.clone(),
+            revision,
+            previous_kept: restarted.is_some(),
+            source,
+        };
+        dataflows.insert(
+            name,
+            Deployed {
+                wanted: revision,
+                running: restarted,
+                last_failure: Some(Failure {
+                    revision,
+                    error: error.to_string(),
+                }),
+            },
+        );
+        Err(error)
+    }
+
+    /// Makes the worker run exactly `desired`, by name: dataflows not in it
+    /// stop, and only those whose revision changed are applied again. A
+    /// dataflow that cannot start is reported in its status.
+    pub async fn reconcile(&self, desired: BTreeMap<String, Desired>) {
+        let current: Vec<(String, u64)> = self
+            .dataflows
+            .lock()
+            .await
+            .iter()
+            .map(|(name, deployed)| (name.clone(), deployed.wanted))
+            .collect();
+        for (name, _) in current
+            .iter()
+            .filter(|(name, _)| !desired.contains_key(name))
+        {
+            info!(dataflow = %name, "Dataflow removed.");
+            self.remove(name).await;
+        }
+        for (name, wanted) in desired {
+            let seen = current
+                .iter()
+                .any(|(known, at)| *known == name && *at == wanted.revision);
+            if !seen {
+                // A failure is kept in the dataflow's status.
+                let _ = self.apply(wanted.dataflow, wanted.revision).await;
             }
         }
     }
@@ -190,7 +286,9 @@ impl LocalWorker {
         let removed = self.dataflows.lock().await.remove(name);
         match removed {
             Some(deployed) => {
-                deployed.running.stop(self.drain_deadline).await;
+                if let Some(running) = deployed.running {
+                    running.handle.stop(self.drain_deadline).await;
+                }
                 true
             }
             None => false,
@@ -215,10 +313,15 @@ impl LocalWorker {
     }
 
     fn status_of(&self, name: &str, deployed: &Deployed) -> DataflowStatus {
+        let revision = deployed.running.as_ref().map(|running| running.revision);
         DataflowStatus {
             name: name.to_owned(),
-            revision: deployed.revision,
-            document: deployed.dataflow.clone(),
+            state: match revision {
+                Some(_) => DataflowState::Running,
+                None => DataflowState::Failed,
+            },
+            revision,
+            wanted_revision: deployed.wanted,
             last_failure: deployed.last_failure.clone(),
             components: self.environment.metrics.reports(name),
         }
@@ -228,8 +331,11 @@ impl LocalWorker {
     pub async fn stop_all(&self) {
         let dataflows = std::mem::take(&mut *self.dataflows.lock().await);
         let mut stopping = tokio::task::JoinSet::new();
-        for deployed in dataflows.into_values() {
-            stopping.spawn(deployed.running.stop(self.drain_deadline));
+        for running in dataflows
+            .into_values()
+            .filter_map(|deployed| deployed.running)
+        {
+            stopping.spawn(running.handle.stop(self.drain_deadline));
         }
         stopping.join_all().await;
     }

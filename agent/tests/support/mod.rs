@@ -258,3 +258,93 @@ pub fn wait_for_listener(address: SocketAddr) {
         TcpStream::connect(address).is_ok()
     });
 }
+
+/// A client of a node's REST API with one bearer token.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+/// An answer of the API: status, headers and the JSON body (`Null` when empty).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The `ETag` header, if any.
+    pub fn etag(&self) -> Option<&str> {
+        self.headers.get("etag").and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Api {
+    /// A client of `node` with the admin token the node generated in `home`.
+    pub fn admin(node: &Node, home: &Path) -> Self {
+        let token = std::fs::read_to_string(token_file(home, "admin")).unwrap();
+        Self::with_token(node, token.trim())
+    }
+
+    /// A client of `node` with `token`.
+    pub fn with_token(node: &Node, token: &str) -> Self {
+        Self {
+            base: node.api_url(""),
+            token: token.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request with an optional JSON body and extra headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the node answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = match bytes.is_empty() {
+            true => serde_json::Value::Null,
+            false => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            }),
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.send(reqwest::Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::DELETE, path, None, &[]).await
+    }
+}

@@ -1,0 +1,134 @@
+//! The manager's REST API over the store: groups (`groups`), dataflows with
+//! their history (`dataflows`), and the dashboard's counts (`overview`).
+//! Every route here needs an admin token; changes are written to the audit
+//! log; bodies are limited to `service.manager.max_body_bytes`; writes honour
+//! `If-Match` (412 when stale) and answers carry the object's revision as
+//! its `ETag`.
+
+mod dataflows;
+mod groups;
+mod overview;
+
+use std::sync::Arc;
+
+use axum::{
+    Extension, Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{
+        HeaderMap, HeaderName, HeaderValue,
+        header::{CONTENT_LENGTH, ETAG, IF_MATCH, IF_NONE_MATCH},
+    },
+    middleware::{self, Next},
+    response::Response,
+};
+
+use super::{
+    audit::{self, AuditLog},
+    store::{Precondition, Store},
+};
+use crate::{
+    api::{ApiError, ApiState, require_token},
+    auth::{Caller, Role},
+    config::check_name,
+};
+
+/// What the manager's handlers share.
+#[derive(Debug, Clone)]
+pub struct ManagerState {
+    /// The node's shared state (tokens, local worker, metrics).
+    pub api: ApiState,
+    /// The store of groups and dataflows.
+    pub store: Arc<dyn Store>,
+}
+
+/// The manager's routes, behind an admin token, with changes audited and
+/// bodies limited to `max_body_bytes`.
+pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) -> Router {
+    let api = state.api.clone();
+    Router::new()
+        .merge(groups::router())
+        .merge(dataflows::router())
+        .merge(overview::router())
+        .layer(middleware::from_fn_with_state(max_body_bytes, limit_body))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        ))
+        .route_layer(middleware::from_fn(require_admin))
+        .route_layer(middleware::from_fn_with_state(api, require_token))
+        .layer(middleware::from_fn_with_state(audit, audit::record_changes))
+        .with_state(state)
+}
+
+async fn require_admin(
+    Extension(caller): Extension<Caller>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match caller.role {
+        Role::Admin => Ok(next.run(request).await),
+        Role::Worker => Err(ApiError::Forbidden("manage groups and dataflows")),
+    }
+}
+
+/// Refuses a body whose declared length is over the limit before reading
+/// it; a body without a declared length is cut off by `DefaultBodyLimit`.
+async fn limit_body(
+    State(limit): State<u64>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit => Err(ApiError::PayloadTooLarge(format!(
+            "the request body has {length} bytes; service.manager.max_body_bytes allows {limit}"
+        ))),
+        _ => Ok(next.run(request).await),
+    }
+}
+
+/// Checks a group or dataflow name from a path or a body.
+fn checked_name(kind: &str, name: &str) -> Result<(), ApiError> {
+    check_name(name).map_err(|why| ApiError::BadRequest(format!("the {kind} name `{name}`: {why}")))
+}
+
+/// What a write expects, from `If-Match` (`*` or a revision such as `"12"`)
+/// or `If-None-Match: *`.
+fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    fn text<'a>(value: &'a HeaderValue, header: &str) -> Result<&'a str, ApiError> {
+        value
+            .to_str()
+            .map(str::trim)
+            .map_err(|_| ApiError::BadRequest(format!("{header} is not text")))
+    }
+    if let Some(value) = headers.get(IF_MATCH) {
+        let given = text(value, "If-Match")?;
+        if given == "*" {
+            return Ok(Precondition::Exists);
+        }
+        let tag = given.strip_prefix("W/").unwrap_or(given).trim_matches('"');
+        return tag.parse().map(Precondition::Revision).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "If-Match `{given}` is not a revision: send the ETag of the object, such as \"12\", or *"
+            ))
+        });
+    }
+    match headers.get(IF_NONE_MATCH) {
+        None => Ok(Precondition::None),
+        Some(value) if text(value, "If-None-Match")? == "*" => Ok(Precondition::Absent),
+        Some(_) => Err(ApiError::BadRequest(
+            "a write takes only `If-None-Match: *` (create, never replace)".to_owned(),
+        )),
+    }
+}
+
+/// The `ETag` header of an object at `revision`.
+fn etag(revision: u64) -> [(HeaderName, HeaderValue); 1] {
+    [(
+        ETAG,
+        HeaderValue::from_str(&format!("\"{revision}\"")).expect("a number is a header value"),
+    )]
+}

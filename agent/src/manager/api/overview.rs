@@ -1,0 +1,94 @@
+//! `GET /api/v1/overview`: the counts the monitoring dashboard shows:
+//! managers, workers by state, groups, dataflows, and components by kind
+//! and type.
+
+use std::collections::BTreeMap;
+
+use axum::{Json, Router, extract::State, routing::get};
+use serde::Serialize;
+
+use super::ManagerState;
+use crate::{api::ApiError, api::VERSION, config::Mode};
+
+pub(super) fn router() -> Router<ManagerState> {
+    Router::new().route("/api/v1/overview", get(overview))
+}
+
+/// Body of `GET /api/v1/overview`.
+#[derive(Debug, Serialize)]
+struct Overview {
+    cluster_name: String,
+    /// The store's cluster revision.
+    revision: u64,
+    managers: Vec<ManagerSummary>,
+    workers: WorkerCounts,
+    groups: usize,
+    dataflows: usize,
+    components: ComponentCounts,
+}
+
+#[derive(Debug, Serialize)]
+struct ManagerSummary {
+    address: String,
+    mode: Mode,
+    version: &'static str,
+}
+
+/// Workers by state.
+#[derive(Debug, Default, Serialize)]
+struct WorkerCounts {
+    total: usize,
+    online: usize,
+    suspect: usize,
+    offline: usize,
+}
+
+/// Components of every stored dataflow, by kind and by type.
+#[derive(Debug, Default, Serialize)]
+struct ComponentCounts {
+    sources: usize,
+    pipelines: usize,
+    sinks: usize,
+    by_type: BTreeMap<String, usize>,
+}
+
+async fn overview(State(state): State<ManagerState>) -> Result<Json<Overview>, ApiError> {
+    let node = &state.api.node;
+    let groups = state.store.groups().await?;
+    let dataflows = state.store.dataflows(None).await?;
+    let mut components = ComponentCounts::default();
+    for stored in &dataflows {
+        for (kind, count) in [
+            ("sources", &mut components.sources),
+            ("pipelines", &mut components.pipelines),
+            ("sinks", &mut components.sinks),
+        ] {
+            let listed = stored.document[kind].as_array().map(Vec::as_slice);
+            for component in listed.unwrap_or_default() {
+                *count += 1;
+                let kind_type = component["type"].as_str().unwrap_or("unknown");
+                *components.by_type.entry(kind_type.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    // Remote workers are counted once they report; a standalone node's own
+    // worker is always online while it answers.
+    let local = usize::from(state.api.worker.is_some());
+    Ok(Json(Overview {
+        cluster_name: node.cluster_name.clone(),
+        revision: state.store.revision().await?,
+        managers: vec![ManagerSummary {
+            address: node.api_address.to_string(),
+            mode: node.mode,
+            version: VERSION,
+        }],
+        workers: WorkerCounts {
+            total: local,
+            online: local,
+            ..WorkerCounts::default()
+        },
+        groups: groups.len(),
+        dataflows: dataflows.len(),
+        components,
+    }))
+}

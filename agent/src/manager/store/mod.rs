@@ -1,0 +1,294 @@
+//! The manager's store of groups and dataflows, behind the [`Store`] trait.
+//!
+//! Every change increments one cluster-wide revision and is journaled with
+//! the time and the name of the token that made it; each dataflow keeps its
+//! whole history. Writes take a [`Precondition`] on the object's revision, so
+//! two operators never overwrite each other silently. The handlers only see
+//! the trait: the embedded default ([`SqliteStore`]) can be joined later by a
+//! store shared by several managers, such as etcd, whose transactions compare
+//! revisions the same way.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub use sqlite::SqliteStore;
+
+/// The group every new store starts with.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// A group of workers, which run its dataflows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The group's name.
+    pub name: String,
+    /// Free text for people.
+    pub description: String,
+    /// The revision of its last change; its `ETag`.
+    pub revision: u64,
+    /// The revision that created it.
+    pub created_revision: u64,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+    /// How many dataflows it holds.
+    pub dataflows: u64,
+}
+
+/// A dataflow as stored: its document and where it is in the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredDataflow {
+    /// The group it belongs to.
+    pub group: String,
+    /// The dataflow's name.
+    pub name: String,
+    /// The revision of its last change; its `ETag`.
+    pub revision: u64,
+    /// The revision that created it.
+    pub created_revision: u64,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+    /// The name of the token that last changed it.
+    pub updated_by: String,
+    /// The dataflow document.
+    pub document: Value,
+}
+
+/// What a change to a dataflow did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// It did not exist and now does.
+    Create,
+    /// Its document was replaced.
+    Update,
+    /// An earlier revision's document was brought back.
+    Restore,
+    /// It was deleted.
+    Delete,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Restore => "restore",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Action::Create,
+            Action::Update,
+            Action::Restore,
+            Action::Delete,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == text)
+    }
+}
+
+/// One entry of a dataflow's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// The cluster revision of the change.
+    pub revision: u64,
+    /// When it was made (RFC 3339).
+    pub time: String,
+    /// The name of the token that made it.
+    pub token: String,
+    /// What it did.
+    pub action: Action,
+    /// For a restore, the revision whose document was brought back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
+    /// The document as of this revision; none for a deletion. Left out of
+    /// history listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<Value>,
+}
+
+/// What a write expects of the object's current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Nothing: create or replace.
+    None,
+    /// The object exists, at any revision (`If-Match: *`).
+    Exists,
+    /// The object exists at exactly this revision (`If-Match: "N"`).
+    Revision(u64),
+    /// The object does not exist (a create).
+    Absent,
+}
+
+impl Precondition {
+    /// Whether an object at `current` (none: absent) satisfies it.
+    pub fn holds(self, current: Option<u64>) -> bool {
+        match self {
+            Precondition::None => true,
+            Precondition::Exists => current.is_some(),
+            Precondition::Revision(expected) => current == Some(expected),
+            Precondition::Absent => current.is_none(),
+        }
+    }
+}
+
+/// Who makes a change, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The name of the token (never the secret).
+    pub token: String,
+    /// For a restore, the revision whose document is brought back.
+    pub restored_from: Option<u64>,
+}
+
+impl Change {
+    /// A change by the token named `token`.
+    pub fn by(token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            restored_from: None,
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The object is new.
+    Created,
+    /// The object changed.
+    Updated,
+    /// The object already was so; no revision was made.
+    Unchanged,
+}
+
+/// The object after a write, and what the write did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written<T> {
+    /// The object as stored now.
+    pub value: T,
+    /// What the write did.
+    pub outcome: Outcome,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object (or its group) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with the current state (it exists, it is in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The object is not at the revision the caller expected.
+    #[error("{what} is {}; the request expected {}", describe(*.current), describe_expected(*.expected))]
+    PreconditionFailed {
+        /// The object, for people (`dataflow default/tail`).
+        what: String,
+        /// Its current revision; none if it does not exist.
+        current: Option<u64>,
+        /// What the caller expected.
+        expected: Precondition,
+    },
+    /// The store itself failed (disk, database).
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+fn describe(current: Option<u64>) -> String {
+    match current {
+        Some(revision) => format!("at revision {revision}"),
+        None => "absent".to_owned(),
+    }
+}
+
+fn describe_expected(expected: Precondition) -> String {
+    match expected {
+        Precondition::None => "anything".to_owned(),
+        Precondition::Exists => "that it exists".to_owned(),
+        Precondition::Revision(revision) => format!("revision {revision}"),
+        Precondition::Absent => "that it does not exist".to_owned(),
+    }
+}
+
+/// The manager's durable state. Every method that changes something makes
+/// exactly one new cluster revision, or none when nothing changed.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The current cluster revision (0 for an empty store).
+    async fn revision(&self) -> Result<u64, StoreError>;
+
+    /// Follows the cluster revision: the receiver sees every new value.
+    fn subscribe(&self) -> watch::Receiver<u64>;
+
+    /// Every group, by name.
+    async fn groups(&self) -> Result<Vec<Group>, StoreError>;
+
+    /// One group.
+    async fn group(&self, name: &str) -> Result<Option<Group>, StoreError>;
+
+    /// Creates or changes a group.
+    async fn put_group(
+        &self,
+        name: &str,
+        description: &str,
+        precondition: Precondition,
+        change: &Change,
+    ) -> Result<Written<Group>, StoreError>;
+
+    /// Deletes a group; with `force` its dataflows too, else it must be empty.
+    /// Returns the revision of the deletion.
+    async fn delete_group(
+        &self,
+        name: &str,
+        precondition: Precondition,
+        force: bool,
+        change: &Change,
+    ) -> Result<u64, StoreError>;
+
+    /// The dataflows of one group, or of every group, by group and name.
+    async fn dataflows(&self, group: Option<&str>) -> Result<Vec<StoredDataflow>, StoreError>;
+
+    /// One dataflow.
+    async fn dataflow(&self, group: &str, name: &str)
+    -> Result<Option<StoredDataflow>, StoreError>;
+
+    /// Creates or replaces a dataflow of an existing group. A document equal
+    /// to the stored one changes nothing and makes no revision.
+    async fn put_dataflow(
+        &self,
+        group: &str,
+        name: &str,
+        document: &Value,
+        precondition: Precondition,
+        change: &Change,
+    ) -> Result<Written<StoredDataflow>, StoreError>;
+
+    /// Deletes a dataflow; its history is kept. Returns the revision of the
+    /// deletion.
+    async fn delete_dataflow(
+        &self,
+        group: &str,
+        name: &str,
+        precondition: Precondition,
+        change: &Change,
+    ) -> Result<u64, StoreError>;
+
+    /// A dataflow's history, newest first, without the documents; empty when
+    /// no dataflow of that name was ever stored in the group.
+    async fn history(&self, group: &str, name: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// One entry of a dataflow's history, with its document.
+    async fn history_entry(
+        &self,
+        group: &str,
+        name: &str,
+        revision: u64,
+    ) -> Result<Option<HistoryEntry>, StoreError>;
+}

@@ -1,0 +1,835 @@
+//! The embedded store: one SQLite database file under `data_dir`, in WAL
+//! mode with `synchronous = FULL`, so a change is on disk before it is
+//! acknowledged and a SIGKILL at any moment leaves the last committed state.
+//! One connection serves every request in turn, on the blocking pool; each
+//! change is one transaction that also bumps the cluster revision and writes
+//! the change journal.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::{
+    Action, Change, DEFAULT_GROUP, Group, HistoryEntry, Outcome, Precondition, Store, StoreError,
+    StoredDataflow, Written,
+};
+
+/// The version of the schema below, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    revision INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    token TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    created_revision INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dataflows (
+    group_name TEXT NOT NULL REFERENCES groups(name),
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_revision INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (group_name, name)
+);
+CREATE TABLE IF NOT EXISTS dataflow_history (
+    group_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    token TEXT NOT NULL,
+    action TEXT NOT NULL,
+    restored_from INTEGER,
+    document TEXT,
+    PRIMARY KEY (group_name, name, revision)
+);
+";
+
+const GROUP_COLUMNS: &str = "g.name, g.description, g.revision, g.created_revision, g.updated_at,
+     (SELECT COUNT(*) FROM dataflows d WHERE d.group_name = g.name)";
+
+const DATAFLOW_COLUMNS: &str =
+    "group_name, name, revision, created_revision, updated_at, updated_by, document";
+
+/// The embedded store, one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    revision: watch::Sender<u64>,
+    path: PathBuf,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+/// A change being written: its transaction, revision and time.
+struct Writing<'a> {
+    tx: &'a Transaction<'a>,
+    revision: u64,
+    time: String,
+    change: &'a Change,
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating it (with the `default` group) on
+    /// first use.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let opening = |err: rusqlite::Error| {
+            StoreError::Backend(format!("cannot open the store {}: {err}", path.display()))
+        };
+        let mut connection = Connection::open(path).map_err(opening)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(opening)?;
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(opening)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the store {} was written by a newer DataScale (schema {version}; this one knows {SCHEMA_VERSION})",
+                path.display()
+            )));
+        }
+        connection.execute_batch(SCHEMA).map_err(opening)?;
+        connection
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(opening)?;
+        let seeded: Option<i64> = connection
+            .query_row("SELECT value FROM meta WHERE key = 'seeded'", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if seeded.is_none() {
+            write(&mut connection, &Change::by("datascale"), |writing| {
+                writing
+                    .tx
+                    .execute("INSERT INTO meta (key, value) VALUES ('seeded', 1)", [])?;
+                insert_group(writing, DEFAULT_GROUP, "Workers with no other group.")?;
+                Ok(((), Some(format!("create group {DEFAULT_GROUP}"))))
+            })?;
+        }
+        let revision = current_revision(&connection)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            revision: watch::Sender::new(revision),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `op` on the connection, on the blocking pool.
+    async fn with<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            op(&mut connection)
+        })
+        .await
+        .map_err(|err| StoreError::Backend(format!("a store operation panicked: {err}")))?
+    }
+
+    /// Runs one change; announces its revision when it made one.
+    async fn change<T, F>(&self, change: &Change, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Writing<'_>) -> Result<(T, Option<String>), StoreError> + Send + 'static,
+    {
+        let change = change.clone();
+        let (value, revision) = self
+            .with(move |connection| write(connection, &change, op))
+            .await?;
+        if let Some(revision) = revision {
+            self.revision.send_replace(revision);
+        }
+        Ok(value)
+    }
+}
+
+/// Runs `op` in one immediate transaction. `op` returns its result and, when
+/// it changed something, a summary for the journal: then the revision is
+/// bumped and the transaction committed; otherwise it is rolled back.
+fn write<T>(
+    connection: &mut Connection,
+    change: &Change,
+    op: impl FnOnce(&Writing<'_>) -> Result<(T, Option<String>), StoreError>,
+) -> Result<(T, Option<u64>), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let revision = current_revision(&tx)? + 1;
+    let writing = Writing {
+        tx: &tx,
+        revision,
+        time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        change,
+    };
+    let (value, summary) = op(&writing)?;
+    let Some(summary) = summary else {
+        return Ok((value, None));
+    };
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('revision', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![revision],
+    )?;
+    tx.execute(
+        "INSERT INTO changes (revision, time, token, summary) VALUES (?1, ?2, ?3, ?4)",
+        params![revision, writing.time, change.token, summary],
+    )?;
+    tx.commit()?;
+    Ok((value, Some(revision)))
+}
+
+fn current_revision(connection: &Connection) -> Result<u64, StoreError> {
+    let revision: Option<u64> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    Ok(revision.unwrap_or(0))
+}
+
+fn insert_group(writing: &Writing<'_>, name: &str, description: &str) -> Result<(), StoreError> {
+    writing.tx.execute(
+        "INSERT INTO groups (name, description, created_revision, revision, updated_at)
+         VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![name, description, writing.revision, writing.time],
+    )?;
+    Ok(())
+}
+
+fn group_row(row: &Row<'_>) -> rusqlite::Result<Group> {
+    Ok(Group {
+        name: row.get(0)?,
+        description: row.get(1)?,
+        revision: row.get(2)?,
+        created_revision: row.get(3)?,
+        updated_at: row.get(4)?,
+        dataflows: row.get(5)?,
+    })
+}
+
+fn read_group(connection: &Connection, name: &str) -> Result<Option<Group>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.name = ?1"),
+            params![name],
+            group_row,
+        )
+        .optional()?)
+}
+
+/// A document as stored: JSON text, read back as a value.
+fn document_of(text: &str) -> rusqlite::Result<Value> {
+    serde_json::from_str(text).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    })
+}
+
+fn dataflow_row(row: &Row<'_>) -> rusqlite::Result<StoredDataflow> {
+    Ok(StoredDataflow {
+        group: row.get(0)?,
+        name: row.get(1)?,
+        revision: row.get(2)?,
+        created_revision: row.get(3)?,
+        updated_at: row.get(4)?,
+        updated_by: row.get(5)?,
+        document: document_of(&row.get::<_, String>(6)?)?,
+    })
+}
+
+fn read_dataflow(
+    connection: &Connection,
+    group: &str,
+    name: &str,
+) -> Result<Option<StoredDataflow>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!(
+                "SELECT {DATAFLOW_COLUMNS} FROM dataflows WHERE group_name = ?1 AND name = ?2"
+            ),
+            params![group, name],
+            dataflow_row,
+        )
+        .optional()?)
+}
+
+fn history_row(row: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    let action: String = row.get(3)?;
+    let document: Option<String> = row.get(5)?;
+    Ok(HistoryEntry {
+        revision: row.get(0)?,
+        time: row.get(1)?,
+        token: row.get(2)?,
+        action: Action::parse(&action).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(3, action, rusqlite::types::Type::Text)
+        })?,
+        restored_from: row.get(4)?,
+        document: document.as_deref().map(document_of).transpose()?,
+    })
+}
+
+fn record_history(
+    writing: &Writing<'_>,
+    group: &str,
+    name: &str,
+    action: Action,
+    document: Option<&str>,
+) -> Result<(), StoreError> {
+    writing.tx.execute(
+        "INSERT INTO dataflow_history
+             (group_name, name, revision, time, token, action, restored_from, document)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            group,
+            name,
+            writing.revision,
+            writing.time,
+            writing.change.token,
+            action.as_str(),
+            writing.change.restored_from,
+            document
+        ],
+    )?;
+    Ok(())
+}
+
+fn check(
+    precondition: Precondition,
+    current: Option<u64>,
+    what: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    match precondition.holds(current) {
+        true => Ok(()),
+        false => Err(StoreError::PreconditionFailed {
+            what: what(),
+            current,
+            expected: precondition,
+        }),
+    }
+}
+
+fn no_group(name: &str) -> StoreError {
+    StoreError::NotFound(format!("no group named `{name}`"))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.with(|connection| current_revision(connection)).await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {GROUP_COLUMNS} FROM groups g ORDER BY g.name"
+            ))?;
+            let groups = statement.query_map([], group_row)?;
+            Ok(groups.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |connection| read_group(connection, &name))
+            .await
+    }
+
+    async fn put_group(
+        &self,
+        name: &str,
+        description: &str,
+        precondition: Precondition,
+        change: &Change,
+    ) -> Result<Written<Group>, StoreError> {
+        let (name, description) = (name.to_owned(), description.to_owned());
+        self.change(change, move |writing| {
+            let current = read_group(writing.tx, &name)?;
+            check(precondition, current.as_ref().map(|g| g.revision), || {
+                format!("group `{name}`")
+            })?;
+            let (outcome, summary) = match current {
+                Some(group) if group.description == description => {
+                    return Ok((
+                        Written {
+                            value: group,
+                            outcome: Outcome::Unchanged,
+                        },
+                        None,
+                    ));
+                }
+                Some(_) => {
+                    writing.tx.execute(
+                        "UPDATE groups SET description = ?2, revision = ?3, updated_at = ?4
+                         WHERE name = ?1",
+                        params![name, description, writing.revision, writing.time],
+                    )?;
+                    (Outcome::Updated, format!("update group {name}"))
+                }
+                None => {
+                    insert_group(writing, &name, &description)?;
+                    (Outcome::Created, format!("create group {name}"))
+                }
+            };
+            let value = read_group(writing.tx, &name)?.ok_or_else(|| no_group(&name))?;
+            Ok((Written { value, outcome }, Some(summary)))
+        })
+        .await
+    }
+
+    async fn delete_group(
+        &self,
+        name: &str,
+        precondition: Precondition,
+        force: bool,
+        change: &Change,
+    ) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.change(change, move |writing| {
+            let current = read_group(writing.tx, &name)?.ok_or_else(|| no_group(&name))?;
+            check(precondition, Some(current.revision), || {
+                format!("group `{name}`")
+            })?;
+            let mut statement = writing
+                .tx
+                .prepare("SELECT name FROM dataflows WHERE group_name = ?1 ORDER BY name")?;
+            let held: Vec<String> = statement
+                .query_map(params![name], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            if !held.is_empty() && !force {
+                return Err(StoreError::Conflict(format!(
+                    "group `{name}` holds {} dataflow(s): {}; delete them first, or delete with ?force=true",
+                    held.len(),
+                    held.join(", ")
+                )));
+            }
+            for dataflow in &held {
+                record_history(writing, &name, dataflow, Action::Delete, None)?;
+            }
+            writing
+                .tx
+                .execute("DELETE FROM dataflows WHERE group_name = ?1", params![name])?;
+            writing
+                .tx
+                .execute("DELETE FROM groups WHERE name = ?1", params![name])?;
+            Ok((writing.revision, Some(format!("delete group {name}"))))
+        })
+        .await
+    }
+
+    async fn dataflows(&self, group: Option<&str>) -> Result<Vec<StoredDataflow>, StoreError> {
+        let group = group.map(str::to_owned);
+        self.with(move |connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {DATAFLOW_COLUMNS} FROM dataflows
+                 WHERE ?1 IS NULL OR group_name = ?1 ORDER BY group_name, name"
+            ))?;
+            let dataflows = statement.query_map(params![group], dataflow_row)?;
+            Ok(dataflows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn dataflow(
+        &self,
+        group: &str,
+        name: &str,
+    ) -> Result<Option<StoredDataflow>, StoreError> {
+        let (group, name) = (group.to_owned(), name.to_owned());
+        self.with(move |connection| read_dataflow(connection, &group, &name))
+            .await
+    }
+
+    async fn put_dataflow(
+        &self,
+        group: &str,
+        name: &str,
+        document: &Value,
+        precondition: Precondition,
+        change: &Change,
+    ) -> Result<Written<StoredDataflow>, StoreError> {
+        let (group, name, document) = (group.to_owned(), name.to_owned(), document.clone());
+        self.change(change, move |writing| {
+            if read_group(writing.tx, &group)?.is_none() {
+                return Err(no_group(&group));
+            }
+            let current = read_dataflow(writing.tx, &group, &name)?;
+            check(precondition, current.as_ref().map(|d| d.revision), || {
+                format!("dataflow `{group}/{name}`")
+            })?;
+            let action = match &current {
+                Some(stored) if stored.document == document => {
+                    let value = stored.clone();
+                    return Ok((
+                        Written {
+                            value,
+                            outcome: Outcome::Unchanged,
+                        },
+                        None,
+                    ));
+                }
+                _ if writing.change.restored_from.is_some() => Action::Restore,
+                Some(_) => Action::Update,
+                None => Action::Create,
+            };
+            let text = document.to_string();
+            writing.tx.execute(
+                "INSERT INTO dataflows
+                     (group_name, name, document, created_revision, revision, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+                 ON CONFLICT (group_name, name) DO UPDATE SET
+                     document = excluded.document, revision = excluded.revision,
+                     updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                params![
+                    group,
+                    name,
+                    text,
+                    writing.revision,
+                    writing.time,
+                    writing.change.token
+                ],
+            )?;
+            record_history(writing, &group, &name, action, Some(&text))?;
+            let value = read_dataflow(writing.tx, &group, &name)?
+                .ok_or_else(|| StoreError::Backend("a written dataflow is missing".to_owned()))?;
+            let outcome = match current {
+                Some(_) => Outcome::Updated,
+                None => Outcome::Created,
+            };
+            let summary = format!("{} dataflow {group}/{name}", action.as_str());
+            Ok((Written { value, outcome }, Some(summary)))
+        })
+        .await
+    }
+
+    async fn delete_dataflow(
+        &self,
+        group: &str,
+        name: &str,
+        precondition: Precondition,
+        change: &Change,
+    ) -> Result<u64, StoreError> {
+        let (group, name) = (group.to_owned(), name.to_owned());
+        self.change(change, move |writing| {
+            let current = read_dataflow(writing.tx, &group, &name)?.ok_or_else(|| {
+                StoreError::NotFound(format!("no dataflow named `{name}` in group `{group}`"))
+            })?;
+            check(precondition, Some(current.revision), || {
+                format!("dataflow `{group}/{name}`")
+            })?;
+            writing.tx.execute(
+                "DELETE FROM dataflows WHERE group_name = ?1 AND name = ?2",
+                params![group, name],
+            )?;
+            record_history(writing, &group, &name, Action::Delete, None)?;
+            Ok((
+                writing.revision,
+                Some(format!("delete dataflow {group}/{name}")),
+            ))
+        })
+        .await
+    }
+
+    async fn history(&self, group: &str, name: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let (group, name) = (group.to_owned(), name.to_owned());
+        self.with(move |connection| {
+            let mut statement = connection.prepare(
+                "SELECT revision, time, token, action, restored_from, NULL
+                 FROM dataflow_history WHERE group_name = ?1 AND name = ?2
+                 ORDER BY revision DESC",
+            )?;
+            let entries = statement.query_map(params![group, name], history_row)?;
+            Ok(entries.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn history_entry(
+        &self,
+        group: &str,
+        name: &str,
+        revision: u64,
+    ) -> Result<Option<HistoryEntry>, StoreError> {
+        let (group, name) = (group.to_owned(), name.to_owned());
+        self.with(move |connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT revision, time, token, action, restored_from, document
+                     FROM dataflow_history
+                     WHERE group_name = ?1 AND name = ?2 AND revision = ?3",
+                    params![group, name, revision],
+                    history_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+        (dir, store)
+    }
+
+    fn admin() -> Change {
+        Change::by("admin")
+    }
+
+    fn flow(marker: u64) -> Value {
+        json!({"name": "tail", "sources": [{"name": "s", "type": "demo", "conf": {"count": marker}}],
+               "sinks": [{"name": "k", "type": "blackhole", "inputs": ["s"]}]})
+    }
+
+    #[tokio::test]
+    async fn a_new_store_holds_the_default_group_at_revision_one() {
+        let (_dir, store) = open();
+        assert_eq!(store.revision().await.unwrap(), 1);
+        let groups = store.groups().await.unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].name, DEFAULT_GROUP);
+        assert_eq!(groups[0].revision, 1);
+    }
+
+    #[tokio::test]
+    async fn an_identical_put_makes_no_revision_and_a_changed_one_does() {
+        let (_dir, store) = open();
+        let mut revisions = store.subscribe();
+        let first = store
+            .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(first.outcome, Outcome::Created);
+        assert_eq!(first.value.revision, 2);
+        assert_eq!(*revisions.borrow_and_update(), 2);
+        let same = store
+            .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(same.outcome, Outcome::Unchanged);
+        assert_eq!(same.value.revision, 2);
+        assert_eq!(store.revision().await.unwrap(), 2);
+        assert!(!revisions.has_changed().unwrap());
+        let changed = store
+            .put_dataflow("default", "tail", &flow(2), Precondition::None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(
+            (changed.outcome, changed.value.revision),
+            (Outcome::Updated, 3)
+        );
+        let history = store.history("default", "tail").await.unwrap();
+        let revisions: Vec<_> = history.iter().map(|e| (e.revision, e.action)).collect();
+        assert_eq!(revisions, [(3, Action::Update), (2, Action::Create)]);
+        assert!(
+            history
+                .iter()
+                .all(|e| e.document.is_none() && e.token == "admin")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_revision_changes_nothing() {
+        let (_dir, store) = open();
+        let created = store
+            .put_dataflow("default", "tail", &flow(1), Precondition::Absent, &admin())
+            .await
+            .unwrap();
+        let at = created.value.revision;
+        store
+            .put_dataflow(
+                "default",
+                "tail",
+                &flow(2),
+                Precondition::Revision(at),
+                &admin(),
+            )
+            .await
+            .unwrap();
+        let stale = store
+            .put_dataflow(
+                "default",
+                "tail",
+                &flow(3),
+                Precondition::Revision(at),
+                &admin(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                stale,
+                StoreError::PreconditionFailed {
+                    current: Some(3),
+                    ..
+                }
+            ),
+            "{stale}"
+        );
+        let again = store
+            .put_dataflow("default", "tail", &flow(3), Precondition::Absent, &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(again, StoreError::PreconditionFailed { .. }));
+        let delete = store
+            .delete_dataflow("default", "tail", Precondition::Revision(at), &admin())
+            .await
+            .unwrap_err();
+        assert!(delete.to_string().contains("at revision 3"), "{delete}");
+        let stored = store.dataflow("default", "tail").await.unwrap().unwrap();
+        assert_eq!(stored.document, flow(2));
+        assert_eq!(store.revision().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_restore_brings_back_an_old_document_as_a_new_revision() {
+        let (_dir, store) = open();
+        for marker in 1..=3 {
+            store
+                .put_dataflow(
+                    "default",
+                    "tail",
+                    &flow(marker),
+                    Precondition::None,
+                    &admin(),
+                )
+                .await
+                .unwrap();
+        }
+        let old = store
+            .history_entry("default", "tail", 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.document.as_ref(), Some(&flow(1)));
+        let restore = Change {
+            token: "admin".into(),
+            restored_from: Some(2),
+        };
+        let restored = store
+            .put_dataflow(
+                "default",
+                "tail",
+                old.document.as_ref().unwrap(),
+                Precondition::None,
+                &restore,
+            )
+            .await
+            .unwrap();
+        assert_eq!(restored.value.revision, 5);
+        assert_eq!(restored.value.document, flow(1));
+        let newest = &store.history("default", "tail").await.unwrap()[0];
+        assert_eq!(
+            (newest.action, newest.restored_from),
+            (Action::Restore, Some(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_with_dataflows_is_deleted_only_by_force_and_history_stays() {
+        let (_dir, store) = open();
+        store
+            .put_group("edge", "edge hosts", Precondition::Absent, &admin())
+            .await
+            .unwrap();
+        store
+            .put_dataflow("edge", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        let refused = store
+            .delete_group("edge", Precondition::None, false, &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Conflict(_)));
+        assert!(refused.to_string().contains("tail"), "{refused}");
+        let revision = store
+            .delete_group("edge", Precondition::None, true, &admin())
+            .await
+            .unwrap();
+        assert_eq!(revision, 4);
+        assert!(store.group("edge").await.unwrap().is_none());
+        assert!(store.dataflows(Some("edge")).await.unwrap().is_empty());
+        let history = store.history("edge", "tail").await.unwrap();
+        assert_eq!(history[0].action, Action::Delete);
+        let missing = store
+            .put_dataflow("edge", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, StoreError::NotFound(_)));
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_make_gap_free_revisions_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let mut writers = tokio::task::JoinSet::new();
+        for writer in 0..20 {
+            let store = store.clone();
+            writers.spawn(async move {
+                store
+                    .put_dataflow(
+                        "default",
+                        &format!("flow{writer}"),
+                        &flow(writer),
+                        Precondition::None,
+                        &admin(),
+                    )
+                    .await
+                    .unwrap()
+                    .value
+                    .revision
+            });
+        }
+        let mut revisions = writers.join_all().await;
+        revisions.sort_unstable();
+        assert_eq!(revisions, (2..22).collect::<Vec<u64>>());
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.revision().await.unwrap(), 21);
+        assert_eq!(reopened.dataflows(None).await.unwrap().len(), 20);
+        assert_eq!(reopened.groups().await.unwrap()[0].dataflows, 20);
+    }
+}
