@@ -5,6 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Python tools some tests run (OpenAPI validation, API fuzzing), in a virtual
+# environment outside the clone, rebuilt only when their pinned list changes.
+requirements=agent/tests/requirements.txt
+venv="$HOME/.cache/datascale/venv-$(sha256sum "$requirements" | cut -c1-16)"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+fi
+export TEST_TOOLS_BIN="$venv/bin"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

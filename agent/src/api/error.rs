@@ -11,8 +11,10 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::error;
+use utoipa::ToSchema;
 
 use crate::{dataflow::ValidationErrors, manager::store::StoreError};
 
@@ -89,9 +91,37 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(message) = &self {
             error!(%message, "A request failed on this side.");
         }
-        let body = json!({"error": {"code": code, "message": self.to_string(), "details": self.details()}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                details: self.details(),
+            },
+        };
         (status, Json(body)).into_response()
     }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`) and for people (`message`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable word: `bad_request`, `invalid_dataflow`, `unauthorized`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `precondition_failed`, `payload_too_large`, `unsupported_media_type`
+    /// or `internal`.
+    pub code: &'static str,
+    /// A sentence that names the problem and, where there is one, the fix.
+    pub message: String,
+    /// For an invalid dataflow, each problem with its JSON path.
+    #[schema(value_type = Vec<Object>)]
+    pub details: Value,
 }
 
 impl From<StoreError> for ApiError {

@@ -1,25 +1,30 @@
 //! The HTTP plumbing every node shares: JSON errors and extractors, the
 //! bearer-token check, the cluster-name check, the routes every node answers
-//! (`/api/v1/health`, `/api/v1/status`, `/metrics`), and serving a router on
-//! a listener until shutdown.
+//! (`/api/v1/health`, `/api/v1/status`, `/metrics`, `/api/v1/openapi.json`),
+//! the OpenAPI document built from the routes' own annotations, and serving
+//! a router on a listener until shutdown.
 
 mod error;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Request, State},
     http::{HeaderValue, header::AUTHORIZATION},
     middleware::{self, Next},
     response::Response,
-    routing::get,
 };
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::{
     auth::{Caller, Tokens},
@@ -64,7 +69,7 @@ pub struct ApiState {
 }
 
 /// Body of `GET /api/v1/health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok` when the node answers.
     pub status: &'static str,
@@ -75,7 +80,7 @@ pub struct Health {
 }
 
 /// Body of `GET /api/v1/status`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Status {
     /// `manager`, `worker` or `standalone`.
     pub mode: Mode,
@@ -88,15 +93,17 @@ pub struct Status {
     /// Seconds since the node started.
     pub uptime_secs: u64,
     /// The address the API listens on.
+    #[schema(value_type = String)]
     pub api_address: SocketAddr,
     /// The address of the Web UI, when this node serves it.
+    #[schema(value_type = Option<String>)]
     pub ui_address: Option<SocketAddr>,
     /// The local worker, when this node runs one.
     pub worker: Option<WorkerStatus>,
 }
 
 /// The local worker's part of [`Status`].
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WorkerStatus {
     /// Groups whose dataflows it runs.
     pub groups: Vec<String>,
@@ -107,24 +114,76 @@ pub struct WorkerStatus {
 /// The header naming the cluster a request is meant for.
 pub const CLUSTER_HEADER: &str = "x-datascale-cluster";
 
+/// The OpenAPI document's frame; the paths come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "DataScale REST API",
+        description = "Groups, dataflows and their history, workers and the cluster's state. Every route but `/api/v1/health`, `/api/v1/openapi.json` and `/metrics` needs `Authorization: Bearer <token>`; errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Declares the bearer-token scheme the routes refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// The routes every node serves, with `/api/v1/status` behind a token, and
-/// the manager's routes when this node runs one.
-pub fn node_router(state: ApiState, manager: Option<Router>) -> Router {
-    let protected = Router::new()
-        .route("/api/v1/status", get(status))
+/// the manager's routes when this node runs one; `/api/v1/openapi.json`
+/// describes exactly the routes served.
+pub fn node_router(state: ApiState, manager: Option<OpenApiRouter>) -> Router {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(status))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let router = Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/metrics", get(prometheus))
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(prometheus))
+        .routes(routes!(openapi))
         .merge(protected)
-        .with_state(state.clone());
-    router
+        .with_state(state.clone())
         .merge(manager.unwrap_or_default())
+        .split_for_parts();
+    router
+        .layer(Extension(Arc::new(document)))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state, check_cluster))
 }
 
+/// The OpenAPI 3 document of this node's API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "node",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3 document of every route this node serves", body = Object))
+)]
+async fn openapi(
+    Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(document.as_ref().clone())
+}
+
+/// Whether the node answers, its mode and version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "node",
+    security(()),
+    responses((status = 200, description = "The node answers", body = Health))
+)]
 async fn health(State(state): State<ApiState>) -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -133,6 +192,14 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
     })
 }
 
+/// Every counter of this node in Prometheus text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "node",
+    security(()),
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+)]
 async fn prometheus(State(state): State<ApiState>) -> impl axum::response::IntoResponse {
     (
         [(
@@ -143,6 +210,16 @@ async fn prometheus(State(state): State<ApiState>) -> impl axum::response::IntoR
     )
 }
 
+/// What this node is and does.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "node",
+    responses(
+        (status = 200, description = "The node's state", body = Status),
+        (status = 401, description = "No valid token", body = ErrorBody)
+    )
+)]
 async fn status(State(state): State<ApiState>) -> Json<Status> {
     let node = &state.node;
     Json(Status {

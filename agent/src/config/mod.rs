@@ -70,7 +70,7 @@ impl Default for ServiceConfig {
 }
 
 /// Which side of DataScale a process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The REST API, the Web UI and the store of groups and dataflows.

@@ -38,7 +38,7 @@ pub struct ComponentMetrics {
 }
 
 /// What a component is doing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentState {
     /// Its task runs.
@@ -57,7 +57,7 @@ struct Health {
 }
 
 /// A copy of a component's state, for reports.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ComponentReport {
     /// The component's name.
     pub component: String,

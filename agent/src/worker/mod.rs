@@ -53,7 +53,7 @@ pub enum Applied {
 }
 
 /// Whether a dataflow runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DataflowState {
     /// A revision of it runs.
@@ -63,7 +63,7 @@ pub enum DataflowState {
 }
 
 /// A dataflow of the local worker, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DataflowStatus {
     /// The dataflow's name.
     pub name: String,
@@ -80,7 +80,7 @@ pub struct DataflowStatus {
 }
 
 /// A revision that could not start.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Failure {
     /// The revision.
     pub revision: u64,

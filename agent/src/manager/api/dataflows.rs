@@ -7,48 +7,40 @@
 use std::time::Duration;
 
 use axum::{
-    Extension, Json, Router,
+    Extension, Json,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
-    routing::{get, post},
 };
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ManagerState, checked_name, etag, precondition};
+use super::{
+    AdminErrors, BodyErrors, DataflowPath, GroupPath, ManagerState, RevisionPath, checked_name,
+    etag, precondition, schema::DataflowDocument,
+};
 use crate::{
-    api::{ApiError, ApiJson, ApiPath},
+    api::{ApiError, ApiJson, ApiPath, ErrorBody},
     auth::Caller,
     dataflow::{self, ValidationError, ValidationErrors},
     manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
     worker::DataflowStatus,
 };
 
-pub(super) fn router() -> Router<ManagerState> {
-    Router::new()
-        .route("/api/v1/dataflows/validate", post(validate))
-        .route("/api/v1/groups/{group}/dataflows", get(list).post(create))
-        .route(
-            "/api/v1/groups/{group}/dataflows/{name}",
-            get(show).put(replace).delete(remove),
-        )
-        .route(
-            "/api/v1/groups/{group}/dataflows/{name}/revisions",
-            get(revisions),
-        )
-        .route(
-            "/api/v1/groups/{group}/dataflows/{name}/revisions/{revision}",
-            get(revision),
-        )
-        .route(
-            "/api/v1/groups/{group}/dataflows/{name}/revisions/{revision}/restore",
-            post(restore),
-        )
+pub(super) fn router() -> OpenApiRouter<ManagerState> {
+    OpenApiRouter::new()
+        .routes(routes!(validate))
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, remove))
+        .routes(routes!(revisions))
+        .routes(routes!(revision))
+        .routes(routes!(restore))
 }
 
 /// A stored dataflow as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct DataflowView {
     #[serde(flatten)]
     stored: StoredDataflow,
@@ -87,6 +79,36 @@ async fn view(
         outcome,
         status,
     }
+}
+
+/// The answer to a deletion.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeletedDataflow {
+    /// The dataflow's name.
+    deleted: String,
+    /// Its group.
+    group: String,
+    /// The revision of the deletion.
+    revision: u64,
+}
+
+/// The answer to a valid document.
+#[derive(Debug, Serialize, ToSchema)]
+struct Valid {
+    /// Always true: an invalid document gets 400.
+    valid: bool,
+    /// The dataflow's name.
+    name: String,
+    /// How many components of each kind it has.
+    components: ComponentsByKind,
+}
+
+/// Components of a dataflow by kind.
+#[derive(Debug, Serialize, ToSchema)]
+struct ComponentsByKind {
+    sources: usize,
+    pipelines: usize,
+    sinks: usize,
 }
 
 fn written(view: DataflowView) -> impl IntoResponse {
@@ -131,19 +153,51 @@ fn validated(mut document: Value, name: Option<&str>) -> Result<Value, ApiError>
     Ok(document)
 }
 
-async fn validate(ApiJson(document): ApiJson<Value>) -> Result<Json<Value>, ApiError> {
+/// Checks a dataflow document without storing it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dataflows/validate",
+    operation_id = "validate_dataflow",
+    tag = "dataflows",
+    request_body = DataflowDocument,
+    responses(
+        (status = 200, description = "The document is valid", body = Valid),
+        (status = 400, description = "Every problem with its JSON path in details", body = ErrorBody),
+        AdminErrors,
+        BodyErrors
+    )
+)]
+async fn validate(ApiJson(document): ApiJson<Value>) -> Result<Json<Valid>, ApiError> {
     let dataflow = dataflow::parse(&document).map_err(ApiError::InvalidDataflow)?;
     let (sources, pipelines, sinks) = dataflow.counts();
-    Ok(Json(json!({
-        "valid": true,
-        "name": dataflow.name,
-        "components": {"sources": sources, "pipelines": pipelines, "sinks": sinks},
-    })))
+    Ok(Json(Valid {
+        valid: true,
+        name: dataflow.name,
+        components: ComponentsByKind {
+            sources,
+            pipelines,
+            sinks,
+        },
+    }))
 }
 
+/// The dataflows of a group.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/dataflows",
+    operation_id = "list_dataflows",
+    tag = "dataflows",
+    params(GroupPath),
+    responses(
+        (status = 200, description = "Its dataflows, by name", body = Vec<DataflowView>),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such group", body = ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<ManagerState>,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(GroupPath { group }): ApiPath<GroupPath>,
 ) -> Result<Json<Vec<DataflowView>>, ApiError> {
     checked_name("group", &group)?;
     if state.store.group(&group).await?.is_none() {
@@ -156,10 +210,27 @@ async fn list(
     Ok(Json(views))
 }
 
+/// Creates a dataflow; the document names it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/dataflows",
+    operation_id = "create_dataflow",
+    tag = "dataflows",
+    params(GroupPath),
+    request_body = DataflowDocument,
+    responses(
+        (status = 201, description = "Created; the ETag is its revision", body = DataflowView),
+        (status = 400, description = "Bad name, or every problem of the document with its JSON path", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "A dataflow of that name exists", body = ErrorBody),
+        BodyErrors
+    )
+)]
 async fn create(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(GroupPath { group }): ApiPath<GroupPath>,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     checked_name("group", &group)?;
@@ -184,9 +255,23 @@ async fn create(
     }
 }
 
+/// One dataflow.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/dataflows/{name}",
+    operation_id = "get_dataflow",
+    tag = "dataflows",
+    params(DataflowPath),
+    responses(
+        (status = 200, description = "The dataflow; the ETag is its revision", body = DataflowView),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such dataflow", body = ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<ManagerState>,
-    ApiPath((group, name)): ApiPath<(String, String)>,
+    ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     checked_names(&group, &name)?;
     let stored = state
@@ -198,10 +283,32 @@ async fn show(
     Ok((etag(revision), Json(view(&state, stored, None).await)))
 }
 
+/// Creates or replaces a dataflow; the same document again changes nothing.
+#[utoipa::path(
+    put,
+    path = "/api/v1/groups/{group}/dataflows/{name}",
+    operation_id = "put_dataflow",
+    tag = "dataflows",
+    params(
+        DataflowPath,
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on, or *"),
+        ("If-None-Match" = Option<String>, Header, description = "* to create only")
+    ),
+    request_body = DataflowDocument,
+    responses(
+        (status = 200, description = "Replaced, or unchanged (no new revision)", body = DataflowView),
+        (status = 201, description = "Created", body = DataflowView),
+        (status = 400, description = "Bad name or If-Match, or every problem of the document with its JSON path", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 412, description = "Not at the revision of If-Match; nothing changed", body = ErrorBody),
+        BodyErrors
+    )
+)]
 async fn replace(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
-    ApiPath((group, name)): ApiPath<(String, String)>,
+    ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
     headers: HeaderMap,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -220,12 +327,30 @@ async fn replace(
     Ok(written(view(&state, done.value, Some(done.outcome)).await))
 }
 
+/// Deletes a dataflow; its history stays.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{group}/dataflows/{name}",
+    operation_id = "delete_dataflow",
+    tag = "dataflows",
+    params(
+        DataflowPath,
+        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on, or *")
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedDataflow),
+        (status = 400, description = "Bad name or If-Match", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such dataflow", body = ErrorBody),
+        (status = 412, description = "Not at the revision of If-Match; nothing changed", body = ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
-    ApiPath((group, name)): ApiPath<(String, String)>,
+    ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedDataflow>, ApiError> {
     checked_names(&group, &name)?;
     let revision = state
         .store
@@ -236,14 +361,30 @@ async fn remove(
             &Change::by(&caller.name),
         )
         .await?;
-    Ok(Json(
-        json!({"deleted": name, "group": group, "revision": revision}),
-    ))
+    Ok(Json(DeletedDataflow {
+        deleted: name,
+        group,
+        revision,
+    }))
 }
 
+/// The history of a dataflow, newest first, without the documents.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/dataflows/{name}/revisions",
+    operation_id = "list_dataflow_revisions",
+    tag = "dataflows",
+    params(DataflowPath),
+    responses(
+        (status = 200, description = "Its history", body = Vec<HistoryEntry>),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No dataflow of that name was ever stored there", body = ErrorBody)
+    )
+)]
 async fn revisions(
     State(state): State<ManagerState>,
-    ApiPath((group, name)): ApiPath<(String, String)>,
+    ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     checked_names(&group, &name)?;
     let history = state.store.history(&group, &name).await?;
@@ -273,17 +414,59 @@ async fn history_entry(
         })
 }
 
+/// One revision of a dataflow, with its document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/dataflows/{name}/revisions/{revision}",
+    operation_id = "get_dataflow_revision",
+    tag = "dataflows",
+    params(RevisionPath),
+    responses(
+        (status = 200, description = "The revision", body = HistoryEntry),
+        (status = 400, description = "Bad name or revision", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such revision of that dataflow", body = ErrorBody)
+    )
+)]
 async fn revision(
     State(state): State<ManagerState>,
-    ApiPath((group, name, revision)): ApiPath<(String, String, u64)>,
+    ApiPath(RevisionPath {
+        group,
+        name,
+        revision,
+    }): ApiPath<RevisionPath>,
 ) -> Result<Json<HistoryEntry>, ApiError> {
     Ok(Json(history_entry(&state, &group, &name, revision).await?))
 }
 
+/// Brings back an earlier revision's document, as a new revision.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/dataflows/{name}/revisions/{revision}/restore",
+    operation_id = "restore_dataflow_revision",
+    tag = "dataflows",
+    params(
+        RevisionPath,
+        ("If-Match" = Option<String>, Header, description = "The ETag the restore is based on, or *")
+    ),
+    responses(
+        (status = 200, description = "Restored, or unchanged when it is the current document", body = DataflowView),
+        (status = 201, description = "Restored a deleted dataflow", body = DataflowView),
+        (status = 400, description = "Bad name, revision or If-Match, or the old document is not valid any more", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such revision, or its group is gone", body = ErrorBody),
+        (status = 409, description = "That revision deleted the dataflow", body = ErrorBody),
+        (status = 412, description = "Not at the revision of If-Match; nothing changed", body = ErrorBody)
+    )
+)]
 async fn restore(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
-    ApiPath((group, name, revision)): ApiPath<(String, String, u64)>,
+    ApiPath(RevisionPath {
+        group,
+        name,
+        revision,
+    }): ApiPath<RevisionPath>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let entry = history_entry(&state, &group, &name, revision).await?;

@@ -2,52 +2,54 @@
 //! delete groups of workers.
 
 use axum::{
-    Extension, Json, Router,
+    Extension, Json,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
-    routing::get,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ManagerState, checked_name, etag, precondition};
+use super::{AdminErrors, BodyErrors, GroupPath, ManagerState, checked_name, etag, precondition};
 use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery},
+    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
     manager::store::{Change, Group, Outcome, Precondition, StoreError},
 };
 
-pub(super) fn router() -> Router<ManagerState> {
-    Router::new()
-        .route("/api/v1/groups", get(list).post(create))
-        .route(
-            "/api/v1/groups/{group}",
-            get(show).put(replace).delete(remove),
-        )
+pub(super) fn router() -> OpenApiRouter<ManagerState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, remove))
 }
 
 /// Body of `POST /api/v1/groups`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGroup {
+    /// Letters, digits, `_`, `-` and `.`, starting with a letter or digit;
+    /// at most 64 characters.
     name: String,
+    /// Free text for people.
     #[serde(default)]
     description: String,
 }
 
 /// Body of `PUT /api/v1/groups/{group}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
     /// Optional; when given, the name in the path.
     name: Option<String>,
+    /// Free text for people.
     #[serde(default)]
     description: String,
 }
 
 /// Query of `DELETE /api/v1/groups/{group}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeleteGroup {
     /// Delete the group's dataflows with it.
@@ -59,21 +61,66 @@ fn no_group(name: &str) -> ApiError {
     ApiError::NotFound(format!("no group named `{name}`"))
 }
 
+/// A group after a write, and what the write did.
+#[derive(Debug, Serialize, ToSchema)]
+struct WrittenGroup {
+    #[serde(flatten)]
+    group: Group,
+    outcome: Outcome,
+}
+
+/// The answer to a deletion.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeletedGroup {
+    /// The group's name.
+    deleted: String,
+    /// The revision of the deletion.
+    revision: u64,
+}
+
 fn written(group: Group, outcome: Outcome) -> impl IntoResponse {
     let status = match outcome {
         Outcome::Created => StatusCode::CREATED,
         Outcome::Updated | Outcome::Unchanged => StatusCode::OK,
     };
     let revision = group.revision;
-    let mut body = json!(group);
-    body["outcome"] = json!(outcome);
-    (status, etag(revision), Json(body))
+    (
+        status,
+        etag(revision),
+        Json(WrittenGroup { group, outcome }),
+    )
 }
 
+/// Every group, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups",
+    operation_id = "list_groups",
+    tag = "groups",
+    responses(
+        (status = 200, description = "The groups", body = Vec<Group>),
+        AdminErrors
+    )
+)]
 async fn list(State(state): State<ManagerState>) -> Result<Json<Vec<Group>>, ApiError> {
     Ok(Json(state.store.groups().await?))
 }
 
+/// Creates a group.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups",
+    operation_id = "create_group",
+    tag = "groups",
+    request_body = NewGroup,
+    responses(
+        (status = 201, description = "Created; the ETag is its revision", body = WrittenGroup),
+        (status = 400, description = "Bad name or body", body = ErrorBody),
+        AdminErrors,
+        (status = 409, description = "A group of that name exists", body = ErrorBody),
+        BodyErrors
+    )
+)]
 async fn create(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
@@ -99,9 +146,23 @@ async fn create(
     }
 }
 
+/// One group.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}",
+    operation_id = "get_group",
+    tag = "groups",
+    params(GroupPath),
+    responses(
+        (status = 200, description = "The group; the ETag is its revision", body = Group),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such group", body = ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<ManagerState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(GroupPath { group: name }): ApiPath<GroupPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     checked_name("group", &name)?;
     let group = state
@@ -112,10 +173,31 @@ async fn show(
     Ok((etag(group.revision), Json(group)))
 }
 
+/// Creates or changes a group.
+#[utoipa::path(
+    put,
+    path = "/api/v1/groups/{group}",
+    operation_id = "put_group",
+    tag = "groups",
+    params(
+        GroupPath,
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on, or *"),
+        ("If-None-Match" = Option<String>, Header, description = "* to create only")
+    ),
+    request_body = GroupBody,
+    responses(
+        (status = 200, description = "Changed, or unchanged (no new revision)", body = WrittenGroup),
+        (status = 201, description = "Created", body = WrittenGroup),
+        (status = 400, description = "Bad name, body or If-Match", body = ErrorBody),
+        AdminErrors,
+        (status = 412, description = "Not at the revision of If-Match; nothing changed", body = ErrorBody),
+        BodyErrors
+    )
+)]
 async fn replace(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(GroupPath { group: name }): ApiPath<GroupPath>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<GroupBody>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -137,13 +219,33 @@ async fn replace(
     Ok(written(done.value, done.outcome))
 }
 
+/// Deletes a group; one that holds dataflows only with `force`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{group}",
+    operation_id = "delete_group",
+    tag = "groups",
+    params(
+        GroupPath,
+        DeleteGroup,
+        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on, or *")
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedGroup),
+        (status = 400, description = "Bad name, query or If-Match", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "It holds dataflows and force is not set", body = ErrorBody),
+        (status = 412, description = "Not at the revision of If-Match; nothing changed", body = ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(GroupPath { group: name }): ApiPath<GroupPath>,
     ApiQuery(query): ApiQuery<DeleteGroup>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedGroup>, ApiError> {
     checked_name("group", &name)?;
     let revision = state
         .store
@@ -154,5 +256,8 @@ async fn remove(
             &Change::by(&caller.name),
         )
         .await?;
-    Ok(Json(json!({"deleted": name, "revision": revision})))
+    Ok(Json(DeletedGroup {
+        deleted: name,
+        revision,
+    }))
 }

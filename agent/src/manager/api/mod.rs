@@ -8,11 +8,12 @@
 mod dataflows;
 mod groups;
 mod overview;
+pub mod schema;
 
 use std::sync::Arc;
 
 use axum::{
-    Extension, Router,
+    Extension,
     extract::{DefaultBodyLimit, Request, State},
     http::{
         HeaderMap, HeaderName, HeaderValue,
@@ -21,13 +22,16 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     audit::{self, AuditLog},
     store::{Precondition, Store},
 };
 use crate::{
-    api::{ApiError, ApiState, require_token},
+    api::{ApiError, ApiState, ErrorBody, require_token},
     auth::{Caller, Role},
     config::check_name,
 };
@@ -43,9 +47,9 @@ pub struct ManagerState {
 
 /// The manager's routes, behind an admin token, with changes audited and
 /// bodies limited to `max_body_bytes`.
-pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) -> Router {
+pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) -> OpenApiRouter {
     let api = state.api.clone();
-    Router::new()
+    OpenApiRouter::new()
         .merge(groups::router())
         .merge(dataflows::router())
         .merge(overview::router())
@@ -88,6 +92,64 @@ async fn limit_body(
         ))),
         _ => Ok(next.run(request).await),
     }
+}
+
+/// The errors every route here may answer, for the OpenAPI document.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum AdminErrors {
+    /// No valid token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// A valid token that is not an admin token.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// The errors a route that takes a JSON body may answer, besides its own 400.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum BodyErrors {
+    /// The body is over `service.manager.max_body_bytes`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not sent as `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+}
+
+/// The path of a group.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct GroupPath {
+    /// The group's name.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: String,
+}
+
+/// The path of a dataflow.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct DataflowPath {
+    /// The group's name.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: String,
+    /// The dataflow's name.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: String,
+}
+
+/// The path of one revision of a dataflow.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct RevisionPath {
+    /// The group's name.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: String,
+    /// The dataflow's name.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: String,
+    /// A revision from the dataflow's history.
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
+    revision: u64,
 }
 
 /// Checks a group or dataflow name from a path or a body.

@@ -4,18 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Json, Router, extract::State, routing::get};
+use axum::{Json, extract::State};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::ManagerState;
-use crate::{api::ApiError, api::VERSION, config::Mode};
+use super::{AdminErrors, ManagerState};
+use crate::{
+    api::{ApiError, VERSION},
+    config::Mode,
+};
 
-pub(super) fn router() -> Router<ManagerState> {
-    Router::new().route("/api/v1/overview", get(overview))
+pub(super) fn router() -> OpenApiRouter<ManagerState> {
+    OpenApiRouter::new().routes(routes!(overview))
 }
 
 /// Body of `GET /api/v1/overview`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Overview {
     cluster_name: String,
     /// The store's cluster revision.
@@ -27,7 +32,7 @@ struct Overview {
     components: ComponentCounts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ManagerSummary {
     address: String,
     mode: Mode,
@@ -35,7 +40,7 @@ struct ManagerSummary {
 }
 
 /// Workers by state.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 struct WorkerCounts {
     total: usize,
     online: usize,
@@ -44,7 +49,7 @@ struct WorkerCounts {
 }
 
 /// Components of every stored dataflow, by kind and by type.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 struct ComponentCounts {
     sources: usize,
     pipelines: usize,
@@ -52,6 +57,16 @@ struct ComponentCounts {
     by_type: BTreeMap<String, usize>,
 }
 
+/// The counts the monitoring dashboard shows.
+#[utoipa::path(
+    get,
+    path = "/api/v1/overview",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "Managers, workers by state, groups, dataflows and components", body = Overview),
+        AdminErrors
+    )
+)]
 async fn overview(State(state): State<ManagerState>) -> Result<Json<Overview>, ApiError> {
     let node = &state.api.node;
     let groups = state.store.groups().await?;

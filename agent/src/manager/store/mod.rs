@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 pub use sqlite::SqliteStore;
 
@@ -21,7 +22,7 @@ pub use sqlite::SqliteStore;
 pub const DEFAULT_GROUP: &str = "default";
 
 /// A group of workers, which run its dataflows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Group {
     /// The group's name.
     pub name: String,
@@ -38,7 +39,7 @@ pub struct Group {
 }
 
 /// A dataflow as stored: its document and where it is in the history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StoredDataflow {
     /// The group it belongs to.
     pub group: String,
@@ -53,11 +54,12 @@ pub struct StoredDataflow {
     /// The name of the token that last changed it.
     pub updated_by: String,
     /// The dataflow document.
+    #[schema(value_type = crate::manager::api::schema::DataflowDocument)]
     pub document: Value,
 }
 
 /// What a change to a dataflow did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// It did not exist and now does.
@@ -93,7 +95,7 @@ impl Action {
 }
 
 /// One entry of a dataflow's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct HistoryEntry {
     /// The cluster revision of the change.
     pub revision: u64,
@@ -109,6 +111,7 @@ pub struct HistoryEntry {
     /// The document as of this revision; none for a deletion. Left out of
     /// history listings.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::manager::api::schema::DataflowDocument>)]
     pub document: Option<Value>,
 }
 
@@ -157,7 +160,7 @@ impl Change {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The object is new.

@@ -586,6 +586,10 @@ impl Store for SqliteStore {
         name: &str,
         revision: u64,
     ) -> Result<Option<HistoryEntry>, StoreError> {
+        // SQLite keeps signed 64-bit integers: no revision is beyond them.
+        if i64::try_from(revision).is_err() {
+            return Ok(None);
+        }
         let (group, name) = (group.to_owned(), name.to_owned());
         self.with(move |connection| {
             Ok(connection
