@@ -173,7 +173,7 @@ fn status_says_when_no_node_is_running() {
         &["status", "--url", "http://127.0.0.1:9", "--token", "x"],
         &[],
     );
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("cannot reach the DataScale API at http://127.0.0.1:9"));
 }
 

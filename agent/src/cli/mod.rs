@@ -2,11 +2,14 @@
 //! subcommand. Configuration-loading errors exit with 78 (EX_CONFIG) so that
 //! a service manager can tell a broken configuration from a crash.
 
+mod client;
 mod config_cmd;
 mod dataflow_cmd;
+mod group_cmd;
 mod run;
 mod start;
 mod status;
+mod worker_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -32,7 +35,11 @@ DATASCALE_SERVICE_MODE for service.mode), and --set flags.
 `datascale config keys` lists every key with its variable and default.";
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.";
+Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.
+The commands that ask a node (status, group, dataflow, worker) also exit 3
+when the server cannot be reached, 4 when it has no such object, and 5 on a
+conflict. They find the node and its token in the local configuration, or
+take --url and --token (DATASCALE_URL, DATASCALE_TOKEN).";
 
 /// The `datascale` command line.
 #[derive(Debug, Parser)]
@@ -73,9 +80,16 @@ enum Command {
     /// sources end or SIGTERM/SIGINT; for trying a dataflow out, scripts and
     /// benchmarks. Logs go to standard error.
     Run(run::RunArgs),
-    /// Work with dataflow documents.
+    /// Check dataflow documents, and manage the dataflows of the manager's
+    /// groups and their revisions.
     #[command(subcommand)]
     Dataflow(dataflow_cmd::DataflowCommand),
+    /// Manage the groups of workers on the manager.
+    #[command(subcommand)]
+    Group(group_cmd::GroupCommand),
+    /// See the workers the manager knows, and assign them groups.
+    #[command(subcommand)]
+    Worker(worker_cmd::WorkerCommand),
     /// Print the version of this binary.
     Version,
 }
@@ -87,7 +101,9 @@ pub fn main() -> ExitCode {
         Command::Start(args) => start::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
         Command::Config(command) => config_cmd::run(&cli.global, command),
-        Command::Dataflow(command) => dataflow_cmd::run(command),
+        Command::Dataflow(command) => dataflow_cmd::run(&cli.global, command),
+        Command::Group(command) => group_cmd::run(&cli.global, command),
+        Command::Worker(command) => worker_cmd::run(&cli.global, command),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Version => {
             emit(&format!("datascale {}\n", crate::api::VERSION));

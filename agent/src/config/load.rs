@@ -10,7 +10,7 @@ use std::{
 
 use toml::{Table, Value};
 
-use super::{Config, ENV_PREFIX, Mode};
+use super::{Config, ENV_PREFIX, Mode, TOKEN_ENV, URL_ENV};
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,8 @@ pub struct Overrides {
     /// `--config`: a file that must exist. Without it the default file is
     /// read when it exists.
     pub config_path: Option<PathBuf>,
-    /// The process environment; only `DATASCALE_*` variables are looked at.
+    /// The process environment; only `DATASCALE_*` variables are looked at,
+    /// except those of the management commands ([`URL_ENV`], [`TOKEN_ENV`]).
     pub env: Vec<(String, String)>,
     /// Command-line overrides: key, value, and the flag as the user wrote it.
     pub flags: Vec<(String, String, String)>,
@@ -172,7 +173,9 @@ pub fn load(overrides: &Overrides) -> Result<LoadedConfig, ConfigError> {
     let mut env: Vec<_> = overrides
         .env
         .iter()
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .filter(|(name, _)| {
+            name.starts_with(ENV_PREFIX) && ![URL_ENV, TOKEN_ENV].contains(&name.as_str())
+        })
         .collect();
     env.sort();
     for (name, text) in env {
@@ -650,6 +653,23 @@ mod tests {
         assert!(
             all.contains("unknown environment variable DATASCALE_SERVICE_NO_SUCH_KEY"),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn the_variables_of_the_management_commands_are_left_alone() {
+        let mut over = overrides();
+        over.env = vec![
+            (URL_ENV.into(), "http://master1:7881".into()),
+            (TOKEN_ENV.into(), "dsa_secret".into()),
+        ];
+        let loaded = load(&over).unwrap();
+        assert_eq!(loaded.config, load(&overrides()).unwrap().config);
+        assert!(
+            known_keys()
+                .iter()
+                .all(|(_, env, _)| env != URL_ENV && env != TOKEN_ENV),
+            "no configuration key may take their names"
         );
     }
 

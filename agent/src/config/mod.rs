@@ -16,6 +16,14 @@ pub use load::{ConfigError, ConfigIssue, LoadedConfig, Origin, Overrides, known_
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "DATASCALE_";
 
+/// The API URL the management commands talk to (their `--url`). It shares
+/// the prefix but is no configuration key, so the loader leaves it alone.
+pub const URL_ENV: &str = "DATASCALE_URL";
+
+/// The token the management commands present (their `--token`); like
+/// [`URL_ENV`], no configuration key.
+pub const TOKEN_ENV: &str = "DATASCALE_TOKEN";
+
 /// The whole configuration of one `datascale` process.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

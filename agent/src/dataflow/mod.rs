@@ -9,7 +9,7 @@ mod validate;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-pub use validate::{ValidationError, ValidationErrors, parse, parse_text};
+pub use validate::{ValidationError, ValidationErrors, document_from_text, parse, parse_text};
 
 use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 

@@ -41,13 +41,17 @@ pub struct ValidationErrors(pub Vec<ValidationError>);
 
 /// Parses a document written as JSON or YAML, and validates it.
 pub fn parse_text(text: &str) -> Result<Dataflow, ValidationErrors> {
-    let document: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|err| single(format!("not valid JSON: {err}")))?
+    parse(&document_from_text(text)?)
+}
+
+/// Reads a document written as JSON or YAML into JSON, without validating
+/// what it holds.
+pub fn document_from_text(text: &str) -> Result<Value, ValidationErrors> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|err| single(format!("not valid JSON: {err}")))
     } else {
-        serde_yaml::from_str(text)
-            .map_err(|err| single(format!("not valid JSON or YAML: {err}")))?
-    };
-    parse(&document)
+        serde_yaml::from_str(text).map_err(|err| single(format!("not valid JSON or YAML: {err}")))
+    }
 }
 
 /// Validates a document and returns the typed dataflow.

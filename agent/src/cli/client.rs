@@ -1,0 +1,431 @@
+//! The client side of the REST API, shared by every command that asks a node
+//! (`status`, `group`, `dataflow` but `validate`, `worker`): the flags that
+//! name the node, the token and the output format, their defaults from the
+//! local configuration, the one function that sends a request and reads the
+//! answer, how answers are printed, and the exit code of each failure.
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use reqwest::{Method, StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{EXIT_CONFIG, GlobalArgs, emit};
+use crate::{
+    auth,
+    config::{Config, ConfigError, Mode, TOKEN_ENV, URL_ENV},
+    dataflow::ValidationError,
+};
+
+/// The exit codes of the commands that ask a node, for their help.
+pub const EXIT_CODES: &str = "\
+Exit codes: 0 success; 1 the server refused or failed the request, or a local
+file is wrong; 2 wrong usage; 3 cannot reach the server; 4 not found; 5
+conflict (exists already, still in use, or changed meanwhile); 78 invalid
+local configuration.";
+
+const EXIT_UNREACHABLE: u8 = 3;
+const EXIT_NOT_FOUND: u8 = 4;
+const EXIT_CONFLICT: u8 = 5;
+
+/// How long a request may take. A write waits up to 10 s on the node for
+/// its local worker to apply it before it answers.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which node to ask, with which token, and how to print its answers.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct ClientArgs {
+    /// API URL of the node [default: service.address of the local
+    /// configuration]
+    #[arg(long, env = URL_ENV, value_name = "URL", value_parser = parse_base)]
+    url: Option<Url>,
+    /// Token to present [default: the local configuration's, or the one
+    /// stored in data_dir]
+    #[arg(long, env = TOKEN_ENV, value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Lines and aligned columns for people.
+    Table,
+    /// The API's JSON, for scripts.
+    Json,
+}
+
+/// A connection to one node's API.
+pub struct Client {
+    base: Url,
+    token: String,
+    output: Output,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A request that got no answer, or an answer that refuses it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answered at the URL in time.
+    #[error("cannot reach the DataScale API at {base}: {reason}; is `datascale start` running?")]
+    Unreachable {
+        /// The node's URL.
+        base: String,
+        /// Why, from the connection.
+        reason: String,
+    },
+    /// The node answered with an error.
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+}
+
+/// The error a node answered: its status and the API's error object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The HTTP status.
+    #[serde(skip)]
+    status: u16,
+    /// The API's error code, such as `not_found`.
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+    /// For an invalid dataflow, every problem with its path.
+    #[serde(default)]
+    details: Vec<ValidationError>,
+}
+
+/// The body of an error answer.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: Refusal,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &str, message: String) -> Self {
+        Self {
+            status: status.as_u16(),
+            code: code.to_owned(),
+            message,
+            details: Vec::new(),
+        }
+    }
+}
+
+impl ClientArgs {
+    /// Runs `command` with a client of the node these flags name, prints
+    /// its failure if any, and returns the exit code.
+    pub fn run(
+        self,
+        global: &GlobalArgs,
+        command: impl FnOnce(&Client) -> anyhow::Result<()>,
+    ) -> ExitCode {
+        let output = self.output;
+        match self.connect(global).and_then(|client| command(&client)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => failure(&err, output),
+        }
+    }
+
+    /// The client; the local configuration is read only for what the flags
+    /// and the environment leave out.
+    fn connect(self, global: &GlobalArgs) -> anyhow::Result<Client> {
+        let (base, token) = match (self.url, self.token) {
+            (Some(url), Some(token)) => (url, token),
+            (url, token) => {
+                let config = global.load_config(Vec::new())?.config;
+                let base = url.unwrap_or_else(|| local_url(config.service.address));
+                let token = match token {
+                    Some(token) => token,
+                    None => local_token(&config)?,
+                };
+                (base, token)
+            }
+        };
+        let http = reqwest::Client::builder().timeout(TIMEOUT).build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the async runtime starts");
+        Ok(Client {
+            base,
+            token,
+            output: self.output,
+            http,
+            runtime,
+        })
+    }
+}
+
+impl Client {
+    /// The URL of `/api/v1/` and `segments`, each escaped.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("--url was checked to take a path")
+            .pop_if_empty()
+            .extend(["api", "v1"])
+            .extend(segments);
+        url
+    }
+
+    /// Sends one request, with `body` as JSON, and returns the answer's JSON
+    /// (`Null` when empty); an error answer becomes [`ClientError::Refused`]
+    /// and no answer [`ClientError::Unreachable`].
+    pub fn send(&self, method: Method, url: Url, body: Option<&Value>) -> anyhow::Result<Value> {
+        let shown = url.to_string();
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let (status, bytes) = self
+            .runtime
+            .block_on(async {
+                let response = request.send().await?;
+                let status = response.status();
+                Ok((status, response.bytes().await?))
+            })
+            .map_err(|err| self.unreachable(&err))?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).with_context(|| {
+                format!("{shown} answered {status} with something else than JSON")
+            });
+        }
+        let refusal = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            _ if status == StatusCode::UNAUTHORIZED => Refusal::new(
+                status,
+                "unauthorized",
+                format!(
+                    "{} refused the token; pass the node's token with --token or {TOKEN_ENV}",
+                    self.shown_base()
+                ),
+            ),
+            Ok(body) => Refusal {
+                status: status.as_u16(),
+                ..body.error
+            },
+            Err(_) => Refusal::new(status, "", format!("{shown} answered {status}")),
+        };
+        Err(ClientError::Refused(refusal).into())
+    }
+
+    /// Prints an answer: as the API sent it with `-o json`, else as `human`
+    /// words it.
+    pub fn show(
+        &self,
+        answer: &Value,
+        human: impl FnOnce(&Value) -> anyhow::Result<String>,
+    ) -> anyhow::Result<()> {
+        let text = match self.output {
+            Output::Json => pretty(answer),
+            Output::Table => human(answer)?,
+        };
+        emit(&text);
+        Ok(())
+    }
+
+    fn shown_base(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    fn unreachable(&self, err: &reqwest::Error) -> ClientError {
+        let reason = if err.is_timeout() {
+            format!("no answer within {} s", TIMEOUT.as_secs())
+        } else {
+            // The innermost cause says it best: "Connection refused".
+            let mut cause: &dyn std::error::Error = err;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            cause.to_string()
+        };
+        ClientError::Unreachable {
+            base: self.shown_base().to_owned(),
+            reason,
+        }
+    }
+}
+
+/// Prints a failure on standard error (and with `-o json` a refusal's
+/// error object on standard output) and returns its exit code.
+fn failure(err: &anyhow::Error, output: Output) -> ExitCode {
+    eprintln!("error: {err:#}");
+    let code = match err.downcast_ref::<ClientError>() {
+        _ if err.is::<ConfigError>() => EXIT_CONFIG,
+        Some(ClientError::Unreachable { .. }) => EXIT_UNREACHABLE,
+        Some(ClientError::Refused(refusal)) => {
+            for detail in &refusal.details {
+                eprintln!("  {detail}");
+            }
+            if output == Output::Json {
+                emit(&pretty(&json!({ "error": refusal })));
+            }
+            match refusal.status {
+                404 => EXIT_NOT_FOUND,
+                409 | 412 => EXIT_CONFLICT,
+                _ => 1,
+            }
+        }
+        None => 1,
+    };
+    ExitCode::from(code)
+}
+
+/// Checks `--url`: an http(s) URL that a path can follow.
+fn parse_base(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text)
+        .map_err(|err| format!("not a URL ({err}); such as http://master1:7881"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err("expected an http:// or https:// URL, such as http://master1:7881".to_owned());
+    }
+    Ok(url)
+}
+
+/// The URL at which the local node answers: a wildcard listen address is
+/// reached on loopback.
+fn local_url(address: SocketAddr) -> Url {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    Url::parse(&format!("http://{host}:{}", address.port())).expect("a socket address makes a URL")
+}
+
+/// The token of the local node: on a manager the admin token (configured or
+/// stored in data_dir), on a worker its worker token.
+fn local_token(config: &Config) -> anyhow::Result<String> {
+    let service = &config.service;
+    if service.mode == Mode::Worker {
+        return Ok(service.worker.token.clone());
+    }
+    if !service.manager.admin_token.is_empty() {
+        return Ok(service.manager.admin_token.clone());
+    }
+    let path = auth::token_path(&service.data_dir, "admin");
+    let Some(token) =
+        auth::read_token("admin", &path).context("run as the service's user, or pass --token")?
+    else {
+        bail!(
+            "no admin token in {}; has this node started once? Or pass --token",
+            path.display()
+        );
+    };
+    Ok(token)
+}
+
+/// A value as pretty JSON on its own lines.
+pub fn pretty(value: &Value) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    )
+}
+
+/// A value for a table cell: strings as they are, lists comma-separated,
+/// nothing as `-`.
+pub fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) if text.is_empty() => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Rows under their headers, each column as wide as its widest cell, two
+/// spaces apart.
+pub fn table<const N: usize>(
+    headers: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> String {
+    let lines: Vec<[String; N]> = std::iter::once(headers.map(str::to_owned))
+        .chain(rows)
+        .collect();
+    let mut widths = [0; N];
+    for line in &lines {
+        for (width, text) in widths.iter_mut().zip(line) {
+            *width = (*width).max(text.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let mut row = String::new();
+        for (column, (text, width)) in line.iter().zip(widths).enumerate() {
+            if column > 0 {
+                row.push_str("  ");
+            }
+            row.push_str(text);
+            row.extend(std::iter::repeat_n(' ', width - text.chars().count()));
+        }
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_addresses_are_reached_on_loopback() {
+        let url = |address: &str| local_url(address.parse().unwrap()).to_string();
+        assert_eq!(url("0.0.0.0:7881"), "http://127.0.0.1:7881/");
+        assert_eq!(url("[::]:7881"), "http://[::1]:7881/");
+        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3/");
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let text = table(
+            ["NAME", "DATAFLOWS"],
+            [
+                ["default".to_owned(), "0".to_owned()],
+                ["e".to_owned(), "12".to_owned()],
+            ],
+        );
+        assert_eq!(text, "NAME     DATAFLOWS\ndefault  0\ne        12\n");
+    }
+
+    #[test]
+    fn cells_read_well() {
+        assert_eq!(cell(&json!(null)), "-");
+        assert_eq!(cell(&json!("")), "-");
+        assert_eq!(cell(&json!(["a", "b"])), "a,b");
+        assert_eq!(cell(&json!(3)), "3");
+    }
+
+    #[test]
+    fn the_base_url_must_take_a_path() {
+        assert!(parse_base("http://master1:7881").is_ok());
+        assert!(parse_base("mailto:ops@example.com").is_err());
+        assert!(parse_base("master1:7881").is_err());
+    }
+
+    #[test]
+    fn paths_are_escaped_below_the_base() {
+        let client = Client {
+            base: parse_base("http://master1:7881/prefix/").unwrap(),
+            token: String::new(),
+            output: Output::Table,
+            http: reqwest::Client::new(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+        };
+        assert_eq!(
+            client.url(&["groups", "a b/c"]).as_str(),
+            "http://master1:7881/prefix/api/v1/groups/a%20b%2Fc"
+        );
+    }
+}
