@@ -24,9 +24,10 @@ use crate::{
         api::ManagerState,
         audit::AuditLog,
         store::{SqliteStore, Store, StoreError},
+        workers::{Liveness, WorkerRegistry},
     },
     runtime::Environment,
-    worker::{LocalWorker, follow::follow_store},
+    worker::{self, LocalWorker, follow::follow_store, sync::SyncSettings},
 };
 
 /// Why a node could not start or stopped with an error.
@@ -83,12 +84,27 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         path: service.data_dir.clone(),
         source,
     })?;
-    let tokens = if service.mode.runs_manager() {
+    let mut tokens = if service.mode.runs_manager() {
         let (tokens, generated) = Tokens::for_manager(service)?;
         show_generated_tokens(&generated);
         tokens
     } else {
         Tokens::for_worker(service)
+    };
+    let manager_parts = match service.mode.runs_manager() {
+        true => {
+            let store: Arc<dyn Store> =
+                Arc::new(SqliteStore::open(&service.data_dir.join("store.db"))?);
+            let audit_path = service.data_dir.join("audit.log");
+            let audit = AuditLog::open(&audit_path).map_err(|source| NodeError::Audit {
+                path: audit_path,
+                source,
+            })?;
+            let registry = WorkerRegistry::load(store.clone(), liveness(config)).await?;
+            tokens = tokens.with_worker_credentials(registry.clone());
+            Some((store, Arc::new(audit), registry))
+        }
+        false => None,
     };
 
     let api_listener = bind("service.address", service.address).await?;
@@ -127,14 +143,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let stop = CancellationToken::new();
     let mut servers = JoinSet::new();
     let mut manager_routes = None;
-    if service.mode.runs_manager() {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&service.data_dir.join("store.db"))?);
-        let audit_path = service.data_dir.join("audit.log");
-        let audit = AuditLog::open(&audit_path).map_err(|source| NodeError::Audit {
-            path: audit_path,
-            source,
-        })?;
+    if let Some((store, audit, workers)) = manager_parts {
         if let Some(worker) = &worker {
             tokio::spawn(follow_store(
                 worker.clone(),
@@ -146,11 +155,18 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         let state = ManagerState {
             api: api_state.clone(),
             store,
+            workers,
         };
         manager_routes = Some(manager::api::router(
             state,
-            Arc::new(audit),
+            audit,
             service.manager.max_body_bytes,
+        ));
+    } else if let Some(worker) = &worker {
+        tokio::spawn(worker::sync::follow_manager(
+            worker.clone(),
+            SyncSettings::new(config, api_address),
+            stop.clone(),
         ));
     }
     let api = api::node_router(api_state, manager_routes);
@@ -231,6 +247,18 @@ fn local_address(listener: &TcpListener, key: &'static str) -> Result<SocketAddr
         address: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })
+}
+
+/// How the manager judges its workers' liveness, from `[service.manager]`.
+fn liveness(config: &Config) -> Liveness {
+    let manager = &config.service.manager;
+    Liveness {
+        heartbeat_interval: Duration::from_secs(config.service.worker.heartbeat_interval_secs),
+        phi_threshold: f64::from(manager.phi_threshold),
+        min_std_dev: Duration::from_millis(manager.phi_min_std_dev_ms),
+        offline_after: Duration::from_secs(manager.worker_offline_secs),
+        expire_after: Duration::from_secs(manager.worker_expire_minutes * 60),
+    }
 }
 
 /// Shows tokens generated on this start, once, on standard output (not in

@@ -87,6 +87,13 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/groups/{group}/dataflows/{name}/revisions/{revision}/restore",
         "/api/v1/dataflows/validate",
         "/api/v1/overview",
+        "/api/v1/workers",
+        "/api/v1/workers/{id}",
+        "/api/v1/workers/{id}/groups",
+        "/api/v1/workers/{id}/revoke",
+        "/api/v1/workers/enroll",
+        "/api/v1/heartbeat",
+        "/api/v1/sync",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} is not documented");
@@ -103,7 +110,8 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         let path = template
             .replace("{group}", "walk-group")
             .replace("{name}", "walk-flow")
-            .replace("{revision}", "1");
+            .replace("{revision}", "1")
+            .replace("{id}", "walk-worker");
         for method in &methods {
             let documented =
                 operations

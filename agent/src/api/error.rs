@@ -24,9 +24,15 @@ pub enum ApiError {
     /// No token, or one this node does not accept.
     #[error("missing or invalid token: send `Authorization: Bearer <token>`")]
     Unauthorized,
+    /// A worker credential this manager does not know (any more).
+    #[error("{0}")]
+    NotEnrolled(String),
     /// The token is valid but may not do this.
     #[error("this token may not {0}; use an admin token")]
     Forbidden(&'static str),
+    /// The caller is known but refused, for the reason given.
+    #[error("{0}")]
+    Refused(String),
     /// Nothing at this path.
     #[error("{0}")]
     NotFound(String),
@@ -59,8 +65,10 @@ pub enum ApiError {
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Unauthorized | ApiError::NotEnrolled(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            ApiError::Forbidden(_) | ApiError::Refused(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

@@ -27,10 +27,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::{
-    auth::{Caller, Tokens},
+    auth::{Caller, Role, Tokens},
     config::Mode,
     metrics::{self, Registry},
-    worker::LocalWorker,
+    worker::{DataflowStatus, LocalWorker},
 };
 
 /// The version of this build.
@@ -109,6 +109,12 @@ pub struct WorkerStatus {
     pub groups: Vec<String>,
     /// Managers it reports to; empty in standalone mode.
     pub manager_address: Vec<String>,
+    /// The revision of the desired state it has applied.
+    #[serde(default)]
+    pub applied_revision: u64,
+    /// Each dataflow it runs, with its state.
+    #[serde(default, skip_deserializing)]
+    pub dataflows: Vec<DataflowStatus>,
 }
 
 /// The header naming the cluster a request is meant for.
@@ -217,12 +223,30 @@ async fn prometheus(State(state): State<ApiState>) -> impl axum::response::IntoR
     tag = "node",
     responses(
         (status = 200, description = "The node's state", body = Status),
-        (status = 401, description = "No valid token", body = ErrorBody)
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A worker's token on a manager", body = ErrorBody)
     )
 )]
-async fn status(State(state): State<ApiState>) -> Json<Status> {
+async fn status(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Status>, ApiError> {
     let node = &state.node;
-    Json(Status {
+    // On a manager, worker credentials only heartbeat, sync and ingest.
+    if node.mode.runs_manager() && caller.role == Role::Worker {
+        return Err(ApiError::Forbidden("read the node's status"));
+    }
+    let mut worker = node.mode.runs_worker().then(|| WorkerStatus {
+        groups: node.worker_groups.clone(),
+        manager_address: node.manager_addresses.clone(),
+        applied_revision: 0,
+        dataflows: Vec::new(),
+    });
+    if let (Some(shown), Some(local)) = (worker.as_mut(), &state.worker) {
+        shown.applied_revision = local.applied_revision();
+        shown.dataflows = local.statuses().await;
+    }
+    Ok(Json(Status {
         mode: node.mode,
         version: VERSION.to_owned(),
         cluster_name: node.cluster_name.clone(),
@@ -230,11 +254,8 @@ async fn status(State(state): State<ApiState>) -> Json<Status> {
         uptime_secs: node.started.elapsed().as_secs(),
         api_address: node.api_address,
         ui_address: node.ui_address,
-        worker: node.mode.runs_worker().then(|| WorkerStatus {
-            groups: node.worker_groups.clone(),
-            manager_address: node.manager_addresses.clone(),
-        }),
-    })
+        worker,
+    }))
 }
 
 async fn not_found(request: Request) -> ApiError {

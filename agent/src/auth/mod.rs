@@ -5,6 +5,7 @@ use std::{
     fs, io,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use subtle::ConstantTimeEq;
@@ -30,8 +31,17 @@ pub enum Role {
 pub struct Caller {
     /// What the token may do.
     pub role: Role,
-    /// The token's name: `admin`, a named admin token's name, or `worker`.
+    /// The token's name: `admin`, a named admin token's name, `worker` (the
+    /// enrollment token) or `worker <id>` (a worker's own credential).
     pub name: String,
+    /// The worker whose own credential this is.
+    pub worker_id: Option<String>,
+}
+
+/// The credentials a manager issued to enrolled workers.
+pub trait WorkerCredentials: Send + Sync + std::fmt::Debug {
+    /// The id of the worker whose credential `presented` is.
+    fn worker_of(&self, presented: &str) -> Option<String>;
 }
 
 /// The tokens this node accepts.
@@ -40,6 +50,7 @@ pub struct Tokens {
     /// Named admin tokens: name, secret.
     admins: Vec<(String, String)>,
     worker: Option<String>,
+    workers: Option<Arc<dyn WorkerCredentials>>,
 }
 
 /// A token that was generated on this start and must be shown once.
@@ -109,6 +120,7 @@ impl Tokens {
             Self {
                 admins,
                 worker: Some(worker),
+                workers: None,
             },
             generated,
         ))
@@ -119,6 +131,15 @@ impl Tokens {
         Self {
             admins: Vec::new(),
             worker: Some(service.worker.token.clone()),
+            workers: None,
+        }
+    }
+
+    /// These tokens, and the credentials of enrolled workers.
+    pub fn with_worker_credentials(self, workers: Arc<dyn WorkerCredentials>) -> Self {
+        Self {
+            workers: Some(workers),
+            ..self
         }
     }
 
@@ -134,6 +155,7 @@ impl Tokens {
                 caller = Some(Caller {
                     role: Role::Admin,
                     name: name.clone(),
+                    worker_id: None,
                 });
             }
         }
@@ -141,9 +163,17 @@ impl Tokens {
             caller = Some(Caller {
                 role: Role::Worker,
                 name: "worker".to_owned(),
+                worker_id: None,
             });
         }
-        caller
+        caller.or_else(|| {
+            let id = self.workers.as_ref()?.worker_of(presented)?;
+            Some(Caller {
+                role: Role::Worker,
+                name: format!("worker {id}"),
+                worker_id: Some(id),
+            })
+        })
     }
 }
 

@@ -264,6 +264,27 @@ fn cross_checks(config: &Config, origins: &BTreeMap<String, Origin>) -> Vec<Conf
     let from = |key: &str| origins.get(key).cloned().unwrap_or(Origin::Default);
     let mut issues = Vec::new();
     let service = &config.service;
+    for (key, value) in [
+        (
+            "service.worker.heartbeat_interval_secs",
+            service.worker.heartbeat_interval_secs,
+        ),
+        (
+            "service.manager.worker_offline_secs",
+            service.manager.worker_offline_secs,
+        ),
+        (
+            "service.manager.phi_threshold",
+            u64::from(service.manager.phi_threshold),
+        ),
+    ] {
+        if value == 0 {
+            issues.push(issue(format!(
+                "{key} is 0 ({}); it must be at least 1",
+                from(key)
+            )));
+        }
+    }
     if service.mode.runs_manager()
         && service.address == service.ui_address
         && service.address.port() != 0
@@ -578,6 +599,11 @@ mod tests {
                 "alice:alice-secret-0123456789,ci:ci-secret-0123456789",
             ),
             ("DATASCALE_SERVICE_MANAGER_MAX_BODY_BYTES", "65536"),
+            ("DATASCALE_SERVICE_MANAGER_PHI_THRESHOLD", "10"),
+            ("DATASCALE_SERVICE_MANAGER_PHI_MIN_STD_DEV_MS", "100"),
+            ("DATASCALE_SERVICE_MANAGER_WORKER_OFFLINE_SECS", "12"),
+            ("DATASCALE_SERVICE_MANAGER_WORKER_EXPIRE_MINUTES", "60"),
+            ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "2"),
             (
                 "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
                 "http://m1:7881, http://m2:7881",
@@ -610,6 +636,11 @@ mod tests {
             vec!["alice:alice-secret-0123456789", "ci:ci-secret-0123456789"]
         );
         assert_eq!(c.service.manager.max_body_bytes, 65536);
+        assert_eq!(c.service.manager.phi_threshold, 10);
+        assert_eq!(c.service.manager.phi_min_std_dev_ms, 100);
+        assert_eq!(c.service.manager.worker_offline_secs, 12);
+        assert_eq!(c.service.manager.worker_expire_minutes, 60);
+        assert_eq!(c.service.worker.heartbeat_interval_secs, 2);
         assert_eq!(
             c.service.worker.manager_address,
             vec!["http://m1:7881", "http://m2:7881"]

@@ -126,6 +126,18 @@ pub struct ManagerConfig {
     /// The largest request body the API accepts, in bytes.
     #[serde(deserialize_with = "whole_number")]
     pub max_body_bytes: u64,
+    /// Phi at and above which a worker whose heartbeat is overdue is suspect.
+    #[serde(deserialize_with = "whole_number")]
+    pub phi_threshold: u32,
+    /// The least spread of heartbeat intervals the detector assumes, in ms.
+    #[serde(deserialize_with = "whole_number")]
+    pub phi_min_std_dev_ms: u64,
+    /// Seconds without a heartbeat after which a worker is offline.
+    #[serde(deserialize_with = "whole_number")]
+    pub worker_offline_secs: u64,
+    /// Minutes offline after which a worker leaves the list.
+    #[serde(deserialize_with = "whole_number")]
+    pub worker_expire_minutes: u64,
 }
 
 impl Default for ManagerConfig {
@@ -135,6 +147,10 @@ impl Default for ManagerConfig {
             admin_tokens: Vec::new(),
             worker_token: String::new(),
             max_body_bytes: 1024 * 1024,
+            phi_threshold: 8,
+            phi_min_std_dev_ms: 500,
+            worker_offline_secs: 30,
+            worker_expire_minutes: 1440,
         }
     }
 }
@@ -182,6 +198,9 @@ pub struct WorkerConfig {
     pub groups: Vec<String>,
     /// The manager's worker token.
     pub token: String,
+    /// Seconds between heartbeats to the manager.
+    #[serde(deserialize_with = "whole_number")]
+    pub heartbeat_interval_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -190,6 +209,7 @@ impl Default for WorkerConfig {
             manager_address: Vec::new(),
             groups: vec!["default".to_owned()],
             token: String::new(),
+            heartbeat_interval_secs: 5,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The manager: the control plane. It owns the store of groups and
-//! dataflows (`store/`), the REST API over it (`api/`), the audit log
-//! (`audit`), and the Web UI's assets, served on `service.ui_address` beside
+//! dataflows (`store/`), the workers it knows and their liveness
+//! (`workers/`), the REST API over them (`api/`), the audit log (`audit`),
+//! and the Web UI's assets, served on `service.ui_address` beside
 //! the same API, so the UI calls the API on its own origin.
 
 pub mod api;
 pub mod audit;
 pub mod store;
+pub mod workers;
 
 use axum::{Router, response::Html, routing::get};
 

@@ -7,12 +7,10 @@ use std::{collections::BTreeMap, sync::Arc};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{Desired, LocalWorker};
-use crate::{dataflow, manager::store::Store};
+use super::{Desired, LocalWorker, desired_set};
+use crate::manager::store::{Store, StoreError};
 
-/// Follows `store` until `stop` is cancelled. When two groups hold a
-/// dataflow of the same name, the group listed first wins and the clash is
-/// logged.
+/// Follows `store` until `stop` is cancelled.
 pub async fn follow_store(
     worker: Arc<LocalWorker>,
     store: Arc<dyn Store>,
@@ -39,33 +37,17 @@ pub async fn follow_store(
 async fn desired(
     store: &dyn Store,
     groups: &[String],
-) -> Result<BTreeMap<String, Desired>, crate::manager::store::StoreError> {
-    let mut desired = BTreeMap::new();
+) -> Result<BTreeMap<String, Desired>, StoreError> {
+    let mut stored = Vec::new();
     for group in groups {
-        for stored in store.dataflows(Some(group)).await? {
-            if desired.contains_key(&stored.name) {
-                warn!(dataflow = %stored.name, group = %group, "A dataflow of this name comes from an earlier group of this worker; this one is not run.");
-                continue;
-            }
-            match dataflow::parse(&stored.document) {
-                Ok(dataflow) => {
-                    desired.insert(
-                        stored.name,
-                        Desired {
-                            revision: stored.revision,
-                            dataflow,
-                        },
-                    );
-                }
-                Err(errors) => warn!(
-                    dataflow = %stored.name,
-                    group = %group,
-                    revision = stored.revision,
-                    errors = %errors,
-                    "A stored dataflow is not valid for this version; it is not run."
-                ),
-            }
-        }
+        stored.extend(store.dataflows(Some(group)).await?);
     }
-    Ok(desired)
+    Ok(desired_set(stored.iter().map(|dataflow| {
+        (
+            dataflow.group.as_str(),
+            dataflow.name.as_str(),
+            dataflow.revision,
+            &dataflow.document,
+        )
+    })))
 }

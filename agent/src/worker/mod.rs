@@ -10,6 +10,7 @@
 //! failed.
 
 pub mod follow;
+pub mod sync;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -18,8 +19,9 @@ use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
 use crate::{
+    cluster::DataflowReport,
     dataflow::Dataflow,
-    metrics::ComponentReport,
+    metrics::{ComponentReport, ComponentState},
     runtime::{self, BuildError, Environment, RunningDataflow},
 };
 
@@ -53,7 +55,7 @@ pub enum Applied {
 }
 
 /// Whether a dataflow runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DataflowState {
     /// A revision of it runs.
@@ -65,6 +67,8 @@ pub enum DataflowState {
 /// A dataflow of the local worker, as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DataflowStatus {
+    /// The group it comes from.
+    pub group: String,
     /// The dataflow's name.
     pub name: String,
     /// Whether it runs.
@@ -91,10 +95,48 @@ pub struct Failure {
 /// A dataflow a worker should run, at a revision.
 #[derive(Debug, Clone)]
 pub struct Desired {
+    /// The group it comes from.
+    pub group: String,
     /// The revision of its document.
     pub revision: u64,
     /// The document.
     pub dataflow: Dataflow,
+}
+
+/// The dataflows to run, by name, from `(group, name, revision, document)`
+/// in the order of the worker's groups. A document that does not validate
+/// with this version is left out, and when two groups hold a dataflow of the
+/// same name the earlier group's runs; both are logged.
+pub fn desired_set<'a>(
+    dataflows: impl IntoIterator<Item = (&'a str, &'a str, u64, &'a serde_json::Value)>,
+) -> BTreeMap<String, Desired> {
+    let mut desired = BTreeMap::new();
+    for (group, name, revision, document) in dataflows {
+        if desired.contains_key(name) {
+            warn!(dataflow = %name, group = %group, "A dataflow of this name comes from an earlier group of this worker; this one is not run.");
+            continue;
+        }
+        match crate::dataflow::parse(document) {
+            Ok(dataflow) => {
+                desired.insert(
+                    name.to_owned(),
+                    Desired {
+                        group: group.to_owned(),
+                        revision,
+                        dataflow,
+                    },
+                );
+            }
+            Err(errors) => warn!(
+                dataflow = %name,
+                group = %group,
+                revision,
+                errors = %errors,
+                "A dataflow is not valid for this version; it is not run."
+            ),
+        }
+    }
+    desired
 }
 
 #[derive(Debug)]
@@ -107,6 +149,7 @@ struct Running {
 /// One dataflow's place on this worker.
 #[derive(Debug)]
 struct Deployed {
+    group: String,
     /// The revision last asked for: running, or failed to start.
     wanted: u64,
     running: Option<Running>,
@@ -160,10 +203,20 @@ impl LocalWorker {
         &self.environment
     }
 
-    /// Runs `dataflow` at `revision`, replacing the running version of the
+    /// The revision of the last configuration fully applied.
+    pub fn applied_revision(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Runs a dataflow at its revision, replacing the running version of the
     /// same name. When it cannot start, the previous version (if any) runs
     /// again and the failure is kept for [`LocalWorker::status`].
-    pub async fn apply(&self, dataflow: Dataflow, revision: u64) -> Result<Applied, ApplyError> {
+    pub async fn apply(&self, desired: Desired) -> Result<Applied, ApplyError> {
+        let Desired {
+            group,
+            revision,
+            dataflow,
+        } = desired;
         let mut dataflows = self.dataflows.lock().await;
         let name = dataflow.name.clone();
         let mut previous = dataflows
@@ -177,6 +230,7 @@ impl LocalWorker {
             dataflows.insert(
                 name,
                 Deployed {
+                    group,
                     wanted: revision,
                     running: previous,
                     last_failure: None,
@@ -207,6 +261,7 @@ impl LocalWorker {
                 dataflows.insert(
                     name,
                     Deployed {
+                        group,
                         wanted: revision,
                         running: Some(running),
                         last_failure: None,
@@ -241,6 +296,7 @@ impl LocalWorker {
         dataflows.insert(
             name,
             Deployed {
+                group,
                 wanted: revision,
                 running: restarted,
                 last_failure: Some(Failure {
@@ -276,7 +332,7 @@ impl LocalWorker {
                 .any(|(known, at)| *known == name && *at == wanted.revision);
             if !seen {
                 // A failure is kept in the dataflow's status.
-                let _ = self.apply(wanted.dataflow, wanted.revision).await;
+                let _ = self.apply(wanted).await;
             }
         }
     }
@@ -315,6 +371,7 @@ impl LocalWorker {
     fn status_of(&self, name: &str, deployed: &Deployed) -> DataflowStatus {
         let revision = deployed.running.as_ref().map(|running| running.revision);
         DataflowStatus {
+            group: deployed.group.clone(),
             name: name.to_owned(),
             state: match revision {
                 Some(_) => DataflowState::Running,
@@ -325,6 +382,57 @@ impl LocalWorker {
             last_failure: deployed.last_failure.clone(),
             components: self.environment.metrics.reports(name),
         }
+    }
+
+    /// Every dataflow as a heartbeat reports it: state, revisions, the
+    /// events its sources took in and its sinks wrote, errors.
+    pub async fn reports(&self) -> Vec<DataflowReport> {
+        let dataflows = self.dataflows.lock().await;
+        dataflows
+            .iter()
+            .map(|(name, deployed)| {
+                let components = self.environment.metrics.reports(name);
+                let running = deployed.running.as_ref();
+                let sent_by = |names: &[&str]| {
+                    components
+                        .iter()
+                        .filter(|report| names.contains(&report.component.as_str()))
+                        .map(|report| report.events_out)
+                        .sum()
+                };
+                let (sources, sinks) = running.map_or_else(Default::default, |running| {
+                    let flow = &running.dataflow;
+                    (
+                        flow.sources
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>(),
+                        flow.sinks
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                });
+                DataflowReport {
+                    group: deployed.group.clone(),
+                    name: name.clone(),
+                    state: match running {
+                        Some(_) => DataflowState::Running,
+                        None => DataflowState::Failed,
+                    },
+                    revision: running.map(|running| running.revision),
+                    wanted_revision: deployed.wanted,
+                    last_error: deployed.last_failure.as_ref().map(|f| f.error.clone()),
+                    restarting: components
+                        .iter()
+                        .filter(|report| report.state == ComponentState::Restarting)
+                        .count(),
+                    events_in: sent_by(&sources),
+                    events_out: sent_by(&sinks),
+                    errors: components.iter().map(|report| report.errors).sum(),
+                }
+            })
+            .collect()
     }
 
     /// Stops every dataflow at once, each with the drain deadline.

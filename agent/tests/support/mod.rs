@@ -348,3 +348,37 @@ impl Api {
         self.send(reqwest::Method::DELETE, path, None, &[]).await
     }
 }
+
+/// Polls `probe` every 50 ms until it returns a value; fails the test after
+/// `limit`.
+pub async fn eventually<T, F>(limit: Duration, what: &str, mut probe: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "no {what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits up to `limit` for a line of the node's standard output holding
+/// every one of `words`, and returns it.
+pub fn wait_for_output(node: &Node, limit: Duration, words: &[&str]) -> String {
+    let holds = |line: &String| words.iter().all(|word| line.contains(word));
+    if let Some(line) = node.early_output.iter().find(|line| holds(line)) {
+        return line.clone();
+    }
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.stdout.recv_timeout(left) {
+            Ok(line) if holds(&line) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no output line with {words:?} within {limit:?}"),
+        }
+    }
+}

@@ -1,14 +1,17 @@
 //! The manager's REST API over the store: groups (`groups`), dataflows with
-//! their history (`dataflows`), and the dashboard's counts (`overview`).
-//! Every route here needs an admin token; changes are written to the audit
-//! log; bodies are limited to `service.manager.max_body_bytes`; writes honour
-//! `If-Match` (412 when stale) and answers carry the object's revision as
-//! its `ETag`.
+//! their history (`dataflows`), workers (`workers`: enrollment, heartbeats
+//! and sync for workers; listing, assignment and revocation for admins), and
+//! the dashboard's counts (`overview`). Admin routes need an admin token and
+//! their changes are written to the audit log; worker routes need the
+//! enrollment token or a worker's own credential. Bodies are limited to
+//! `service.manager.max_body_bytes`; writes honour `If-Match` (412 when
+//! stale) and answers carry the object's revision as its `ETag`.
 
 mod dataflows;
 mod groups;
 mod overview;
 pub mod schema;
+mod workers;
 
 use std::sync::Arc;
 
@@ -29,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::{
     audit::{self, AuditLog},
     store::{Precondition, Store},
+    workers::WorkerRegistry,
 };
 use crate::{
     api::{ApiError, ApiState, ErrorBody, require_token},
@@ -43,23 +47,31 @@ pub struct ManagerState {
     pub api: ApiState,
     /// The store of groups and dataflows.
     pub store: Arc<dyn Store>,
+    /// The workers of this manager.
+    pub workers: Arc<WorkerRegistry>,
 }
 
-/// The manager's routes, behind an admin token, with changes audited and
-/// bodies limited to `max_body_bytes`.
+/// The manager's routes: the admin ones with their changes audited, the
+/// workers' ones, all with bodies limited to `max_body_bytes`.
 pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) -> OpenApiRouter {
     let api = state.api.clone();
-    OpenApiRouter::new()
+    let admin = OpenApiRouter::new()
         .merge(groups::router())
         .merge(dataflows::router())
         .merge(overview::router())
+        .merge(workers::admin_router())
+        .route_layer(middleware::from_fn(require_admin))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
+        .layer(middleware::from_fn_with_state(audit, audit::record_changes));
+    let worker = workers::worker_router()
+        .route_layer(middleware::from_fn(require_worker))
+        .route_layer(middleware::from_fn_with_state(api, require_token));
+    admin
+        .merge(worker)
         .layer(middleware::from_fn_with_state(max_body_bytes, limit_body))
         .layer(DefaultBodyLimit::max(
             usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         ))
-        .route_layer(middleware::from_fn(require_admin))
-        .route_layer(middleware::from_fn_with_state(api, require_token))
-        .layer(middleware::from_fn_with_state(audit, audit::record_changes))
         .with_state(state)
 }
 
@@ -70,7 +82,21 @@ async fn require_admin(
 ) -> Result<Response, ApiError> {
     match caller.role {
         Role::Admin => Ok(next.run(request).await),
-        Role::Worker => Err(ApiError::Forbidden("manage groups and dataflows")),
+        Role::Worker => Err(ApiError::Forbidden("manage the cluster")),
+    }
+}
+
+async fn require_worker(
+    Extension(caller): Extension<Caller>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match caller.role {
+        Role::Worker => Ok(next.run(request).await),
+        Role::Admin => Err(ApiError::Refused(
+            "this route is for workers: present the enrollment token or a worker's credential"
+                .to_owned(),
+        )),
     }
 }
 

@@ -13,6 +13,7 @@ use super::{AdminErrors, ManagerState};
 use crate::{
     api::{ApiError, VERSION},
     config::Mode,
+    manager::workers::WorkerState,
 };
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
@@ -86,9 +87,21 @@ async fn overview(State(state): State<ManagerState>) -> Result<Json<Overview>, A
             }
         }
     }
-    // Remote workers are counted once they report; a standalone node's own
-    // worker is always online while it answers.
+    // A standalone node's own worker is online while the node answers.
     let local = usize::from(state.api.worker.is_some());
+    let mut workers = WorkerCounts {
+        total: local,
+        online: local,
+        ..WorkerCounts::default()
+    };
+    for view in state.workers.views().await? {
+        workers.total += 1;
+        *match view.state {
+            WorkerState::Online => &mut workers.online,
+            WorkerState::Suspect => &mut workers.suspect,
+            WorkerState::Offline => &mut workers.offline,
+        } += 1;
+    }
     Ok(Json(Overview {
         cluster_name: node.cluster_name.clone(),
         revision: state.store.revision().await?,
@@ -97,11 +110,7 @@ async fn overview(State(state): State<ManagerState>) -> Result<Json<Overview>, A
             mode: node.mode,
             version: VERSION,
         }],
-        workers: WorkerCounts {
-            total: local,
-            online: local,
-            ..WorkerCounts::default()
-        },
+        workers,
         groups: groups.len(),
         dataflows: dataflows.len(),
         components,

@@ -58,6 +58,38 @@ pub struct StoredDataflow {
     pub document: Value,
 }
 
+/// A worker as the store keeps it: its identity, its groups and its
+/// credential's hash. What it reports in heartbeats is kept in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WorkerRecord {
+    /// Its stable id.
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its DataScale version when it last enrolled.
+    pub version: String,
+    /// The groups of its own configuration.
+    pub own_groups: Vec<String>,
+    /// Groups assigned on the manager, which win over its own.
+    pub assigned_groups: Option<Vec<String>>,
+    /// The revision of the last assignment (0: never assigned).
+    pub assignment_revision: u64,
+    /// Whether its credential was revoked.
+    pub revoked: bool,
+    /// When it first enrolled (RFC 3339).
+    pub enrolled_at: String,
+    /// The SHA-256 of its credential, in hex.
+    #[serde(skip)]
+    pub credential_sha256: String,
+}
+
+impl WorkerRecord {
+    /// The groups whose dataflows it runs: the assigned ones, else its own.
+    pub fn groups(&self) -> &[String] {
+        self.assigned_groups.as_deref().unwrap_or(&self.own_groups)
+    }
+}
+
 /// What a change to a dataflow did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -286,6 +318,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A dataflow's history, newest first, without the documents; empty when
     /// no dataflow of that name was ever stored in the group.
     async fn history(&self, group: &str, name: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// The revision of the newest change to the dataflows of `groups`
+    /// (creation, change or deletion); 0 when there was none.
+    async fn groups_revision(&self, groups: &[String]) -> Result<u64, StoreError>;
+
+    /// Every enrolled worker, by id.
+    async fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError>;
+
+    /// Records a worker's enrollment: its identity and new credential hash.
+    /// A revoked worker is refused ([`StoreError::Conflict`]); one already
+    /// enrolled keeps its assigned groups. Makes no cluster revision.
+    async fn enroll_worker(&self, record: WorkerRecord) -> Result<WorkerRecord, StoreError>;
+
+    /// Assigns a worker's groups on the manager (none: back to its own).
+    async fn assign_groups(
+        &self,
+        id: &str,
+        groups: Option<Vec<String>>,
+        change: &Change,
+    ) -> Result<Written<WorkerRecord>, StoreError>;
+
+    /// Revokes a worker's credential; it may not enroll again until deleted.
+    async fn revoke_worker(&self, id: &str) -> Result<WorkerRecord, StoreError>;
+
+    /// Forgets a worker; it may enroll again.
+    async fn delete_worker(&self, id: &str) -> Result<(), StoreError>;
 
     /// One entry of a dataflow's history, with its document.
     async fn history_entry(

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::{
     Action, Change, DEFAULT_GROUP, Group, HistoryEntry, Outcome, Precondition, Store, StoreError,
-    StoredDataflow, Written,
+    StoredDataflow, WorkerRecord, Written,
 };
 
 /// The version of the schema below, kept in `PRAGMA user_version`.
@@ -63,7 +63,21 @@ CREATE TABLE IF NOT EXISTS dataflow_history (
     document TEXT,
     PRIMARY KEY (group_name, name, revision)
 );
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    version TEXT NOT NULL,
+    own_groups TEXT NOT NULL,
+    assigned_groups TEXT,
+    assignment_revision INTEGER NOT NULL,
+    revoked INTEGER NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    credential_sha256 TEXT NOT NULL
+);
 ";
+
+const WORKER_COLUMNS: &str = "id, hostname, version, own_groups, assigned_groups,
+     assignment_revision, revoked, enrolled_at, credential_sha256";
 
 const GROUP_COLUMNS: &str = "g.name, g.description, g.revision, g.created_revision, g.updated_at,
      (SELECT COUNT(*) FROM dataflows d WHERE d.group_name = g.name)";
@@ -283,6 +297,42 @@ fn read_dataflow(
             dataflow_row,
         )
         .optional()?)
+}
+
+/// A list of groups as stored: JSON text.
+fn groups_of(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    })
+}
+
+fn worker_row(row: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
+    let assigned: Option<String> = row.get(4)?;
+    Ok(WorkerRecord {
+        id: row.get(0)?,
+        hostname: row.get(1)?,
+        version: row.get(2)?,
+        own_groups: groups_of(&row.get::<_, String>(3)?)?,
+        assigned_groups: assigned.as_deref().map(groups_of).transpose()?,
+        assignment_revision: row.get(5)?,
+        revoked: row.get(6)?,
+        enrolled_at: row.get(7)?,
+        credential_sha256: row.get(8)?,
+    })
+}
+
+fn read_worker(connection: &Connection, id: &str) -> Result<Option<WorkerRecord>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {WORKER_COLUMNS} FROM workers WHERE id = ?1"),
+            params![id],
+            worker_row,
+        )
+        .optional()?)
+}
+
+fn no_worker(id: &str) -> StoreError {
+    StoreError::NotFound(format!("no worker with id `{id}`"))
 }
 
 fn history_row(row: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
@@ -566,6 +616,124 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn groups_revision(&self, groups: &[String]) -> Result<u64, StoreError> {
+        let groups = serde_json::to_string(groups).expect("names serialize");
+        self.with(move |connection| {
+            let newest: Option<u64> = connection.query_row(
+                "SELECT MAX(revision) FROM dataflow_history
+                 WHERE group_name IN (SELECT value FROM json_each(?1))",
+                params![groups],
+                |row| row.get(0),
+            )?;
+            Ok(newest.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        self.with(|connection| {
+            let mut statement =
+                connection.prepare(&format!("SELECT {WORKER_COLUMNS} FROM workers ORDER BY id"))?;
+            let workers = statement.query_map([], worker_row)?;
+            Ok(workers.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn enroll_worker(&self, record: WorkerRecord) -> Result<WorkerRecord, StoreError> {
+        self.with(move |connection| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if read_worker(&tx, &record.id)?.is_some_and(|known| known.revoked) {
+                return Err(StoreError::Conflict(format!(
+                    "worker `{}` was revoked; delete it on the manager (DELETE /api/v1/workers/{}) to let it enroll again",
+                    record.id, record.id
+                )));
+            }
+            let own = serde_json::to_string(&record.own_groups).expect("names serialize");
+            tx.execute(
+                "INSERT INTO workers (id, hostname, version, own_groups, assigned_groups,
+                     assignment_revision, revoked, enrolled_at, credential_sha256)
+                 VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname,
+                     version = excluded.version, own_groups = excluded.own_groups,
+                     credential_sha256 = excluded.credential_sha256",
+                params![
+                    record.id,
+                    record.hostname,
+                    record.version,
+                    own,
+                    record.enrolled_at,
+                    record.credential_sha256
+                ],
+            )?;
+            let stored = read_worker(&tx, &record.id)?.ok_or_else(|| no_worker(&record.id))?;
+            tx.commit()?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn assign_groups(
+        &self,
+        id: &str,
+        groups: Option<Vec<String>>,
+        change: &Change,
+    ) -> Result<Written<WorkerRecord>, StoreError> {
+        let id = id.to_owned();
+        self.change(change, move |writing| {
+            let current = read_worker(writing.tx, &id)?.ok_or_else(|| no_worker(&id))?;
+            if current.assigned_groups == groups {
+                return Ok((
+                    Written {
+                        value: current,
+                        outcome: Outcome::Unchanged,
+                    },
+                    None,
+                ));
+            }
+            let assigned = groups
+                .as_ref()
+                .map(|groups| serde_json::to_string(groups).expect("names serialize"));
+            writing.tx.execute(
+                "UPDATE workers SET assigned_groups = ?2, assignment_revision = ?3 WHERE id = ?1",
+                params![id, assigned, writing.revision],
+            )?;
+            let value = read_worker(writing.tx, &id)?.ok_or_else(|| no_worker(&id))?;
+            Ok((
+                Written {
+                    value,
+                    outcome: Outcome::Updated,
+                },
+                Some(format!("assign groups of worker {id}")),
+            ))
+        })
+        .await
+    }
+
+    async fn revoke_worker(&self, id: &str) -> Result<WorkerRecord, StoreError> {
+        let id = id.to_owned();
+        self.with(move |connection| {
+            let changed =
+                connection.execute("UPDATE workers SET revoked = 1 WHERE id = ?1", params![id])?;
+            if changed == 0 {
+                return Err(no_worker(&id));
+            }
+            read_worker(connection, &id)?.ok_or_else(|| no_worker(&id))
+        })
+        .await
+    }
+
+    async fn delete_worker(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.with(move |connection| {
+            match connection.execute("DELETE FROM workers WHERE id = ?1", params![id])? {
+                0 => Err(no_worker(&id)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn history(&self, group: &str, name: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let (group, name) = (group.to_owned(), name.to_owned());
         self.with(move |connection| {
@@ -802,6 +970,73 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(missing, StoreError::NotFound(_)));
+    }
+
+    fn worker(id: &str, credential: &str) -> WorkerRecord {
+        WorkerRecord {
+            id: id.to_owned(),
+            hostname: format!("{id}.example"),
+            version: "1.0.0".to_owned(),
+            own_groups: vec!["default".to_owned()],
+            assigned_groups: None,
+            assignment_revision: 0,
+            revoked: false,
+            enrolled_at: "2026-01-01T00:00:00Z".to_owned(),
+            credential_sha256: credential.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn workers_enroll_get_groups_assigned_and_a_revoked_one_stays_out() {
+        let (_dir, store) = open();
+        store.enroll_worker(worker("w1", "hash1")).await.unwrap();
+        let assigned = store
+            .assign_groups("w1", Some(vec!["edge".into()]), &admin())
+            .await
+            .unwrap();
+        assert_eq!(assigned.outcome, Outcome::Updated);
+        assert_eq!(assigned.value.groups(), ["edge"]);
+        assert_eq!(assigned.value.assignment_revision, 2);
+        // Enrolling again (a new credential) keeps the assignment.
+        let again = store.enroll_worker(worker("w1", "hash2")).await.unwrap();
+        assert_eq!(
+            (again.groups(), again.credential_sha256.as_str()),
+            (&["edge".to_owned()][..], "hash2")
+        );
+        store.revoke_worker("w1").await.unwrap();
+        let refused = store
+            .enroll_worker(worker("w1", "hash3"))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+        store.delete_worker("w1").await.unwrap();
+        store.enroll_worker(worker("w1", "hash4")).await.unwrap();
+        assert_eq!(store.workers().await.unwrap()[0].groups(), ["default"]);
+    }
+
+    #[tokio::test]
+    async fn a_groups_revision_follows_its_dataflows_only() {
+        let (_dir, store) = open();
+        store
+            .put_group("edge", "", Precondition::None, &admin())
+            .await
+            .unwrap();
+        let groups = ["default".to_owned()];
+        assert_eq!(store.groups_revision(&groups).await.unwrap(), 0);
+        store
+            .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        store
+            .put_dataflow("edge", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(store.groups_revision(&groups).await.unwrap(), 3);
+        let deleted = store
+            .delete_dataflow("default", "tail", Precondition::None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(store.groups_revision(&groups).await.unwrap(), deleted);
     }
 
     #[tokio::test]

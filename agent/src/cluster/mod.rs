@@ -1,0 +1,118 @@
+//! The protocol between workers and managers: what a worker sends to enroll,
+//! in its heartbeats and when it asks for its desired state, and what the
+//! manager answers. Both sides use these types, so they cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::worker::DataflowState;
+
+/// How long a sync request waits for a change before answering "no change".
+pub const SYNC_WAIT_SECS: u64 = 30;
+
+/// A worker's identity, sent when it enrolls and with every heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Its stable id, kept in its data directory.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its DataScale version.
+    pub version: String,
+    /// The groups of its own configuration (`service.worker.groups`).
+    pub groups: Vec<String>,
+    /// The address its local API serves on.
+    pub address: String,
+}
+
+/// `POST /api/v1/workers/enroll`, with the enrollment token.
+pub type EnrollRequest = Identity;
+
+/// The answer to an enrollment: the worker's own credential.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Enrolled {
+    /// The worker's id.
+    pub id: String,
+    /// The credential the worker presents from now on, instead of the
+    /// enrollment token. Shown once; the manager keeps only its hash.
+    pub credential: String,
+}
+
+/// One dataflow as a worker reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DataflowReport {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it runs.
+    pub state: DataflowState,
+    /// The revision running, if any.
+    pub revision: Option<u64>,
+    /// The revision it was last asked to run.
+    pub wanted_revision: u64,
+    /// Why the wanted revision does not run, when it does not.
+    pub last_error: Option<String>,
+    /// Components that are restarting after a failure.
+    pub restarting: usize,
+    /// Events its sources took in.
+    pub events_in: u64,
+    /// Events its sinks wrote.
+    pub events_out: u64,
+    /// Errors of its components.
+    pub errors: u64,
+}
+
+/// `POST /api/v1/heartbeat`: how a worker is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Heartbeat {
+    /// Who it is.
+    pub identity: Identity,
+    /// The revision of the desired state it has applied.
+    pub applied_revision: u64,
+    /// Each dataflow it runs.
+    pub dataflows: Vec<DataflowReport>,
+    /// Its process's CPU time, in seconds.
+    pub cpu_seconds: f64,
+    /// Its process's resident memory, in bytes.
+    pub resident_bytes: u64,
+    /// The host's load average over one minute.
+    pub load1: f64,
+}
+
+/// The manager's answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatReply {
+    /// The groups whose dataflows the worker runs.
+    pub groups: Vec<String>,
+    /// The revision of the worker's desired state.
+    pub revision: u64,
+}
+
+/// One dataflow a worker should run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DesiredDataflow {
+    /// Its group.
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// The revision of its document.
+    pub revision: u64,
+    /// The dataflow document.
+    #[schema(value_type = crate::manager::api::schema::DataflowDocument)]
+    pub document: Value,
+}
+
+/// The answer to `GET /api/v1/sync`: everything a worker should run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DesiredState {
+    /// The revision of this state; a worker asks again with it.
+    pub revision: u64,
+    /// The groups whose dataflows it runs.
+    pub groups: Vec<String>,
+    /// The dataflows of those groups.
+    pub dataflows: Vec<DesiredDataflow>,
+}

@@ -1,0 +1,354 @@
+//! Workers on the manager. For workers themselves: enrollment (with the
+//! enrollment token), heartbeats and the long-polled sync of their desired
+//! state (with their own credential). For admins: the list of workers with
+//! their liveness and status, assigning groups, revoking and deleting.
+
+use std::time::Duration;
+
+use axum::{
+    Extension, Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
+use crate::{
+    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    auth::Caller,
+    cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
+    manager::{
+        store::{Change, StoreError, WorkerRecord},
+        workers::WorkerView,
+    },
+};
+
+/// The routes workers call.
+pub(super) fn worker_router() -> OpenApiRouter<ManagerState> {
+    OpenApiRouter::new()
+        .routes(routes!(enroll))
+        .routes(routes!(heartbeat))
+        .routes(routes!(sync))
+}
+
+/// The routes admins call.
+pub(super) fn admin_router() -> OpenApiRouter<ManagerState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, remove))
+        .routes(routes!(assign))
+        .routes(routes!(revoke))
+}
+
+/// The path of a worker.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct WorkerPath {
+    /// The worker's id.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    id: String,
+}
+
+/// Query of `GET /api/v1/sync`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct SyncQuery {
+    /// The asking worker's id.
+    worker_id: String,
+    /// The revision of the desired state it runs (0: none yet).
+    #[serde(default)]
+    #[param(maximum = 9223372036854775807_u64)]
+    revision: u64,
+}
+
+/// Body of `PUT /api/v1/workers/{id}/groups`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Assignment {
+    /// The groups it runs from now on; null: back to its own configuration's.
+    groups: Option<Vec<String>>,
+}
+
+/// The answer to a deletion.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeletedWorker {
+    /// The worker's id.
+    deleted: String,
+}
+
+/// Checks that the caller presents the own credential of worker `id`.
+fn own_worker(caller: &Caller, id: &str) -> Result<(), ApiError> {
+    match caller.worker_id.as_deref() {
+        Some(own) if own == id => Ok(()),
+        Some(own) => Err(ApiError::Refused(format!(
+            "this is the credential of worker `{own}`, not of `{id}`"
+        ))),
+        None => Err(ApiError::NotEnrolled(
+            "present the worker's own credential; enroll first (POST /api/v1/workers/enroll with the enrollment token)"
+                .to_owned(),
+        )),
+    }
+}
+
+fn enrolled(record: Option<WorkerRecord>, id: &str) -> Result<WorkerRecord, ApiError> {
+    record.ok_or_else(|| {
+        ApiError::NotEnrolled(format!(
+            "worker `{id}` is not enrolled here (deleted, or expired); enroll again"
+        ))
+    })
+}
+
+async fn view_of(state: &ManagerState, id: &str) -> Result<WorkerView, ApiError> {
+    checked_name("worker", id)?;
+    state
+        .workers
+        .views()
+        .await?
+        .into_iter()
+        .find(|view| view.record.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("no worker with id `{id}`")))
+}
+
+/// Enrolls a worker: takes the enrollment token, answers the worker's own
+/// credential.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workers/enroll",
+    operation_id = "enroll_worker",
+    tag = "cluster",
+    request_body = Identity,
+    responses(
+        (status = 201, description = "Enrolled; the credential is shown once", body = Enrolled),
+        (status = 400, description = "Bad identity", body = ErrorBody),
+        (status = 401, description = "Not the enrollment token", body = ErrorBody),
+        (status = 403, description = "The worker was revoked", body = ErrorBody),
+        BodyErrors
+    )
+)]
+async fn enroll(
+    State(state): State<ManagerState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(identity): ApiJson<Identity>,
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
+    if caller.worker_id.is_some() {
+        return Err(ApiError::BadRequest(
+            "enroll with the enrollment token (service.manager.worker_token), not a worker credential"
+                .to_owned(),
+        ));
+    }
+    checked_name("worker", &identity.id)?;
+    for group in &identity.groups {
+        checked_name("group", group)?;
+    }
+    match state.workers.enroll(&identity).await {
+        Ok(enrolled) => Ok((StatusCode::CREATED, Json(enrolled))),
+        Err(StoreError::Conflict(message)) => Err(ApiError::Refused(message)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A worker's heartbeat: how it is doing. The answer says what it should run.
+#[utoipa::path(
+    post,
+    path = "/api/v1/heartbeat",
+    operation_id = "heartbeat",
+    tag = "cluster",
+    request_body = Heartbeat,
+    responses(
+        (status = 200, description = "Recorded", body = HeartbeatReply),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Not a worker credential, or the worker is not enrolled", body = ErrorBody),
+        (status = 403, description = "Another worker's credential", body = ErrorBody),
+        BodyErrors
+    )
+)]
+async fn heartbeat(
+    State(state): State<ManagerState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(beat): ApiJson<Heartbeat>,
+) -> Result<Json<HeartbeatReply>, ApiError> {
+    let id = beat.identity.id.clone();
+    own_worker(&caller, &id)?;
+    let record = enrolled(state.workers.heartbeat(beat).await?, &id)?;
+    Ok(Json(HeartbeatReply {
+        revision: state.workers.desired_revision(&record).await?,
+        groups: record.groups().to_vec(),
+    }))
+}
+
+/// Long poll for a worker's desired state: answers at once when it differs
+/// from `revision`, else as soon as it changes, else after 30 s with 304.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync",
+    operation_id = "sync",
+    tag = "cluster",
+    params(SyncQuery),
+    responses(
+        (status = 200, description = "The worker's desired state", body = DesiredState),
+        (status = 304, description = "No change within the wait"),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "Not a worker credential, or the worker is not enrolled", body = ErrorBody),
+        (status = 403, description = "Another worker's credential", body = ErrorBody)
+    )
+)]
+async fn sync(
+    State(state): State<ManagerState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<SyncQuery>,
+) -> Result<Response, ApiError> {
+    own_worker(&caller, &query.worker_id)?;
+    // The store announces new revisions; the registry, new worker records
+    // (an assignment is in both, the registry's copy a moment later).
+    let mut changes = state.store.subscribe();
+    let mut records = state.workers.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(SYNC_WAIT_SECS);
+    loop {
+        changes.borrow_and_update();
+        records.borrow_and_update();
+        let record = enrolled(state.workers.record(&query.worker_id), &query.worker_id)?;
+        if state.workers.desired_revision(&record).await? != query.revision {
+            let desired = state.workers.desired_state(&record).await?;
+            return Ok(Json(desired).into_response());
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() {
+                return Ok(StatusCode::NOT_MODIFIED.into_response());
+            },
+            changed = records.changed() => if changed.is_err() {
+                return Ok(StatusCode::NOT_MODIFIED.into_response());
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                return Ok(StatusCode::NOT_MODIFIED.into_response());
+            }
+        }
+    }
+}
+
+/// Every worker: liveness, groups, revisions and what it reported.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workers",
+    operation_id = "list_workers",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The workers, by id", body = Vec<WorkerView>),
+        AdminErrors
+    )
+)]
+async fn list(State(state): State<ManagerState>) -> Result<Json<Vec<WorkerView>>, ApiError> {
+    Ok(Json(state.workers.views().await?))
+}
+
+/// One worker.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workers/{id}",
+    operation_id = "get_worker",
+    tag = "cluster",
+    params(WorkerPath),
+    responses(
+        (status = 200, description = "The worker", body = WorkerView),
+        (status = 400, description = "Bad id", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such worker", body = ErrorBody)
+    )
+)]
+async fn show(
+    State(state): State<ManagerState>,
+    ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
+) -> Result<Json<WorkerView>, ApiError> {
+    Ok(Json(view_of(&state, &id).await?))
+}
+
+/// Assigns a worker's groups on the manager; they win over its own
+/// configuration's, across restarts of both.
+#[utoipa::path(
+    put,
+    path = "/api/v1/workers/{id}/groups",
+    operation_id = "assign_worker_groups",
+    tag = "cluster",
+    params(WorkerPath),
+    request_body = Assignment,
+    responses(
+        (status = 200, description = "Assigned", body = WorkerView),
+        (status = 400, description = "Bad id or group names", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such worker", body = ErrorBody),
+        BodyErrors
+    )
+)]
+async fn assign(
+    State(state): State<ManagerState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
+    ApiJson(assignment): ApiJson<Assignment>,
+) -> Result<Json<WorkerView>, ApiError> {
+    checked_name("worker", &id)?;
+    if let Some(groups) = &assignment.groups {
+        if groups.is_empty() {
+            return Err(ApiError::BadRequest(
+                "a worker needs at least one group; send null to go back to its own".to_owned(),
+            ));
+        }
+        for group in groups {
+            checked_name("group", group)?;
+        }
+    }
+    state
+        .workers
+        .assign(&id, assignment.groups, &Change::by(&caller.name))
+        .await?;
+    Ok(Json(view_of(&state, &id).await?))
+}
+
+/// Revokes a worker's credential: it is refused from now on, and may not
+/// enroll again until deleted. Other workers are not touched.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workers/{id}/revoke",
+    operation_id = "revoke_worker",
+    tag = "cluster",
+    params(WorkerPath),
+    responses(
+        (status = 200, description = "Revoked", body = WorkerView),
+        (status = 400, description = "Bad id", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such worker", body = ErrorBody)
+    )
+)]
+async fn revoke(
+    State(state): State<ManagerState>,
+    ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
+) -> Result<Json<WorkerView>, ApiError> {
+    checked_name("worker", &id)?;
+    state.workers.revoke(&id).await?;
+    Ok(Json(view_of(&state, &id).await?))
+}
+
+/// Forgets a worker; with the enrollment token it may enroll again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workers/{id}",
+    operation_id = "delete_worker",
+    tag = "cluster",
+    params(WorkerPath),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedWorker),
+        (status = 400, description = "Bad id", body = ErrorBody),
+        AdminErrors,
+        (status = 404, description = "No such worker", body = ErrorBody)
+    )
+)]
+async fn remove(
+    State(state): State<ManagerState>,
+    ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
+) -> Result<Json<DeletedWorker>, ApiError> {
+    checked_name("worker", &id)?;
+    state.workers.delete(&id).await?;
+    Ok(Json(DeletedWorker { deleted: id }))
+}

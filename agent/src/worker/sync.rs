@@ -1,0 +1,445 @@
+//! A worker's link to its managers: its identity (a stable id in
+//! `data_dir/worker.id`), enrollment with the enrollment token for a
+//! credential of its own (`data_dir/secrets/worker.credential`, 0600),
+//! heartbeats, and the long-polled sync of its desired state, applied one
+//! dataflow at a time. The last desired state is kept on disk
+//! (`data_dir/desired.json`) and run at start, so a worker keeps working
+//! while no manager answers; it fails over between managers and retries
+//! with backoff.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use reqwest::{Method, StatusCode};
+use serde::{Serialize, de::DeserializeOwned};
+use sysinfo::System;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::{LocalWorker, desired_set};
+use crate::{
+    api::{CLUSTER_HEADER, VERSION},
+    auth::read_token,
+    cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
+    config::Config,
+    durable,
+    metrics::ProcessUsage,
+    runtime::host_name,
+};
+
+/// The longest wait between attempts to reach a manager.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What a worker needs to follow its managers.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    managers: Vec<String>,
+    enrollment_token: String,
+    cluster_name: String,
+    groups: Vec<String>,
+    address: SocketAddr,
+    data_dir: PathBuf,
+    heartbeat_interval: Duration,
+}
+
+impl SyncSettings {
+    /// The settings of a worker configured by `config`, serving its local
+    /// API on `address`.
+    pub fn new(config: &Config, address: SocketAddr) -> Self {
+        let service = &config.service;
+        Self {
+            managers: service
+                .worker
+                .manager_address
+                .iter()
+                .map(|url| url.trim_end_matches('/').to_owned())
+                .collect(),
+            enrollment_token: service.worker.token.clone(),
+            cluster_name: service.cluster_name.clone(),
+            groups: service.worker.groups.clone(),
+            address,
+            data_dir: service.data_dir.clone(),
+            heartbeat_interval: Duration::from_secs(service.worker.heartbeat_interval_secs),
+        }
+    }
+
+    fn credential_path(&self) -> PathBuf {
+        self.data_dir.join("secrets").join("worker.credential")
+    }
+
+    fn desired_path(&self) -> PathBuf {
+        self.data_dir.join("desired.json")
+    }
+}
+
+/// Why a request to a manager did not get the answer it wanted.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    /// No manager answered.
+    #[error("no manager answers ({0})")]
+    Unreachable(String),
+    /// A manager answered with an error.
+    #[error("{url} answered {status}: {message}")]
+    Refused {
+        url: String,
+        status: StatusCode,
+        message: String,
+    },
+    /// A local file could not be used.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// The managers, the one in use, and this worker's credential.
+#[derive(Debug)]
+struct Link {
+    settings: SyncSettings,
+    identity: Identity,
+    client: reqwest::Client,
+    current: AtomicUsize,
+    credential: Mutex<Option<String>>,
+}
+
+impl Link {
+    /// Sends a request to the manager in use, failing over to the next one
+    /// when it cannot be reached. `None` answers 304.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Result<Option<T>, LinkError> {
+        let count = self.settings.managers.len().max(1);
+        let mut last_error = String::from("no manager_address is configured");
+        for _ in 0..count {
+            let index = self.current.load(Ordering::Relaxed) % count;
+            let Some(base) = self.settings.managers.get(index) else {
+                break;
+            };
+            let url = format!("{base}{path}");
+            let mut request = self
+                .client
+                .request(method.clone(), &url)
+                .bearer_auth(token)
+                .header(CLUSTER_HEADER, &self.settings.cluster_name)
+                .timeout(timeout);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) => {
+                    last_error = format!("{url}: {err}");
+                    self.current.store(index + 1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                let text = response.text().await.unwrap_or_default();
+                let message = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or(text);
+                return Err(LinkError::Refused {
+                    url,
+                    status,
+                    message,
+                });
+            }
+            return response.json().await.map(Some).map_err(|err| {
+                LinkError::Unreachable(format!("{url} sent an unexpected answer: {err}"))
+            });
+        }
+        Err(LinkError::Unreachable(last_error))
+    }
+
+    /// This worker's credential: the stored one, or a new one from enrolling.
+    async fn credential(&self) -> Result<String, LinkError> {
+        let mut credential = self.credential.lock().await;
+        if let Some(known) = credential.as_ref() {
+            return Ok(known.clone());
+        }
+        let path = self.settings.credential_path();
+        if let Some(stored) = read_token("worker credential", &path)
+            .map_err(|err| LinkError::Local(err.to_string()))?
+        {
+            return Ok(credential.insert(stored).clone());
+        }
+        let enrolled: Enrolled = self
+            .send(
+                Method::POST,
+                "/api/v1/workers/enroll",
+                &self.settings.enrollment_token,
+                Some(&self.identity),
+                Duration::from_secs(10),
+            )
+            .await?
+            .ok_or_else(|| LinkError::Unreachable("an empty answer to enrollment".to_owned()))?;
+        store_credential(&path, &enrolled.credential).map_err(|err| {
+            LinkError::Local(format!(
+                "cannot keep the credential in {}: {err}",
+                path.display()
+            ))
+        })?;
+        info!(worker_id = %enrolled.id, "Enrolled with the manager; the credential is kept in the data directory.");
+        Ok(credential.insert(enrolled.credential).clone())
+    }
+
+    /// Forgets a credential the manager no longer knows, so that the next
+    /// request enrolls again.
+    async fn forget_credential(&self) {
+        *self.credential.lock().await = None;
+        let path = self.settings.credential_path();
+        if let Err(err) = std::fs::remove_file(&path)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            warn!(path = %path.display(), error = %err, "Cannot remove the worker credential.");
+        }
+    }
+
+    /// A request with this worker's credential; on 401 the credential is
+    /// forgotten, to enroll again on the next attempt.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Result<Option<T>, LinkError> {
+        let credential = self.credential().await?;
+        let answer = self.send(method, path, &credential, body, timeout).await;
+        if let Err(LinkError::Refused {
+            status: StatusCode::UNAUTHORIZED,
+            ..
+        }) = &answer
+        {
+            self.forget_credential().await;
+        }
+        answer
+    }
+}
+
+fn store_credential(path: &Path, credential: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    durable::write_atomic(path, format!("{credential}\n").as_bytes(), 0o600)
+}
+
+/// This worker's stable id: the one in `data_dir/worker.id`, created once.
+fn worker_id(data_dir: &Path) -> io::Result<String> {
+    let path = data_dir.join("worker.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    let id = format!("w-{}", hex::encode(bytes));
+    durable::write_atomic(&path, format!("{id}\n").as_bytes(), 0o644)?;
+    Ok(id)
+}
+
+/// Runs the desired state kept on disk, if any.
+async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) {
+    let path = settings.desired_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return,
+        Err(err) => {
+            warn!(path = %path.display(), error = %err, "Cannot read the kept desired state.");
+            return;
+        }
+    };
+    match serde_json::from_str::<DesiredState>(&text) {
+        Ok(desired) => {
+            info!(
+                revision = desired.revision,
+                "Running the desired state kept from the last sync."
+            );
+            apply(worker, &desired).await;
+        }
+        Err(err) => {
+            warn!(path = %path.display(), error = %err, "The kept desired state is not readable; waiting for the manager.")
+        }
+    }
+}
+
+async fn apply(worker: &LocalWorker, desired: &DesiredState) {
+    let set = desired_set(desired.dataflows.iter().map(|dataflow| {
+        (
+            dataflow.group.as_str(),
+            dataflow.name.as_str(),
+            dataflow.revision,
+            &dataflow.document,
+        )
+    }));
+    worker.reconcile(set).await;
+    worker.mark_applied(desired.revision);
+}
+
+/// Follows the managers until `stop` is cancelled: runs the kept desired
+/// state, then heartbeats and syncs.
+pub async fn follow_manager(
+    worker: Arc<LocalWorker>,
+    settings: SyncSettings,
+    stop: CancellationToken,
+) {
+    let id = match worker_id(&settings.data_dir) {
+        Ok(id) => id,
+        Err(err) => {
+            error!(error = %err, "Cannot keep this worker's id in the data directory; not following the manager.");
+            return;
+        }
+    };
+    run_cached(&worker, &settings).await;
+    let identity = Identity {
+        id,
+        hostname: host_name(),
+        version: VERSION.to_owned(),
+        groups: settings.groups.clone(),
+        address: settings.address.to_string(),
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("the HTTP client builds");
+    let link = Arc::new(Link {
+        settings,
+        identity,
+        client,
+        current: AtomicUsize::new(0),
+        credential: Mutex::new(None),
+    });
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = heartbeats(&worker, &link) => {}
+        () = syncs(&worker, &link) => {}
+    }
+}
+
+/// Logs a failed exchange once per kind of failure, not on every retry.
+fn report(what: &str, err: &LinkError, last: &mut Option<String>) {
+    let message = err.to_string();
+    if last.as_deref() != Some(message.as_str()) {
+        match err {
+            LinkError::Refused { status, .. } if *status == StatusCode::CONFLICT => {
+                error!(error = %message, "The manager refused this worker; check service.cluster_name.");
+            }
+            LinkError::Refused { status, .. }
+                if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN =>
+            {
+                error!(error = %message, "The manager refused this worker's token; check service.worker.token, or whether this worker was revoked.");
+            }
+            _ => warn!(error = %message, "{what} failed; retrying."),
+        }
+        *last = Some(message);
+    }
+}
+
+async fn heartbeats(worker: &LocalWorker, link: &Link) {
+    let mut system = System::new();
+    let mut last_failure = None;
+    let mut ticks = tokio::time::interval(link.settings.heartbeat_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        system.refresh_cpu_usage();
+        let usage = ProcessUsage::now();
+        let beat = Heartbeat {
+            identity: link.identity.clone(),
+            applied_revision: worker.applied_revision(),
+            dataflows: worker.reports().await,
+            cpu_seconds: usage.cpu_seconds,
+            resident_bytes: usage.resident_bytes,
+            load1: System::load_average().one,
+        };
+        let sent = link
+            .call::<HeartbeatReply>(
+                Method::POST,
+                "/api/v1/heartbeat",
+                Some(&beat),
+                Duration::from_secs(10),
+            )
+            .await;
+        match sent {
+            Ok(_) => {
+                if last_failure.take().is_some() {
+                    info!("The manager answers heartbeats again.");
+                }
+            }
+            Err(err) => report("A heartbeat", &err, &mut last_failure),
+        }
+    }
+}
+
+async fn syncs(worker: &LocalWorker, link: &Link) {
+    let mut backoff = Duration::from_secs(1);
+    let mut last_failure = None;
+    loop {
+        let running = worker.applied_revision();
+        let path = format!(
+            "/api/v1/sync?worker_id={}&revision={running}",
+            link.identity.id
+        );
+        let answer = link
+            .call::<DesiredState>(
+                Method::GET,
+                &path,
+                None::<&()>,
+                Duration::from_secs(SYNC_WAIT_SECS + 10),
+            )
+            .await;
+        match answer {
+            Ok(None) => {}
+            Ok(Some(desired)) if desired.revision < running => {
+                warn!(
+                    offered = desired.revision,
+                    running,
+                    "The manager offers an older revision than the one running; keeping it."
+                );
+                tokio::time::sleep(MAX_BACKOFF).await;
+            }
+            Ok(Some(desired)) => {
+                let path = link.settings.desired_path();
+                let text = serde_json::to_vec(&desired).expect("a desired state serializes");
+                if let Err(err) = durable::write_atomic(&path, &text, 0o600) {
+                    warn!(path = %path.display(), error = %err, "Cannot keep the desired state on disk; it is run all the same.");
+                }
+                info!(
+                    revision = desired.revision,
+                    dataflows = desired.dataflows.len(),
+                    "Applying the desired state from the manager."
+                );
+                apply(worker, &desired).await;
+            }
+            Err(err) => {
+                report("Syncing with the manager", &err, &mut last_failure);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        }
+        if last_failure.take().is_some() {
+            info!("Synced with the manager again.");
+        }
+        backoff = Duration::from_secs(1);
+    }
+}

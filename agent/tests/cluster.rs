@@ -1,0 +1,361 @@
+//! The cluster on loopback, as the tutorial sets it up: one manager, worker1
+//! in group `default` and worker2 in `another_group`, each a separate
+//! process with its own `HOSTNAME` and data directory, configured only by
+//! `service.worker.manager_address`, `service.worker.groups` and the token.
+
+mod support;
+
+use std::{path::Path, time::Duration};
+
+use serde_json::{Value, json};
+use support::{Api, Node, eventually, home, start, wait_for_output};
+
+const ADMIN: &str = "admin-secret-for-tests";
+const ENROLL: &str = "enrollment-secret-for-tests";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn manager(dir: &Path, address: &str) -> Node {
+    std::fs::create_dir_all(dir).unwrap();
+    start(
+        dir,
+        &[
+            ("DATASCALE_SERVICE_MODE", "manager"),
+            ("DATASCALE_SERVICE_ADDRESS", address),
+            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
+            ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", ENROLL),
+            ("DATASCALE_SERVICE_MANAGER_PHI_MIN_STD_DEV_MS", "100"),
+            ("DATASCALE_SERVICE_MANAGER_WORKER_OFFLINE_SECS", "4"),
+        ],
+    )
+}
+
+fn worker(dir: &Path, hostname: &str, manager: &Node, groups: &str, token: &str) -> Node {
+    worker_of_cluster(
+        dir,
+        hostname,
+        &manager.api_url(""),
+        groups,
+        token,
+        "datascale",
+    )
+}
+
+fn worker_of_cluster(
+    dir: &Path,
+    hostname: &str,
+    manager_url: &str,
+    groups: &str,
+    token: &str,
+    cluster: &str,
+) -> Node {
+    std::fs::create_dir_all(dir).unwrap();
+    start(
+        dir,
+        &[
+            ("HOSTNAME", hostname),
+            ("DATASCALE_SERVICE_MODE", "worker"),
+            ("DATASCALE_SERVICE_CLUSTER_NAME", cluster),
+            ("DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS", manager_url),
+            ("DATASCALE_SERVICE_WORKER_GROUPS", groups),
+            ("DATASCALE_SERVICE_WORKER_TOKEN", token),
+            ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
+        ],
+    )
+}
+
+/// A dataflow that writes demo events into `<dir>/<prefix>-<host>.json`.
+fn demo_to_file(name: &str, dir: &Path, prefix: &str) -> Value {
+    json!({
+        "name": name,
+        "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.05}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
+                   "conf": {"path": format!("{}/{prefix}-{{{{ host }}}}.json", dir.display())}}]
+    })
+}
+
+fn lines(path: &Path) -> usize {
+    support::json_lines(path).len()
+}
+
+async fn grows(path: &Path, what: &str) {
+    let before = lines(path);
+    eventually(WAIT, what, || async {
+        (lines(path) > before).then_some(())
+    })
+    .await;
+}
+
+/// The worker of `hostname` as `GET /api/v1/workers` shows it, once listed.
+async fn listed(api: &Api, hostname: &str) -> Value {
+    eventually(WAIT, &format!("{hostname} in the worker list"), || async {
+        let workers = api.get("/api/v1/workers").await.body;
+        workers
+            .as_array()?
+            .iter()
+            .find(|w| w["hostname"] == hostname)
+            .cloned()
+    })
+    .await
+}
+
+async fn state_of(api: &Api, hostname: &str) -> String {
+    listed(api, hostname).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_worker_runs_its_groups_dataflows_and_follows_changes() {
+    let dir = home();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let manager = manager(&dir.path().join("manager"), "127.0.0.1:0");
+    let api = Api::with_token(&manager, ADMIN);
+    let created = api
+        .post("/api/v1/groups", &json!({"name": "another_group"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let put = api
+        .put(
+            "/api/v1/groups/default/dataflows/default_dataflow",
+            &demo_to_file("default_dataflow", &out, "default"),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    let put = api
+        .put(
+            "/api/v1/groups/another_group/dataflows/another_dataflow",
+            &demo_to_file("another_dataflow", &out, "another"),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+
+    let worker1 = worker(
+        &dir.path().join("w1"),
+        "worker1",
+        &manager,
+        "default",
+        ENROLL,
+    );
+    let worker2 = worker(
+        &dir.path().join("w2"),
+        "worker2",
+        &manager,
+        "another_group",
+        ENROLL,
+    );
+    grows(&out.join("default-worker1.json"), "worker1's events").await;
+    grows(&out.join("another-worker2.json"), "worker2's events").await;
+    assert!(!out.join("default-worker2.json").exists());
+    assert!(!out.join("another-worker1.json").exists());
+    // Each worker enrolled once and keeps its own credential.
+    for home in ["w1", "w2"] {
+        let credential = dir.path().join(home).join("data/secrets/worker.credential");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&credential).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let shown = listed(&api, "worker2").await;
+    assert_eq!(shown["groups"], json!(["another_group"]));
+    eventually(WAIT, "both workers online and in step", || async {
+        let workers = api.get("/api/v1/workers").await.body;
+        let workers = workers.as_array()?;
+        (workers.len() == 2
+            && workers.iter().all(|w| {
+                w["state"] == "online"
+                    && w["status"]["applied_revision"] == w["desired_revision"]
+                    && w["status"]["dataflows"][0]["state"] == "running"
+            }))
+        .then_some(())
+    })
+    .await;
+    let overview = api.get("/api/v1/overview").await.body;
+    assert_eq!(overview["workers"]["online"], 2, "{overview}");
+
+    // Moving worker2 to `default` on the manager switches what it runs.
+    let id = shown["id"].as_str().unwrap();
+    let assigned = api
+        .put(
+            &format!("/api/v1/workers/{id}/groups"),
+            &json!({"groups": ["default"]}),
+        )
+        .await;
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    grows(
+        &out.join("default-worker2.json"),
+        "worker2's default events",
+    )
+    .await;
+    let worker2_local = Api::with_token(&worker2, ENROLL);
+    eventually(WAIT, "worker2 to stop another_dataflow", || async {
+        let status = worker2_local.get("/api/v1/status").await.body;
+        let names: Vec<_> = status["worker"]["dataflows"]
+            .as_array()?
+            .iter()
+            .map(|d| d["name"].clone())
+            .collect();
+        (names == [json!("default_dataflow")]).then_some(())
+    })
+    .await;
+
+    // Deleting a dataflow stops it on every worker.
+    let deleted = api
+        .delete("/api/v1/groups/default/dataflows/default_dataflow")
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let worker1_local = Api::with_token(&worker1, ENROLL);
+    for local in [&worker1_local, &worker2_local] {
+        eventually(WAIT, "the dataflow to stop", || async {
+            let status = local.get("/api/v1/status").await.body;
+            status["worker"]["dataflows"]
+                .as_array()?
+                .is_empty()
+                .then_some(())
+        })
+        .await;
+    }
+
+    // A stopped worker turns suspect, then offline.
+    worker1.terminate(Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let state = state_of(&api, "worker1").await;
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        if state == "offline" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "states seen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.contains(&"suspect".to_owned()), "{seen:?}");
+    worker2.terminate(Duration::from_secs(10));
+    manager.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_keep_running_while_the_manager_is_down() {
+    let dir = home();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let address = support::free_address().to_string();
+    let manager_home = dir.path().join("manager");
+    let first = manager(&manager_home, &address);
+    let api = Api::with_token(&first, ADMIN);
+    api.put(
+        "/api/v1/groups/default/dataflows/collect",
+        &demo_to_file("collect", &out, "collect"),
+    )
+    .await;
+    let url = first.api_url("");
+    let worker_home = dir.path().join("w1");
+    let worker1 = worker(&worker_home, "worker1", &first, "default", ENROLL);
+    let output = out.join("collect-worker1.json");
+    grows(&output, "events").await;
+
+    // The manager is killed: the worker goes on collecting.
+    drop(first);
+    grows(&output, "events while the manager is down").await;
+    // A worker restarted meanwhile runs the dataflows it kept.
+    worker1.terminate(Duration::from_secs(10));
+    let worker1 = worker_of_cluster(
+        &worker_home,
+        "worker1",
+        &url,
+        "default",
+        ENROLL,
+        "datascale",
+    );
+    grows(&output, "events of the restarted worker").await;
+
+    // The manager is back: the worker resyncs and takes the next change.
+    let second = manager(&manager_home, &address);
+    let api = Api::with_token(&second, ADMIN);
+    let changed = api
+        .put(
+            "/api/v1/groups/default/dataflows/collect",
+            &demo_to_file("collect", &out, "changed"),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    grows(&out.join("changed-worker1.json"), "events after the change").await;
+    worker1.terminate(Duration::from_secs(10));
+    second.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_another_cluster_and_a_revoked_worker_are_refused() {
+    let dir = home();
+    let manager = manager(&dir.path().join("manager"), "127.0.0.1:0");
+    let api = Api::with_token(&manager, ADMIN);
+
+    let intruder = worker(
+        &dir.path().join("bad"),
+        "intruder",
+        &manager,
+        "default",
+        "wrong",
+    );
+    wait_for_output(&intruder, WAIT, &["refused this worker's token"]);
+    let stranger = worker_of_cluster(
+        &dir.path().join("other"),
+        "stranger",
+        &manager.api_url(""),
+        "default",
+        ENROLL,
+        "elsewhere",
+    );
+    let line = wait_for_output(&stranger, WAIT, &["service.cluster_name"]);
+    assert!(
+        line.contains("elsewhere") && line.contains("datascale"),
+        "{line}"
+    );
+
+    let worker1 = worker(
+        &dir.path().join("w1"),
+        "worker1",
+        &manager,
+        "default",
+        ENROLL,
+    );
+    let worker2 = worker(
+        &dir.path().join("w2"),
+        "worker2",
+        &manager,
+        "default",
+        ENROLL,
+    );
+    let id = listed(&api, "worker1").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    listed(&api, "worker2").await;
+    let revoked = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/workers/{id}/revoke"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    wait_for_output(&worker1, WAIT, &["revoked"]);
+    // The other worker is not touched.
+    let before = listed(&api, "worker2").await["last_heartbeat"].clone();
+    eventually(WAIT, "another heartbeat of worker2", || async {
+        (listed(&api, "worker2").await["last_heartbeat"] != before).then_some(())
+    })
+    .await;
+    let workers = api.get("/api/v1/workers").await.body;
+    assert_eq!(workers.as_array().unwrap().len(), 2, "{workers}");
+    drop((intruder, stranger, worker1, worker2));
+    manager.terminate(Duration::from_secs(10));
+}
