@@ -359,3 +359,64 @@ async fn a_wrong_token_another_cluster_and_a_revoked_worker_are_refused() {
     drop((intruder, stranger, worker1, worker2));
     manager.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_enrollment_token_leaves_enrolled_workers_alone() {
+    let dir = home();
+    let manager_home = dir.path().join("manager");
+    std::fs::create_dir_all(&manager_home).unwrap();
+    // The enrollment token is generated (not configured), so it may rotate.
+    let manager = start(
+        &manager_home,
+        &[
+            ("DATASCALE_SERVICE_MODE", "manager"),
+            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
+        ],
+    );
+    let api = Api::with_token(&manager, ADMIN);
+    let first = std::fs::read_to_string(support::token_file(&manager_home, "worker")).unwrap();
+    let worker1 = worker(
+        &dir.path().join("w1"),
+        "worker1",
+        &manager,
+        "default",
+        first.trim(),
+    );
+    listed(&api, "worker1").await;
+    let rotated = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/workers/enrollment_token/rotate",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let second = rotated.body["token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first.trim());
+    // The enrolled worker goes on heartbeating with its own credential.
+    let before = listed(&api, "worker1").await["last_heartbeat"].clone();
+    eventually(WAIT, "another heartbeat of worker1", || async {
+        (listed(&api, "worker1").await["last_heartbeat"] != before).then_some(())
+    })
+    .await;
+    // A new worker enrolls with the new token; the old one is refused.
+    let worker2 = worker(
+        &dir.path().join("w2"),
+        "worker2",
+        &manager,
+        "default",
+        &second,
+    );
+    listed(&api, "worker2").await;
+    let late = worker(
+        &dir.path().join("w3"),
+        "worker3",
+        &manager,
+        "default",
+        first.trim(),
+    );
+    wait_for_output(&late, WAIT, &["refused this worker's token"]);
+    drop((worker1, worker2, late));
+    manager.terminate(Duration::from_secs(10));
+}

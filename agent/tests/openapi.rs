@@ -94,6 +94,7 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/workers/enroll",
         "/api/v1/heartbeat",
         "/api/v1/sync",
+        "/api/v1/workers/enrollment_token/rotate",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} is not documented");

@@ -103,9 +103,9 @@ async fn a_put_dataflow_delivers_every_line_once_and_shows_in_metrics() {
     assert_exactly_once(&out, 100_000);
 
     let metrics = metrics(&api).await;
-    let series = "datascale_component_sent_events_total{dataflow=\"tail\",component=\"out\",component_type=\"file\"} 100000";
+    let series = "datascale_component_sent_events_total{dataflow=\"tail\",component=\"out\",component_type=\"file\",group=\"default\"} 100000";
     assert!(metrics.contains(series), "{metrics}");
-    assert!(metrics.contains("component=\"parse\",component_type=\"remap\""));
+    assert!(metrics.contains("component=\"parse\",component_type=\"remap\",group=\"default\""));
     assert!(metrics.contains("process_resident_memory_bytes"));
 
     let support::Answer { status, body, .. } = api
@@ -295,7 +295,8 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.fifo");
     create(&api, &document).await;
 
-    let sink_labels = "dataflow=\"tail\",component=\"out\",component_type=\"file\"";
+    let sink_labels =
+        "dataflow=\"tail\",component=\"out\",component_type=\"file\",group=\"default\"";
     let mut metrics = String::new();
     let mut full = false;
     for _ in 0..3_000 {
@@ -316,7 +317,7 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
     let read = series(
         &metrics,
         "datascale_component_received_bytes_total",
-        "dataflow=\"tail\",component=\"logs\",component_type=\"file\"",
+        "dataflow=\"tail\",component=\"logs\",component_type=\"file\",group=\"default\"",
     )
     .unwrap();
     assert!(
@@ -412,7 +413,7 @@ async fn a_failing_sink_is_reported_and_restarted_while_its_source_goes_on() {
     let restarts = series(
         &metrics,
         "datascale_component_restarts_total",
-        "dataflow=\"flaky\",component=\"out\",component_type=\"file\"",
+        "dataflow=\"flaky\",component=\"out\",component_type=\"file\",group=\"default\"",
     );
     assert!(restarts.is_some_and(|count| count >= 1.0), "{metrics}");
     node.terminate(Duration::from_secs(10));
@@ -430,7 +431,9 @@ async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "blocked/out.json");
     create(&api, &document).await;
     let labels = |component: &str, kind: &str| {
-        format!("dataflow=\"tail\",component=\"{component}\",component_type=\"{kind}\"")
+        format!(
+            "dataflow=\"tail\",component=\"{component}\",component_type=\"{kind}\",group=\"default\""
+        )
     };
     let mut failed_and_sent = false;
     for _ in 0..1_500 {
@@ -452,7 +455,9 @@ async fn lines_a_sink_failed_to_write_are_read_again_and_arrive_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(failed_and_sent, "the sink never failed and restarted");
-    let checkpoints = dir.path().join("data/state/tail/logs.checkpoints.json");
+    let checkpoints = dir
+        .path()
+        .join("data/state/default/tail/logs.checkpoints.json");
     assert!(
         !checkpoints.exists(),
         "the checkpoint moved over lines nobody wrote"
@@ -489,9 +494,56 @@ async fn oversize_lines_are_counted() {
     let skipped = series(
         &metrics,
         "datascale_component_discarded_events_total",
-        "dataflow=\"tail\",component=\"logs\",component_type=\"file\"",
+        "dataflow=\"tail\",component=\"logs\",component_type=\"file\",group=\"default\"",
     );
     assert_eq!(skipped, Some(1.0), "{metrics}");
     assert_eq!(counts(&out).keys().copied().collect::<Vec<_>>(), [0, 2]);
+    node.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_name_in_two_groups_is_two_dataflows() {
+    let dir = home();
+    let node = start(
+        dir.path(),
+        &[("DATASCALE_SERVICE_WORKER_GROUPS", "default,edge")],
+    );
+    let api = Api::admin(&node, dir.path());
+    let created = api.post("/api/v1/groups", &json!({"name": "edge"})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    for group in ["default", "edge"] {
+        let out = dir.path().join(format!("{group}.json"));
+        let document = json!({
+            "name": "collect",
+            "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.01}}],
+            "sinks": [{"name": "out", "type": "file", "inputs": ["gen"],
+                       "conf": {"path": out.display().to_string()}}]
+        });
+        let answer = api
+            .put(
+                &format!("/api/v1/groups/{group}/dataflows/collect"),
+                &document,
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        assert_eq!(answer.body["status"]["group"], group, "{}", answer.body);
+        assert_eq!(answer.body["status"]["state"], "running", "{}", answer.body);
+    }
+    for group in ["default", "edge"] {
+        let out = dir.path().join(format!("{group}.json"));
+        support::wait_until(Duration::from_secs(20), "events of both", || {
+            !support::json_lines(&out).is_empty()
+        });
+    }
+    let metrics = metrics(&api).await;
+    for group in ["default", "edge"] {
+        let labels = format!(
+            "dataflow=\"collect\",component=\"out\",component_type=\"file\",group=\"{group}\""
+        );
+        assert!(
+            series(&metrics, "datascale_component_sent_events_total", &labels).is_some(),
+            "{metrics}"
+        );
+    }
     node.terminate(Duration::from_secs(10));
 }

@@ -5,7 +5,7 @@ use std::{
     fs, io,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, PoisonError, RwLock},
 };
 
 use subtle::ConstantTimeEq;
@@ -45,11 +45,15 @@ pub trait WorkerCredentials: Send + Sync + std::fmt::Debug {
 }
 
 /// The tokens this node accepts.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Tokens {
     /// Named admin tokens: name, secret.
     admins: Vec<(String, String)>,
-    worker: Option<String>,
+    /// The worker (enrollment) token; it may be rotated while running.
+    worker: RwLock<Option<String>>,
+    /// Where a generated enrollment token is kept; none when it is
+    /// configured (and so rotated by changing the configuration).
+    generated_worker_path: Option<PathBuf>,
     workers: Option<Arc<dyn WorkerCredentials>>,
 }
 
@@ -116,10 +120,16 @@ impl Tokens {
         admins.extend(service.manager.admin_tokens.iter().filter_map(|entry| {
             split_named_token(entry).map(|(name, secret)| (name.to_owned(), secret.to_owned()))
         }));
+        let generated_worker_path = service
+            .manager
+            .worker_token
+            .is_empty()
+            .then(|| token_path(&service.data_dir, "worker"));
         Ok((
             Self {
                 admins,
-                worker: Some(worker),
+                worker: RwLock::new(Some(worker)),
+                generated_worker_path,
                 workers: None,
             },
             generated,
@@ -130,9 +140,26 @@ impl Tokens {
     pub fn for_worker(service: &ServiceConfig) -> Self {
         Self {
             admins: Vec::new(),
-            worker: Some(service.worker.token.clone()),
+            worker: RwLock::new(Some(service.worker.token.clone())),
+            generated_worker_path: None,
             workers: None,
         }
+    }
+
+    /// Replaces the generated enrollment token with a new one, kept in
+    /// `data_dir`, and returns it. Enrolled workers keep their own
+    /// credentials and are not touched. `None` when the token is configured
+    /// (`service.manager.worker_token`), so that only the configuration
+    /// changes it.
+    pub fn rotate_enrollment_token(&self) -> Result<Option<String>, AuthError> {
+        let Some(path) = &self.generated_worker_path else {
+            return Ok(None);
+        };
+        let token = new_token("dsw_");
+        store_token("worker", path, &token)?;
+        *self.worker.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        info!(path = %path.display(), "Rotated the enrollment token.");
+        Ok(Some(token))
     }
 
     /// These tokens, and the credentials of enrolled workers.
@@ -159,7 +186,8 @@ impl Tokens {
                 });
             }
         }
-        if self.worker.as_deref().is_some_and(matches) && caller.is_none() {
+        let worker = self.worker.read().unwrap_or_else(PoisonError::into_inner);
+        if worker.as_deref().is_some_and(matches) && caller.is_none() {
             caller = Some(Caller {
                 role: Role::Worker,
                 name: "worker".to_owned(),
@@ -241,8 +269,14 @@ mod tests {
         let (second, generated_again) = Tokens::for_manager(&service).unwrap();
         assert!(generated_again.is_empty());
         assert_eq!(first.admins, second.admins);
-        assert_eq!(first.worker, second.worker);
-        assert_ne!(Some(&first.admins[0].1), first.worker.as_ref());
+        let worker = |tokens: &Tokens| tokens.worker.read().unwrap().clone();
+        assert_eq!(worker(&first), worker(&second));
+        assert_ne!(Some(&first.admins[0].1), worker(&first).as_ref());
+        let rotated = first.rotate_enrollment_token().unwrap().unwrap();
+        assert_ne!(Some(&rotated), worker(&second).as_ref());
+        assert_eq!(first.identify(&rotated).unwrap().role, Role::Worker);
+        let (reloaded, _) = Tokens::for_manager(&service).unwrap();
+        assert_eq!(worker(&reloaded), Some(rotated), "the new token is kept");
     }
 
     #[test]
@@ -259,6 +293,7 @@ mod tests {
         assert_eq!(role("admin-secre"), None);
         assert_eq!(role(""), None);
         assert!(!token_path(dir.path(), "admin").exists());
+        assert_eq!(tokens.rotate_enrollment_token().unwrap(), None);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
         let environment = runtime::Environment::new(&loaded.config.service.data_dir);
         let mut running = Vec::new();
         for dataflow in &dataflows {
-            running.push(runtime::start(dataflow, &environment)?);
+            running.push(runtime::start(dataflow, "", &environment)?);
         }
         let all_finished = async {
             for dataflow in &mut running {

@@ -139,6 +139,8 @@ pub trait ChannelFill: Send + Sync + std::fmt::Debug {
 /// One component registered with the [`Registry`].
 #[derive(Debug)]
 pub struct Registered {
+    /// The group of the dataflow; empty for one run outside any group.
+    pub group: String,
     /// The dataflow's name.
     pub dataflow: String,
     /// The component's name.
@@ -167,12 +169,13 @@ impl Registry {
     /// Registers a component; its series live as long as the returned handle.
     pub fn register(
         &self,
-        dataflow: &str,
+        (group, dataflow): (&str, &str),
         component: &str,
         component_type: &str,
         input: Option<Arc<dyn ChannelFill>>,
     ) -> Arc<Registered> {
         let registered = Arc::new(Registered {
+            group: group.to_owned(),
             dataflow: dataflow.to_owned(),
             component: component.to_owned(),
             component_type: component_type.to_owned(),
@@ -185,7 +188,7 @@ impl Registry {
         registered
     }
 
-    /// The components registered now, in dataflow and component order.
+    /// The components registered now, in group, dataflow and component order.
     pub fn components(&self) -> Vec<Arc<Registered>> {
         let mut live: Vec<_> = self
             .components
@@ -194,15 +197,17 @@ impl Registry {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        live.sort_by(|a, b| (&a.dataflow, &a.component).cmp(&(&b.dataflow, &b.component)));
+        live.sort_by(|a, b| {
+            (&a.group, &a.dataflow, &a.component).cmp(&(&b.group, &b.dataflow, &b.component))
+        });
         live
     }
 
-    /// The state of each component of `dataflow`.
-    pub fn reports(&self, dataflow: &str) -> Vec<ComponentReport> {
+    /// The state of each component of the dataflow `name` of `group`.
+    pub fn reports(&self, group: &str, name: &str) -> Vec<ComponentReport> {
         self.components()
             .into_iter()
-            .filter(|registered| registered.dataflow == dataflow)
+            .filter(|registered| registered.group == group && registered.dataflow == name)
             .map(|registered| {
                 let metrics = &registered.metrics;
                 let (state, last_error) = metrics.health();
@@ -265,8 +270,8 @@ mod tests {
     #[test]
     fn a_dropped_component_leaves_the_registry() {
         let registry = Registry::new();
-        let kept = registry.register("flow", "a", "demo", None);
-        let dropped = registry.register("flow", "b", "blackhole", None);
+        let kept = registry.register(("", "flow"), "a", "demo", None);
+        let dropped = registry.register(("", "flow"), "b", "blackhole", None);
         assert_eq!(registry.components().len(), 2);
         drop(dropped);
         let names: Vec<_> = registry
@@ -281,9 +286,9 @@ mod tests {
     #[test]
     fn a_failure_is_reported_with_its_error() {
         let registry = Registry::new();
-        let component = registry.register("flow", "out", "file", None);
+        let component = registry.register(("", "flow"), "out", "file", None);
         component.metrics.failed("disk full".into());
-        let reports = registry.reports("flow");
+        let reports = registry.reports("", "flow");
         assert_eq!(reports[0].state, ComponentState::Restarting);
         assert_eq!(reports[0].last_error.as_deref(), Some("disk full"));
         assert_eq!(reports[0].errors, 1);

@@ -107,10 +107,16 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// One sample with the labels `dataflow`, `component`, `component_type`,
+/// and `group` for a dataflow of a group.
 fn sample(out: &mut String, name: &str, registered: &Registered, value: u64) {
+    let group = match registered.group.as_str() {
+        "" => String::new(),
+        group => format!(",group=\"{}\"", escape(group)),
+    };
     let _ = writeln!(
         out,
-        "{name}{{dataflow=\"{}\",component=\"{}\",component_type=\"{}\"}} {value}",
+        "{name}{{dataflow=\"{}\",component=\"{}\",component_type=\"{}\"{group}}} {value}",
         escape(&registered.dataflow),
         escape(&registered.component),
         escape(&registered.component_type),
@@ -132,7 +138,7 @@ mod tests {
     #[test]
     fn series_carry_the_component_labels() {
         let registry = Registry::new();
-        let component = registry.register("flow", "my \"sink\"", "file", None);
+        let component = registry.register(("", "flow"), "my \"sink\"", "file", None);
         component.metrics.received(3, 0);
         let text = render(&registry);
         assert!(text.contains(

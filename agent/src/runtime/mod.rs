@@ -284,10 +284,13 @@ pub struct RunningDataflow {
     _registered: Vec<Arc<Registered>>,
 }
 
-/// Builds every component of `dataflow`, and only when all of them build,
-/// starts them, each under a supervisor that starts it again after a failure.
+/// Builds every component of `dataflow` of `group` (empty for a dataflow
+/// run outside any group), and only when all of them build, starts them,
+/// each under a supervisor that starts it again after a failure. Its
+/// sources keep their state below `data_dir/state/[<group>/]<name>/`.
 pub fn start(
     dataflow: &Dataflow,
+    group: &str,
     environment: &Environment,
 ) -> Result<RunningDataflow, BuildError> {
     let mut senders: BTreeMap<&str, mpsc::Sender<Batch>> = BTreeMap::new();
@@ -311,7 +314,7 @@ pub fn start(
             .map(|sender| Arc::new(EdgeFill(sender.downgrade())) as Arc<dyn ChannelFill>);
         let component = environment
             .metrics
-            .register(&dataflow.name, name, &kind, fill);
+            .register((group, &dataflow.name), name, &kind, fill);
         let metrics = component.metrics.clone();
         registered.push(component);
         metrics
@@ -339,7 +342,11 @@ pub fn start(
             origin: Arc::new(Origin::new(&environment.host, &dataflow.name, &source.name)),
             output: output_of(&source.name, &metrics, true),
             shutdown: shutdown.child_token(),
-            state_dir: environment.data_dir.join("state").join(&dataflow.name),
+            state_dir: environment
+                .data_dir
+                .join("state")
+                .join(group)
+                .join(&dataflow.name),
             metrics: metrics.clone(),
             registry: environment.metrics.clone(),
         };

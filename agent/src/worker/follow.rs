@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{Desired, LocalWorker, desired_set};
+use super::{DataflowKey, Desired, LocalWorker, desired_set};
 use crate::manager::store::{Store, StoreError};
 
 /// Follows `store` until `stop` is cancelled.
@@ -37,7 +37,7 @@ pub async fn follow_store(
 async fn desired(
     store: &dyn Store,
     groups: &[String],
-) -> Result<BTreeMap<String, Desired>, StoreError> {
+) -> Result<BTreeMap<DataflowKey, Desired>, StoreError> {
     let mut stored = Vec::new();
     for group in groups {
         stored.extend(store.dataflows(Some(group)).await?);

@@ -92,6 +92,26 @@ pub struct Failure {
     pub error: String,
 }
 
+/// Which dataflow: its group and its name. The same name in two groups is
+/// two dataflows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DataflowKey {
+    /// The group.
+    pub group: String,
+    /// The dataflow's name.
+    pub name: String,
+}
+
+impl DataflowKey {
+    /// The key of the dataflow `name` of `group`.
+    pub fn new(group: &str, name: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 /// A dataflow a worker should run, at a revision.
 #[derive(Debug, Clone)]
 pub struct Desired {
@@ -103,23 +123,17 @@ pub struct Desired {
     pub dataflow: Dataflow,
 }
 
-/// The dataflows to run, by name, from `(group, name, revision, document)`
-/// in the order of the worker's groups. A document that does not validate
-/// with this version is left out, and when two groups hold a dataflow of the
-/// same name the earlier group's runs; both are logged.
+/// The dataflows to run, from `(group, name, revision, document)`. A
+/// document that does not validate with this version is left out and logged.
 pub fn desired_set<'a>(
     dataflows: impl IntoIterator<Item = (&'a str, &'a str, u64, &'a serde_json::Value)>,
-) -> BTreeMap<String, Desired> {
+) -> BTreeMap<DataflowKey, Desired> {
     let mut desired = BTreeMap::new();
     for (group, name, revision, document) in dataflows {
-        if desired.contains_key(name) {
-            warn!(dataflow = %name, group = %group, "A dataflow of this name comes from an earlier group of this worker; this one is not run.");
-            continue;
-        }
         match crate::dataflow::parse(document) {
             Ok(dataflow) => {
                 desired.insert(
-                    name.to_owned(),
+                    DataflowKey::new(group, name),
                     Desired {
                         group: group.to_owned(),
                         revision,
@@ -149,7 +163,6 @@ struct Running {
 /// One dataflow's place on this worker.
 #[derive(Debug)]
 struct Deployed {
-    group: String,
     /// The revision last asked for: running, or failed to start.
     wanted: u64,
     running: Option<Running>,
@@ -161,7 +174,7 @@ struct Deployed {
 pub struct LocalWorker {
     environment: Environment,
     drain_deadline: Duration,
-    dataflows: Mutex<BTreeMap<String, Deployed>>,
+    dataflows: Mutex<BTreeMap<DataflowKey, Deployed>>,
     /// The last configuration revision fully applied.
     applied: watch::Sender<u64>,
 }
@@ -218,19 +231,17 @@ impl LocalWorker {
             dataflow,
         } = desired;
         let mut dataflows = self.dataflows.lock().await;
+        let key = DataflowKey::new(&group, &dataflow.name);
         let name = dataflow.name.clone();
-        let mut previous = dataflows
-            .remove(&name)
-            .and_then(|deployed| deployed.running);
+        let mut previous = dataflows.remove(&key).and_then(|deployed| deployed.running);
         if let Some(running) = previous
             .as_mut()
             .filter(|running| running.dataflow == dataflow)
         {
             running.revision = revision;
             dataflows.insert(
-                name,
+                key,
                 Deployed {
-                    group,
                     wanted: revision,
                     running: previous,
                     last_failure: None,
@@ -245,7 +256,7 @@ impl LocalWorker {
             }
             None => None,
         };
-        let started = runtime::start(&dataflow, &self.environment);
+        let started = runtime::start(&dataflow, &group, &self.environment);
         let source = match started {
             Ok(handle) => {
                 info!(dataflow = %name, revision, "Dataflow started.");
@@ -259,9 +270,8 @@ impl LocalWorker {
                     handle,
                 };
                 dataflows.insert(
-                    name,
+                    key,
                     Deployed {
-                        group,
                         wanted: revision,
                         running: Some(running),
                         last_failure: None,
@@ -275,7 +285,7 @@ impl LocalWorker {
         // The previous version ran with the same configuration, and what it
         // held (ports, files) has been let go by the stop.
         let restarted = previous.and_then(|(revision, dataflow)| {
-            match runtime::start(&dataflow, &self.environment) {
+            match runtime::start(&dataflow, &group, &self.environment) {
                 Ok(handle) => Some(Running {
                     revision,
                     dataflow,
@@ -294,9 +304,8 @@ impl LocalWorker {
             source,
         };
         dataflows.insert(
-            name,
+            key,
             Deployed {
-                group,
                 wanted: revision,
                 running: restarted,
                 last_failure: Some(Failure {
@@ -308,28 +317,25 @@ impl LocalWorker {
         Err(error)
     }
 
-    /// Makes the worker run exactly `desired`, by name: dataflows not in it
-    /// stop, and only those whose revision changed are applied again. A
-    /// dataflow that cannot start is reported in its status.
-    pub async fn reconcile(&self, desired: BTreeMap<String, Desired>) {
-        let current: Vec<(String, u64)> = self
+    /// Makes the worker run exactly `desired`: dataflows not in it stop, and
+    /// only those whose revision changed are applied again. A dataflow that
+    /// cannot start is reported in its status.
+    pub async fn reconcile(&self, desired: BTreeMap<DataflowKey, Desired>) {
+        let current: Vec<(DataflowKey, u64)> = self
             .dataflows
             .lock()
             .await
             .iter()
-            .map(|(name, deployed)| (name.clone(), deployed.wanted))
+            .map(|(key, deployed)| (key.clone(), deployed.wanted))
             .collect();
-        for (name, _) in current
-            .iter()
-            .filter(|(name, _)| !desired.contains_key(name))
-        {
-            info!(dataflow = %name, "Dataflow removed.");
-            self.remove(name).await;
+        for (key, _) in current.iter().filter(|(key, _)| !desired.contains_key(key)) {
+            info!(group = %key.group, dataflow = %key.name, "Dataflow removed.");
+            self.remove(key).await;
         }
-        for (name, wanted) in desired {
+        for (key, wanted) in desired {
             let seen = current
                 .iter()
-                .any(|(known, at)| *known == name && *at == wanted.revision);
+                .any(|(known, at)| *known == key && *at == wanted.revision);
             if !seen {
                 // A failure is kept in the dataflow's status.
                 let _ = self.apply(wanted).await;
@@ -337,9 +343,9 @@ impl LocalWorker {
         }
     }
 
-    /// Stops and forgets a dataflow; `false` when there was none of that name.
-    pub async fn remove(&self, name: &str) -> bool {
-        let removed = self.dataflows.lock().await.remove(name);
+    /// Stops and forgets a dataflow; `false` when there was none such.
+    pub async fn remove(&self, key: &DataflowKey) -> bool {
+        let removed = self.dataflows.lock().await.remove(key);
         match removed {
             Some(deployed) => {
                 if let Some(running) = deployed.running {
@@ -352,27 +358,27 @@ impl LocalWorker {
     }
 
     /// One dataflow's status.
-    pub async fn status(&self, name: &str) -> Option<DataflowStatus> {
+    pub async fn status(&self, key: &DataflowKey) -> Option<DataflowStatus> {
         let dataflows = self.dataflows.lock().await;
         dataflows
-            .get(name)
-            .map(|deployed| self.status_of(name, deployed))
+            .get(key)
+            .map(|deployed| self.status_of(key, deployed))
     }
 
-    /// Every dataflow's status, by name.
+    /// Every dataflow's status, by group and name.
     pub async fn statuses(&self) -> Vec<DataflowStatus> {
         let dataflows = self.dataflows.lock().await;
         dataflows
             .iter()
-            .map(|(name, deployed)| self.status_of(name, deployed))
+            .map(|(key, deployed)| self.status_of(key, deployed))
             .collect()
     }
 
-    fn status_of(&self, name: &str, deployed: &Deployed) -> DataflowStatus {
+    fn status_of(&self, key: &DataflowKey, deployed: &Deployed) -> DataflowStatus {
         let revision = deployed.running.as_ref().map(|running| running.revision);
         DataflowStatus {
-            group: deployed.group.clone(),
-            name: name.to_owned(),
+            group: key.group.clone(),
+            name: key.name.clone(),
             state: match revision {
                 Some(_) => DataflowState::Running,
                 None => DataflowState::Failed,
@@ -380,7 +386,7 @@ impl LocalWorker {
             revision,
             wanted_revision: deployed.wanted,
             last_failure: deployed.last_failure.clone(),
-            components: self.environment.metrics.reports(name),
+            components: self.environment.metrics.reports(&key.group, &key.name),
         }
     }
 
@@ -390,8 +396,8 @@ impl LocalWorker {
         let dataflows = self.dataflows.lock().await;
         dataflows
             .iter()
-            .map(|(name, deployed)| {
-                let components = self.environment.metrics.reports(name);
+            .map(|(key, deployed)| {
+                let components = self.environment.metrics.reports(&key.group, &key.name);
                 let running = deployed.running.as_ref();
                 let sent_by = |names: &[&str]| {
                     components
@@ -414,8 +420,8 @@ impl LocalWorker {
                     )
                 });
                 DataflowReport {
-                    group: deployed.group.clone(),
-                    name: name.clone(),
+                    group: key.group.clone(),
+                    name: key.name.clone(),
                     state: match running {
                         Some(_) => DataflowState::Running,
                         None => DataflowState::Failed,

@@ -26,7 +26,7 @@ use crate::{
     auth::Caller,
     dataflow::{self, ValidationError, ValidationErrors},
     manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
-    worker::DataflowStatus,
+    worker::{DataflowKey, DataflowStatus},
 };
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
@@ -70,7 +70,9 @@ async fn view(
                 let revision = state.store.revision().await.unwrap_or(stored.revision);
                 worker.wait_applied(revision, APPLY_WAIT).await;
             }
-            worker.status(&stored.name).await
+            worker
+                .status(&DataflowKey::new(&stored.group, &stored.name))
+                .await
         }
         _ => None,
     };

@@ -41,6 +41,14 @@ pub(super) fn admin_router() -> OpenApiRouter<ManagerState> {
         .routes(routes!(show, remove))
         .routes(routes!(assign))
         .routes(routes!(revoke))
+        .routes(routes!(rotate_enrollment_token))
+}
+
+/// The answer to a rotation of the enrollment token.
+#[derive(Debug, Serialize, ToSchema)]
+struct NewEnrollmentToken {
+    /// The new enrollment token, shown once; new workers enroll with it.
+    token: String,
 }
 
 /// The path of a worker.
@@ -328,6 +336,36 @@ async fn revoke(
     checked_name("worker", &id)?;
     state.workers.revoke(&id).await?;
     Ok(Json(view_of(&state, &id).await?))
+}
+
+/// Replaces the enrollment token. Enrolled workers keep their own
+/// credentials; only workers that enroll from now on need the new token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workers/enrollment_token/rotate",
+    operation_id = "rotate_enrollment_token",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The new token", body = NewEnrollmentToken),
+        AdminErrors,
+        (status = 409, description = "The token is set by service.manager.worker_token", body = ErrorBody)
+    )
+)]
+async fn rotate_enrollment_token(
+    State(state): State<ManagerState>,
+) -> Result<Json<NewEnrollmentToken>, ApiError> {
+    let rotated = state
+        .api
+        .tokens
+        .rotate_enrollment_token()
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let token = rotated.ok_or_else(|| {
+        ApiError::Conflict(
+            "the enrollment token is set by service.manager.worker_token; change it there and restart the manager (enrolled workers are not affected)"
+                .to_owned(),
+        )
+    })?;
+    Ok(Json(NewEnrollmentToken { token }))
 }
 
 /// Forgets a worker; with the enrollment token it may enroll again.
