@@ -168,6 +168,9 @@ async fn each_worker_runs_its_groups_dataflows_and_follows_changes() {
                 w["state"] == "online"
                     && w["status"]["applied_revision"] == w["desired_revision"]
                     && w["status"]["dataflows"][0]["state"] == "running"
+                    && w["status"]["dataflows"][0]["document_sha256"]
+                        .as_str()
+                        .is_some_and(|hash| hash.len() == 64)
             }))
         .then_some(())
     })
@@ -255,9 +258,17 @@ async fn workers_keep_running_while_the_manager_is_down() {
         &demo_to_file("collect", &out, "collect"),
     )
     .await;
-    let url = first.api_url("");
+    // The first manager listed never answers: the worker fails over.
+    let url = format!("http://{},{}", support::free_address(), first.api_url(""));
     let worker_home = dir.path().join("w1");
-    let worker1 = worker(&worker_home, "worker1", &first, "default", ENROLL);
+    let worker1 = worker_of_cluster(
+        &worker_home,
+        "worker1",
+        &url,
+        "default",
+        ENROLL,
+        "datascale",
+    );
     let output = out.join("collect-worker1.json");
     grows(&output, "events").await;
 

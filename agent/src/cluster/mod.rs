@@ -52,6 +52,8 @@ pub struct DataflowReport {
     pub state: DataflowState,
     /// The revision running, if any.
     pub revision: Option<u64>,
+    /// The SHA-256 (hex) of the document running, as this worker reads it.
+    pub document_sha256: Option<String>,
     /// The revision it was last asked to run.
     pub wanted_revision: u64,
     /// Why the wanted revision does not run, when it does not.

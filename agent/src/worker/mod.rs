@@ -157,7 +157,16 @@ pub fn desired_set<'a>(
 struct Running {
     revision: u64,
     dataflow: Dataflow,
+    /// The SHA-256 of the document as this worker reads it, in hex.
+    document_sha256: String,
     handle: RunningDataflow,
+}
+
+/// The SHA-256 of a dataflow's document, in hex.
+fn document_sha256(dataflow: &Dataflow) -> String {
+    use sha2::Digest;
+    let text = serde_json::to_vec(dataflow).expect("a dataflow serializes");
+    hex::encode(sha2::Sha256::digest(text))
 }
 
 /// One dataflow's place on this worker.
@@ -252,7 +261,7 @@ impl LocalWorker {
         let previous = match previous {
             Some(running) => {
                 running.handle.stop(self.drain_deadline).await;
-                Some((running.revision, running.dataflow))
+                Some((running.revision, running.dataflow, running.document_sha256))
             }
             None => None,
         };
@@ -266,6 +275,7 @@ impl LocalWorker {
                 };
                 let running = Running {
                     revision,
+                    document_sha256: document_sha256(&dataflow),
                     dataflow,
                     handle,
                 };
@@ -284,10 +294,11 @@ impl LocalWorker {
         warn!(dataflow = %name, revision, error = %source, "The dataflow cannot start.");
         // The previous version ran with the same configuration, and what it
         // held (ports, files) has been let go by the stop.
-        let restarted = previous.and_then(|(revision, dataflow)| {
+        let restarted = previous.and_then(|(revision, dataflow, document_sha256)| {
             match runtime::start(&dataflow, &group, &self.environment) {
                 Ok(handle) => Some(Running {
                     revision,
+                    document_sha256,
                     dataflow,
                     handle,
                 }),
@@ -427,6 +438,7 @@ impl LocalWorker {
                         None => DataflowState::Failed,
                     },
                     revision: running.map(|running| running.revision),
+                    document_sha256: running.map(|running| running.document_sha256.clone()),
                     wanted_revision: deployed.wanted,
                     last_error: deployed.last_failure.as_ref().map(|f| f.error.clone()),
                     restarting: components
