@@ -23,6 +23,7 @@ use crate::{
         self,
         api::ManagerState,
         audit::AuditLog,
+        event_sets::{EventSetError, EventSets, Retention},
         store::{SqliteStore, Store, StoreError},
         workers::{Liveness, WorkerRegistry},
     },
@@ -59,6 +60,9 @@ pub enum NodeError {
     /// The manager's store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event sets could not be opened.
+    #[error(transparent)]
+    EventSets(#[from] EventSetError),
     /// The audit log could not be opened.
     #[error("cannot open the audit log {path}: {source}")]
     Audit {
@@ -102,7 +106,12 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
             })?;
             let registry = WorkerRegistry::load(store.clone(), liveness(config)).await?;
             tokens = tokens.with_worker_credentials(registry.clone());
-            Some((store, Arc::new(audit), registry))
+            let retention = Retention {
+                max_age_days: config.event_sets.max_age_days,
+                max_size_mb: config.event_sets.max_size_mb,
+            };
+            let event_sets = EventSets::open(&service.data_dir.join("event_sets"), retention)?;
+            Some((store, Arc::new(audit), registry, event_sets))
         }
         false => None,
     };
@@ -143,7 +152,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let stop = CancellationToken::new();
     let mut servers = JoinSet::new();
     let mut manager_routes = None;
-    if let Some((store, audit, workers)) = manager_parts {
+    if let Some((store, audit, workers, event_sets)) = manager_parts {
+        tokio::spawn(keep_retention(event_sets.clone(), stop.clone()));
         if let Some(worker) = &worker {
             tokio::spawn(follow_store(
                 worker.clone(),
@@ -156,6 +166,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
             api: api_state.clone(),
             store,
             workers,
+            event_sets,
+            ingest_limit: config.event_sets.max_body_mb.saturating_mul(1024 * 1024),
         };
         manager_routes = Some(manager::api::router(
             state,
@@ -247,6 +259,21 @@ fn local_address(listener: &TcpListener, key: &'static str) -> Result<SocketAddr
         address: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })
+}
+
+/// Applies the event sets' retention every minute until `stop`.
+async fn keep_retention(event_sets: Arc<EventSets>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                if let Err(err) = event_sets.enforce_retention().await {
+                    warn!(error = %err, "Cannot apply the event sets' retention.");
+                }
+            }
+        }
+    }
 }
 
 /// How the manager judges its workers' liveness, from `[service.manager]`.

@@ -1,7 +1,8 @@
 //! The OpenAPI document at `/api/v1/openapi.json`: it validates as OpenAPI 3
 //! (`openapi-spec-validator`), every route it lists is served with exactly
 //! the methods it lists, and schemathesis, fuzzing the API from it, gets no
-//! 5xx. The Python tools come from `agent/tests/requirements.txt`, which
+//! 5xx (`schemathesis_hooks.py` tells it how to send NDJSON). The Python
+//! tools come from `agent/tests/requirements.txt`, which
 //! `scripts/test.sh` installs and points `TEST_TOOLS_BIN` at.
 
 mod support;
@@ -95,6 +96,8 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/heartbeat",
         "/api/v1/sync",
         "/api/v1/workers/enrollment_token/rotate",
+        "/api/v1/event_sets",
+        "/api/v1/event_sets/{name}/events",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} is not documented");
@@ -162,7 +165,10 @@ async fn schemathesis_finds_no_server_error() {
         .args(["--checks", "not_a_server_error"])
         .args(["--max-examples", "25"])
         .env("NO_COLOR", "1")
-        .env("SCHEMATHESIS_HOOKS", "");
+        .env(
+            "SCHEMATHESIS_HOOKS",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis_hooks.py"),
+        );
     let output = run_tool(schemathesis);
     let report = format!(
         "{}{}",

@@ -24,7 +24,7 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::{
     auth::{Caller, Role, Tokens},

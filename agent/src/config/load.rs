@@ -604,6 +604,9 @@ mod tests {
             ("DATASCALE_SERVICE_MANAGER_WORKER_OFFLINE_SECS", "12"),
             ("DATASCALE_SERVICE_MANAGER_WORKER_EXPIRE_MINUTES", "60"),
             ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "2"),
+            ("DATASCALE_EVENT_SETS_MAX_AGE_DAYS", "30"),
+            ("DATASCALE_EVENT_SETS_MAX_SIZE_MB", "2048"),
+            ("DATASCALE_EVENT_SETS_MAX_BODY_MB", "4"),
             (
                 "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
                 "http://m1:7881, http://m2:7881",
@@ -641,6 +644,9 @@ mod tests {
         assert_eq!(c.service.manager.worker_offline_secs, 12);
         assert_eq!(c.service.manager.worker_expire_minutes, 60);
         assert_eq!(c.service.worker.heartbeat_interval_secs, 2);
+        assert_eq!(c.event_sets.max_age_days, 30);
+        assert_eq!(c.event_sets.max_size_mb, 2048);
+        assert_eq!(c.event_sets.max_body_mb, 4);
         assert_eq!(
             c.service.worker.manager_address,
             vec!["http://m1:7881", "http://m2:7881"]

@@ -32,6 +32,8 @@ pub struct Config {
     pub service: ServiceConfig,
     /// Limits on the CPU and memory this process may use.
     pub resources: ResourcesConfig,
+    /// How a manager keeps the event sets workers send it.
+    pub event_sets: EventSetsConfig,
     /// Where and how this process logs.
     pub log: LogConfig,
 }
@@ -224,6 +226,31 @@ pub struct ResourcesConfig {
     /// Megabytes; 0 means no limit.
     #[serde(deserialize_with = "whole_number")]
     pub memory_limit: u64,
+}
+
+/// `[event_sets]`: retention and request size of the manager's event sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSetsConfig {
+    /// Days an event is kept; 0 keeps events for ever.
+    #[serde(deserialize_with = "whole_number")]
+    pub max_age_days: u64,
+    /// Megabytes a set may take on disk before its oldest events go; 0: no limit.
+    #[serde(deserialize_with = "whole_number")]
+    pub max_size_mb: u64,
+    /// The largest ingest request, in megabytes (after decompression).
+    #[serde(deserialize_with = "whole_number")]
+    pub max_body_mb: u64,
+}
+
+impl Default for EventSetsConfig {
+    fn default() -> Self {
+        Self {
+            max_age_days: 7,
+            max_size_mb: 1024,
+            max_body_mb: 16,
+        }
+    }
 }
 
 /// `[log]`: log level, format and destination.

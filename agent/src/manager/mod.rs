@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod event_sets;
 pub mod store;
 pub mod workers;
 

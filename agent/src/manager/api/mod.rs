@@ -8,6 +8,7 @@
 //! stale) and answers carry the object's revision as its `ETag`.
 
 mod dataflows;
+mod event_sets;
 mod groups;
 mod overview;
 pub mod schema;
@@ -31,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     audit::{self, AuditLog},
+    event_sets::EventSets,
     store::{Precondition, Store},
     workers::WorkerRegistry,
 };
@@ -49,29 +51,60 @@ pub struct ManagerState {
     pub store: Arc<dyn Store>,
     /// The workers of this manager.
     pub workers: Arc<WorkerRegistry>,
+    /// The event sets workers send events to.
+    pub event_sets: Arc<EventSets>,
+    /// The largest ingest body, in bytes after decompression.
+    pub ingest_limit: u64,
+}
+
+/// The most bytes a body may have, and the key that sets it.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit {
+    bytes: u64,
+    key: &'static str,
+}
+
+impl BodyLimit {
+    /// `router` with bodies refused beyond this limit.
+    fn apply(self, router: OpenApiRouter<ManagerState>) -> OpenApiRouter<ManagerState> {
+        router
+            .layer(middleware::from_fn_with_state(self, limit_body))
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(self.bytes).unwrap_or(usize::MAX),
+            ))
+    }
 }
 
 /// The manager's routes: the admin ones with their changes audited, the
-/// workers' ones, all with bodies limited to `max_body_bytes`.
+/// workers' ones, with bodies limited to `max_body_bytes`; and event ingest,
+/// for both, with bodies limited to the state's `ingest_limit`.
 pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) -> OpenApiRouter {
     let api = state.api.clone();
+    let limit = BodyLimit {
+        bytes: max_body_bytes,
+        key: "service.manager.max_body_bytes",
+    };
+    let ingest_limit = BodyLimit {
+        bytes: state.ingest_limit,
+        key: "event_sets.max_body_mb",
+    };
     let admin = OpenApiRouter::new()
         .merge(groups::router())
         .merge(dataflows::router())
         .merge(overview::router())
         .merge(workers::admin_router())
+        .merge(event_sets::admin_router())
         .route_layer(middleware::from_fn(require_admin))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
         .layer(middleware::from_fn_with_state(audit, audit::record_changes));
     let worker = workers::worker_router()
         .route_layer(middleware::from_fn(require_worker))
-        .route_layer(middleware::from_fn_with_state(api, require_token));
-    admin
-        .merge(worker)
-        .layer(middleware::from_fn_with_state(max_body_bytes, limit_body))
-        .layer(DefaultBodyLimit::max(
-            usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
-        ))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
+    let ingest =
+        event_sets::ingest_router().route_layer(middleware::from_fn_with_state(api, require_token));
+    limit
+        .apply(admin.merge(worker))
+        .merge(ingest_limit.apply(ingest))
         .with_state(state)
 }
 
@@ -103,7 +136,7 @@ async fn require_worker(
 /// Refuses a body whose declared length is over the limit before reading
 /// it; a body without a declared length is cut off by `DefaultBodyLimit`.
 async fn limit_body(
-    State(limit): State<u64>,
+    State(BodyLimit { bytes: limit, key }): State<BodyLimit>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -114,7 +147,7 @@ async fn limit_body(
         .and_then(|text| text.parse::<u64>().ok());
     match declared {
         Some(length) if length > limit => Err(ApiError::PayloadTooLarge(format!(
-            "the request body has {length} bytes; service.manager.max_body_bytes allows {limit}"
+            "the request body has {length} bytes; {key} allows {limit}"
         ))),
         _ => Ok(next.run(request).await),
     }
