@@ -17,8 +17,8 @@ use tracing::{info, warn};
 
 use crate::{
     api::{self, ApiState, NodeInfo},
-    auth::{AuthError, GeneratedToken, Tokens},
-    config::Config,
+    auth::{AuthError, GeneratedToken, Tokens, token_path},
+    config::{Config, Mode},
     manager::{
         self,
         api::ManagerState,
@@ -27,7 +27,7 @@ use crate::{
         store::{SqliteStore, Store, StoreError},
         workers::{Liveness, WorkerRegistry},
     },
-    runtime::Environment,
+    runtime::{Environment, ManagerTarget, TokenSource},
     worker::{self, LocalWorker, follow::follow_store, sync::SyncSettings},
 };
 
@@ -136,7 +136,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         manager_addresses: service.worker.manager_address.clone(),
         started: Instant::now(),
     };
-    let environment = Environment::new(&service.data_dir);
+    let mut environment = Environment::new(&service.data_dir);
+    environment.managers = manager_target(config, api_address);
     let metrics = environment.metrics.clone();
     let deadline = Duration::from_secs(service.shutdown_timeout_secs);
     let worker = service
@@ -258,6 +259,32 @@ fn local_address(listener: &TcpListener, key: &'static str) -> Result<SocketAddr
         key,
         address: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
+    })
+}
+
+/// Where this node's `yh` sinks send by default: a worker to its managers
+/// with its own credential; a standalone node to itself with the
+/// enrollment token; a manager runs no dataflows.
+fn manager_target(config: &Config, api_address: SocketAddr) -> Option<ManagerTarget> {
+    let service = &config.service;
+    let (urls, token) = match service.mode {
+        Mode::Manager => return None,
+        Mode::Worker => (
+            service.worker.manager_address.clone(),
+            TokenSource::File(worker::sync::credential_path(&service.data_dir)),
+        ),
+        Mode::Standalone => (
+            vec![api::local_url(api_address)],
+            match service.manager.worker_token.as_str() {
+                "" => TokenSource::File(token_path(&service.data_dir, "worker")),
+                configured => TokenSource::Static(configured.to_owned()),
+            },
+        ),
+    };
+    Some(ManagerTarget {
+        urls,
+        token,
+        cluster_name: service.cluster_name.clone(),
     })
 }
 

@@ -431,3 +431,120 @@ async fn rotating_the_enrollment_token_leaves_enrolled_workers_alone() {
     drop((worker1, worker2, late));
     manager.terminate(Duration::from_secs(10));
 }
+
+/// A dataflow that sends demo events to the event set `my_datascale_cluster`.
+fn demo_to_event_set(name: &str) -> Value {
+    json!({
+        "name": name,
+        "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 0.05}}],
+        "sinks": [{"name": "out", "type": "yh", "inputs": ["gen"],
+                   "conf": {"event_set": "my_datascale_cluster"}}]
+    })
+}
+
+/// How many events of `my_datascale_cluster` match `q`.
+async fn found(api: &Api, q: &str) -> usize {
+    let answer = api
+        .get(&format!(
+            "/api/v1/event_sets/my_datascale_cluster/events?limit=10000&q={q}"
+        ))
+        .await;
+    answer.body["events"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_workers_events_reach_the_event_set() {
+    let dir = home();
+    let manager = manager(&dir.path().join("manager"), "127.0.0.1:0");
+    let api = Api::with_token(&manager, ADMIN);
+    api.post("/api/v1/groups", &json!({"name": "another_group"}))
+        .await;
+    for group in ["default", "another_group"] {
+        let answer = api
+            .put(
+                &format!("/api/v1/groups/{group}/dataflows/{group}_dataflow"),
+                &demo_to_event_set(&format!("{group}_dataflow")),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    let worker1 = worker(
+        &dir.path().join("w1"),
+        "worker1",
+        &manager,
+        "default",
+        ENROLL,
+    );
+    let worker2 = worker(
+        &dir.path().join("w2"),
+        "worker2",
+        &manager,
+        "another_group",
+        ENROLL,
+    );
+    for (host, dataflow) in [
+        ("worker1", "default_dataflow"),
+        ("worker2", "another_group_dataflow"),
+    ] {
+        eventually(WAIT, &format!("events of {host}"), || async {
+            (found(&api, &format!("host:{host}%20dataflow:{dataflow}")).await > 3).then_some(())
+        })
+        .await;
+    }
+    drop((worker1, worker2));
+    manager.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_collected_while_the_manager_is_down_arrive_after() {
+    let dir = home();
+    let address = support::free_address().to_string();
+    let manager_home = dir.path().join("manager");
+    let first = manager(&manager_home, &address);
+    let api = Api::with_token(&first, ADMIN);
+    let log = dir.path().join("logs/app.log");
+    let tail = json!({
+        "name": "tail",
+        "sources": [{"name": "logs", "type": "file",
+                     "conf": {"include": [log.display().to_string()], "glob_minimum_cooldown_ms": 100}}],
+        "sinks": [{"name": "out", "type": "yh", "inputs": ["logs"],
+                   "conf": {"event_set": "my_datascale_cluster"}}]
+    });
+    assert_eq!(
+        api.put("/api/v1/groups/default/dataflows/tail", &tail)
+            .await
+            .status,
+        201
+    );
+    let lines = |range: std::ops::Range<u32>| range.map(|n| format!("line-{n}"));
+    support::append_lines(&log, lines(0..100));
+    let worker1 = worker(&dir.path().join("w1"), "worker1", &first, "default", ENROLL);
+    eventually(WAIT, "the first lines", || async {
+        (found(&api, "").await == 100).then_some(())
+    })
+    .await;
+
+    // The manager is killed; the worker goes on reading.
+    drop(first);
+    support::append_lines(&log, lines(100..300));
+    let second = manager(&manager_home, &address);
+    let api = Api::with_token(&second, ADMIN);
+    support::append_lines(&log, lines(300..400));
+    let all = eventually(WAIT, "every line once the manager is back", || async {
+        let answer = api
+            .get("/api/v1/event_sets/my_datascale_cluster/events?limit=10000")
+            .await;
+        let events = answer.body["events"].as_array()?.clone();
+        let mut seen: Vec<String> = events
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        (seen.len() == 400).then_some(events.len())
+    })
+    .await;
+    assert!(all >= 400, "{all}");
+    drop(worker1);
+    second.terminate(Duration::from_secs(10));
+}

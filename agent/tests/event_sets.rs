@@ -173,8 +173,17 @@ async fn bad_requests_are_refused_whole() {
         "nothing of it was stored"
     );
 
-    let huge = vec![b'x'; 2 * 1024 * 1024];
-    assert_eq!(ingest(&worker, "logs", huge, &[]).await.status, 413);
+    // Small on the wire, over the limit once inflated.
+    let mut bomb = GzEncoder::new(Vec::new(), Compression::best());
+    bomb.write_all(&vec![b' '; 2 * 1024 * 1024]).unwrap();
+    let answer = ingest(
+        &worker,
+        "logs",
+        bomb.finish().unwrap(),
+        &[("Content-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
     assert_eq!(
         ingest(&worker, "bad name", ndjson(&[event(1, "a")]), &[])
             .await
@@ -274,5 +283,37 @@ async fn a_sigkill_loses_no_acknowledged_event() {
         "{stored} stored, {acknowledged} acknowledged"
     );
     assert_eq!(stored % 100, 0, "batches are stored whole");
+    node.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standalone_nodes_yh_sink_writes_to_its_own_event_set() {
+    let dir = home();
+    let node = start(
+        dir.path(),
+        &[("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN)],
+    );
+    let admin = Api::with_token(&node, ADMIN);
+    let document = json!({
+        "name": "to_set",
+        "sources": [{"name": "gen", "type": "demo", "conf": {"count": 25, "interval_secs": 0.01}}],
+        "sinks": [{"name": "out", "type": "yh", "inputs": ["gen"],
+                   "conf": {"event_set": "local"}}]
+    });
+    let answer = admin
+        .put("/api/v1/groups/default/dataflows/to_set", &document)
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let events = support::eventually(Duration::from_secs(20), "25 events", || async {
+        let page = admin.get("/api/v1/event_sets/local/events").await.body;
+        let events = page["events"].as_array()?.clone();
+        (events.len() == 25).then_some(events)
+    })
+    .await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e["dataflow"] == "to_set" && e["source"] == "gen")
+    );
     node.terminate(Duration::from_secs(10));
 }

@@ -151,7 +151,7 @@ fn sigterm_stops_an_endless_dataflow_and_exits_0() {
 }
 
 #[test]
-fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
+fn a_yh_sink_with_nowhere_to_send_is_refused_before_anything_starts() {
     let dir = home();
     let document = json!({
         "name": "later",
@@ -163,7 +163,7 @@ fn types_that_cannot_run_yet_are_refused_before_anything_starts() {
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
-        err.contains("component `out`: type `yh` cannot run in this version yet"),
+        err.contains("component `out`: no endpoint, and this process has no manager"),
         "{err}"
     );
 }

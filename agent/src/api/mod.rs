@@ -117,6 +117,18 @@ pub struct WorkerStatus {
     pub dataflows: Vec<DataflowStatus>,
 }
 
+/// The URL at which a node listening on `address` answers on this host: a
+/// wildcard listen address is reached on loopback.
+pub fn local_url(address: SocketAddr) -> String {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", address.port())
+}
+
 /// The header naming the cluster a request is meant for.
 pub const CLUSTER_HEADER: &str = "x-datascale-cluster";
 

@@ -288,16 +288,9 @@ fn parse_base(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// The URL at which the local node answers: a wildcard listen address is
-/// reached on loopback.
+/// The URL at which the local node answers.
 fn local_url(address: SocketAddr) -> Url {
-    let host = match address.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
-        ip if ip.is_unspecified() => "[::1]".to_owned(),
-        ip if ip.is_ipv6() => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    Url::parse(&format!("http://{host}:{}", address.port())).expect("a socket address makes a URL")
+    Url::parse(&crate::api::local_url(address)).expect("a socket address makes a URL")
 }
 
 /// The token of the local node: on a manager the admin token (configured or

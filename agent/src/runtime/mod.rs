@@ -63,14 +63,6 @@ pub enum ComponentError {
 /// Why a dataflow could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The component's type is valid but this build cannot run it yet.
-    #[error("component `{component}`: type `{kind}` cannot run in this version yet")]
-    NotRunnable {
-        /// The component's name.
-        component: String,
-        /// Its type.
-        kind: String,
-    },
     /// The configuration cannot be put to work (a VRL program that does not
     /// compile, a path template with an unknown strftime part, …).
     #[error("component `{component}`: {message}")]
@@ -237,6 +229,44 @@ pub struct SinkContext {
     pub input: Input,
     /// Its counters: a sink counts what it wrote.
     pub metrics: Arc<ComponentMetrics>,
+    /// This node's managers, for sinks that send to them.
+    pub managers: Option<ManagerTarget>,
+}
+
+/// Where events bound for this node's managers go (a `yh` sink without an
+/// endpoint): their API URLs, in failover order, and the token to present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagerTarget {
+    /// Base URLs such as `http://master1:7881`.
+    pub urls: Vec<String>,
+    /// The token: a worker's own credential, or a standalone node's
+    /// enrollment token.
+    pub token: TokenSource,
+    /// `service.cluster_name`, sent along so a manager of another cluster refuses.
+    pub cluster_name: String,
+}
+
+/// A bearer token, given, or read from a file at each use because it may be
+/// replaced while the process runs (a worker enrolling again).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSource {
+    /// This token.
+    Static(String),
+    /// The token in this file, trimmed.
+    File(PathBuf),
+}
+
+impl TokenSource {
+    /// The token now; none when its file is missing or empty.
+    pub fn current(&self) -> Option<String> {
+        match self {
+            TokenSource::Static(token) => Some(token.clone()),
+            TokenSource::File(path) => std::fs::read_to_string(path)
+                .ok()
+                .map(|text| text.trim().to_owned())
+                .filter(|token| !token.is_empty()),
+        }
+    }
 }
 
 /// This host's name: `HOSTNAME` when set, else the kernel's.
@@ -261,6 +291,8 @@ pub struct Environment {
     pub data_dir: PathBuf,
     /// Where the components' counters are registered.
     pub metrics: Arc<Registry>,
+    /// This node's managers, when it has any.
+    pub managers: Option<ManagerTarget>,
 }
 
 impl Environment {
@@ -270,6 +302,7 @@ impl Environment {
             host: host_name(),
             data_dir: data_dir.to_owned(),
             metrics: Registry::new(),
+            managers: None,
         }
     }
 }
@@ -384,6 +417,7 @@ pub fn start(
             name: sink.name.clone(),
             input: input_of(&sink.name, &metrics),
             metrics: metrics.clone(),
+            managers: environment.managers.clone(),
         };
         let (name, config) = (sink.name.clone(), sink.config.clone());
         supervised.push(Supervised::new(&sink.name, metrics, move || {

@@ -73,12 +73,17 @@ impl SyncSettings {
     }
 
     fn credential_path(&self) -> PathBuf {
-        self.data_dir.join("secrets").join("worker.credential")
+        credential_path(&self.data_dir)
     }
 
     fn desired_path(&self) -> PathBuf {
         self.data_dir.join("desired.json")
     }
+}
+
+/// Where a worker keeps its own credential.
+pub fn credential_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets").join("worker.credential")
 }
 
 /// Why a request to a manager did not get the answer it wanted.

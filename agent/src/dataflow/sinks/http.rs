@@ -1,8 +1,15 @@
 //! The `http` sink: gathers events into request bodies (by count, size and
 //! age), sends them with retries, and acknowledges the batches a request
-//! carried only once the remote end answered 2xx.
+//! carried only once the remote end answered 2xx. The `yh` sink is the same
+//! machine aimed at an event set: NDJSON, gzip, the node's managers in
+//! failover order (or an external endpoint), and a token that may change
+//! while it runs.
 
-use std::{io::Write, time::Duration};
+use std::{
+    io::Write,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use reqwest::{
@@ -12,11 +19,15 @@ use reqwest::{
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::{Codec, Compression, HttpAuth, HttpCodec, HttpMethod, HttpSinkConfig};
+use super::{
+    Batch as BatchConfig, Codec, Compression, HttpAuth, HttpCodec, HttpMethod, HttpSinkConfig,
+    RequestOptions, YhConfig,
+};
 use crate::{
+    api::CLUSTER_HEADER,
     event::{Batch, Event},
     runtime::{
-        ComponentError, SinkContext,
+        ComponentError, ManagerTarget, SinkContext, TokenSource,
         ack::{Delivery, DeliveryToken},
     },
 };
@@ -24,13 +35,26 @@ use crate::{
 /// Most bytes of a refusing answer's body that are logged.
 const EXCERPT_BYTES: usize = 512;
 
-/// A configured `http` sink.
+/// How a request proves who sends it.
+enum Credentials {
+    /// As configured on an `http` sink.
+    Configured(HttpAuth),
+    /// A bearer token, looked up at each attempt.
+    Bearer(TokenSource),
+}
+
+/// A configured `http` or `yh` sink.
 pub struct HttpSink {
     client: Client,
     method: Method,
-    uri: Url,
+    /// Where requests go, in failover order.
+    uris: Vec<Url>,
+    /// The index of the URI in use.
+    current: AtomicUsize,
     headers: HeaderMap,
-    auth: Option<HttpAuth>,
+    credentials: Option<Credentials>,
+    /// Whether a 401 may pass (a credential being renewed) and is retried.
+    retry_unauthorized: bool,
     codec: HttpCodec,
     compression: Compression,
     max_events: usize,
@@ -62,24 +86,89 @@ enum Attempt {
 impl HttpSink {
     /// A sink for `config`, or why it cannot run.
     pub fn new(config: &HttpSinkConfig) -> Result<Self, String> {
-        let uri = Url::parse(&config.uri).map_err(|err| format!("uri `{}`: {err}", config.uri))?;
-        if uri.scheme() != "http" {
-            return Err(format!(
-                "uri `{uri}`: this build sends over plain http only; https needs TLS support it lacks"
-            ));
+        let mut sink = Self::build(
+            vec![parse_uri(&config.uri)?],
+            config.method,
+            config.encoding.codec,
+            config.compression,
+            &config.batch,
+            &config.request,
+        )?;
+        sink.headers.extend(header_map(&config.headers)?);
+        sink.credentials = config.auth.clone().map(Credentials::Configured);
+        Ok(sink)
+    }
+
+    /// A `yh` sink: events of `config.event_set` go to its `endpoint`, or
+    /// else to this node's managers (`managers`), as gzip NDJSON.
+    pub fn for_event_set(
+        config: &YhConfig,
+        managers: Option<&ManagerTarget>,
+    ) -> Result<Self, String> {
+        let path = format!("/api/v1/event_sets/{}/events", config.event_set);
+        let (bases, token, cluster) = match (&config.endpoint, managers) {
+            (Some(endpoint), _) => (
+                vec![endpoint.clone()],
+                config.token.clone().map(TokenSource::Static),
+                None,
+            ),
+            (None, Some(managers)) => (
+                managers.urls.clone(),
+                Some(
+                    config
+                        .token
+                        .clone()
+                        .map_or_else(|| managers.token.clone(), TokenSource::Static),
+                ),
+                Some(managers.cluster_name.as_str()),
+            ),
+            (None, None) => {
+                return Err(
+                    "no endpoint, and this process has no manager to send to: run the dataflow on a worker or a standalone node, or set conf.endpoint"
+                        .to_owned(),
+                );
+            }
+        };
+        let uris = bases
+            .iter()
+            .map(|base| parse_uri(&format!("{}{path}", base.trim_end_matches('/'))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sink = Self::build(
+            uris,
+            HttpMethod::Post,
+            HttpCodec::Ndjson,
+            Compression::Gzip,
+            &BatchConfig::default(),
+            &RequestOptions::default(),
+        )?;
+        if let Some(cluster) = cluster {
+            let value = HeaderValue::from_str(cluster)
+                .map_err(|_| format!("the cluster name `{cluster}` is not a header value"))?;
+            sink.headers.insert(CLUSTER_HEADER, value);
         }
+        sink.credentials = token.map(Credentials::Bearer);
+        sink.retry_unauthorized = managers.is_some() && config.endpoint.is_none();
+        Ok(sink)
+    }
+
+    fn build(
+        uris: Vec<Url>,
+        method: HttpMethod,
+        codec: HttpCodec,
+        compression: Compression,
+        batch: &BatchConfig,
+        request: &RequestOptions,
+    ) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
-        let content_type = match config.encoding.codec {
+        let content_type = match codec {
             HttpCodec::Json => "application/json",
             HttpCodec::Ndjson => "application/x-ndjson",
             HttpCodec::Text => "text/plain; charset=utf-8",
         };
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if config.compression == Compression::Gzip {
+        if compression == Compression::Gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        headers.extend(header_map(&config.headers)?);
-        let request = &config.request;
         let client = Client::builder()
             .timeout(Duration::from_secs(request.timeout_secs))
             .build()
@@ -87,18 +176,20 @@ impl HttpSink {
         let initial_backoff = Duration::from_secs(request.retry_initial_backoff_secs);
         Ok(Self {
             client,
-            method: match config.method {
+            method: match method {
                 HttpMethod::Post => Method::POST,
                 HttpMethod::Put => Method::PUT,
             },
-            uri,
+            uris,
+            current: AtomicUsize::new(0),
             headers,
-            auth: config.auth.clone(),
-            codec: config.encoding.codec,
-            compression: config.compression,
-            max_events: config.batch.max_events,
-            max_bytes: config.batch.max_bytes,
-            batch_timeout: Duration::from_secs_f64(config.batch.timeout_secs),
+            credentials: None,
+            retry_unauthorized: false,
+            codec,
+            compression,
+            max_events: batch.max_events,
+            max_bytes: batch.max_bytes,
+            batch_timeout: Duration::from_secs_f64(batch.timeout_secs),
             initial_backoff,
             max_backoff: Duration::from_secs(request.retry_max_duration_secs).max(initial_backoff),
         })
@@ -226,17 +317,41 @@ impl HttpSink {
         }
     }
 
+    /// The next URI in failover order, after one that failed.
+    fn fail_over(&self, failed: usize) {
+        let _ = self.current.compare_exchange(
+            failed,
+            (failed + 1) % self.uris.len(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
     /// One request: 2xx delivers; 429, 5xx and transport failures (no
-    /// connection, timeout, reset) are retried; any other answer is final.
+    /// connection, timeout, reset) are retried, on the next URI when there
+    /// are several; any other answer is final (but a 401 of a credential
+    /// being renewed).
     async fn attempt(&self, body: Bytes, events: usize, name: &str) -> Attempt {
+        let index = self.current.load(Ordering::Relaxed) % self.uris.len();
+        let uri = &self.uris[index];
         let mut request = self
             .client
-            .request(self.method.clone(), self.uri.clone())
+            .request(self.method.clone(), uri.clone())
             .headers(self.headers.clone())
             .body(body);
-        request = match &self.auth {
-            Some(HttpAuth::Basic { user, password }) => request.basic_auth(user, Some(password)),
-            Some(HttpAuth::Bearer { token }) => request.bearer_auth(token),
+        request = match &self.credentials {
+            Some(Credentials::Configured(HttpAuth::Basic { user, password })) => {
+                request.basic_auth(user, Some(password))
+            }
+            Some(Credentials::Configured(HttpAuth::Bearer { token })) => request.bearer_auth(token),
+            Some(Credentials::Bearer(source)) => match source.current() {
+                Some(token) => request.bearer_auth(token),
+                None => {
+                    return Attempt::Retry(
+                        "no credential yet; the worker has not enrolled".to_owned(),
+                    );
+                }
+            },
             None => request,
         };
         let response = match request.send().await {
@@ -245,7 +360,10 @@ impl HttpSink {
                 warn!(component = %name, error = %err, events, "Request cannot be sent; its events are not delivered.");
                 return Attempt::Settled(Delivery::Failed);
             }
-            Err(err) => return Attempt::Retry(error_chain(&err)),
+            Err(err) => {
+                self.fail_over(index);
+                return Attempt::Retry(format!("{uri}: {}", error_chain(&err)));
+            }
         };
         let status = response.status();
         if status.is_success() {
@@ -253,7 +371,13 @@ impl HttpSink {
         }
         let excerpt = excerpt(response).await;
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Attempt::Retry(format!("the server answered {status}: {excerpt}"));
+            self.fail_over(index);
+            return Attempt::Retry(format!("{uri} answered {status}: {excerpt}"));
+        }
+        if status == StatusCode::UNAUTHORIZED && self.retry_unauthorized {
+            return Attempt::Retry(format!(
+                "{uri} refused the credential ({excerpt}); waiting for the worker to enroll again"
+            ));
         }
         warn!(
             component = %name,
@@ -264,6 +388,17 @@ impl HttpSink {
         );
         Attempt::Settled(Delivery::Failed)
     }
+}
+
+/// A plain-http URI, or why it cannot be used.
+fn parse_uri(text: &str) -> Result<Url, String> {
+    let uri = Url::parse(text).map_err(|err| format!("uri `{text}`: {err}"))?;
+    if uri.scheme() != "http" {
+        return Err(format!(
+            "uri `{uri}`: this build sends over plain http only; https needs TLS support it lacks"
+        ));
+    }
+    Ok(uri)
 }
 
 /// The configured headers, or which one is not a valid header.

@@ -302,11 +302,15 @@ impl SinkConfig {
                 })?;
                 Ok(Box::pin(sink.run(context)))
             }
+            SinkConfig::Yh(config) => {
+                let sink = http::HttpSink::for_event_set(config, context.managers.as_ref())
+                    .map_err(|message| BuildError::Invalid {
+                        component: name.to_owned(),
+                        message,
+                    })?;
+                Ok(Box::pin(sink.run(context)))
+            }
             SinkConfig::Blackhole(_) => Ok(Box::pin(console::discard(context))),
-            other => Err(BuildError::NotRunnable {
-                component: name.to_owned(),
-                kind: super::type_name(other),
-            }),
         }
     }
 }
