@@ -144,7 +144,19 @@ async fn events_are_ingested_and_found_by_text_field_time_and_page() {
     assert_eq!(seen.len(), 120);
     assert_eq!(seen.last().unwrap(), &event(0, "worker1"));
 
+    let kept = admin
+        .put(
+            "/api/v1/event_sets/my_datascale_cluster/retention",
+            &json!({"max_age_days": 90}),
+        )
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
     let sets = admin.get("/api/v1/event_sets").await.body;
+    assert_eq!(sets[0]["retention"]["max_age_days"], 90);
+    assert_eq!(
+        sets[0]["retention"]["max_size_mb"], 1024,
+        "from [event_sets]"
+    );
     assert_eq!(sets[0]["name"], "my_datascale_cluster");
     assert_eq!(sets[0]["events"], 120);
     assert!(sets[0]["size_bytes"].as_u64().unwrap() > 0);

@@ -98,6 +98,7 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/workers/enrollment_token/rotate",
         "/api/v1/event_sets",
         "/api/v1/event_sets/{name}/events",
+        "/api/v1/event_sets/{name}/retention",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} is not documented");

@@ -19,10 +19,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, ManagerState};
+use super::{AdminErrors, BodyErrors, ManagerState};
 use crate::{
-    api::{ApiBody, ApiError, ApiPath, ApiQuery, ErrorBody},
-    manager::event_sets::{EventSetError, Page, SetSummary, query},
+    api::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    manager::event_sets::{
+        EventSetError, MAX_LIMIT, Page, Retention, RetentionOverride, SetSummary, query,
+    },
 };
 
 /// The ingest route: for workers (their `yh` sinks) and admins.
@@ -35,6 +37,7 @@ pub(super) fn admin_router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(search))
+        .routes(routes!(set_retention))
 }
 
 /// The path of an event set.
@@ -189,10 +192,9 @@ async fn search(
     ApiQuery(params): ApiQuery<SearchQuery>,
 ) -> Result<Json<Page>, ApiError> {
     let limit = params.limit.unwrap_or(100);
-    if !(1..=crate::manager::event_sets::MAX_LIMIT).contains(&limit) {
+    if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
-            "limit {limit} is out of range: 1 to {}",
-            crate::manager::event_sets::MAX_LIMIT
+            "limit {limit} is out of range: 1 to {MAX_LIMIT}"
         )));
     }
     let parsed = query::parse(
@@ -207,4 +209,33 @@ async fn search(
         .search(&name, parsed, limit, params.cursor.as_deref())
         .await?;
     Ok(Json(page))
+}
+
+/// Sets how long and how much one event set keeps, over `[event_sets]`;
+/// a field left out (or null) goes back to the configuration's value.
+#[utoipa::path(
+    put,
+    path = "/api/v1/event_sets/{name}/retention",
+    operation_id = "set_event_set_retention",
+    tag = "event_sets",
+    params(SetPath),
+    request_body = RetentionOverride,
+    responses(
+        (status = 200, description = "What the set keeps now", body = Retention),
+        (status = 400, description = "A bad name or body", body = ErrorBody),
+        AdminErrors,
+        BodyErrors
+    )
+)]
+async fn set_retention(
+    State(state): State<ManagerState>,
+    ApiPath(SetPath { name }): ApiPath<SetPath>,
+    ApiJson(retention): ApiJson<RetentionOverride>,
+) -> Result<Json<Retention>, ApiError> {
+    if let Some(problem) = retention.problem() {
+        return Err(ApiError::BadRequest(problem));
+    }
+    Ok(Json(
+        state.event_sets.set_retention(&name, retention).await?,
+    ))
 }

@@ -41,15 +41,71 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts
     USING fts5(text, content = '', contentless_delete = 1);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
 /// How long and how much a set keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Retention {
     /// Events older than this many days are removed; 0 keeps them.
     pub max_age_days: u64,
     /// The oldest events are removed while the set is larger; 0: no limit.
     pub max_size_mb: u64,
+}
+
+/// A set's own retention, where it differs from `[event_sets]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionOverride {
+    /// Days an event is kept; none: `event_sets.max_age_days`.
+    #[schema(maximum = 36500)]
+    pub max_age_days: Option<u64>,
+    /// Megabytes the set may take; none: `event_sets.max_size_mb`.
+    #[schema(maximum = 1073741824)]
+    pub max_size_mb: Option<u64>,
+}
+
+/// The longest a set may keep events: a hundred years.
+pub const MAX_AGE_DAYS: u64 = 36_500;
+
+/// The most a set may take: a petabyte.
+pub const MAX_SIZE_MB: u64 = 1 << 30;
+
+impl RetentionOverride {
+    /// Why these settings cannot be kept, if they cannot.
+    pub fn problem(self) -> Option<String> {
+        match (self.max_age_days, self.max_size_mb) {
+            (Some(days), _) if days > MAX_AGE_DAYS => Some(format!(
+                "max_age_days {days} is over {MAX_AGE_DAYS}; use 0 to keep events for ever"
+            )),
+            (_, Some(mb)) if mb > MAX_SIZE_MB => Some(format!(
+                "max_size_mb {mb} is over {MAX_SIZE_MB}; use 0 for no limit"
+            )),
+            _ => None,
+        }
+    }
+
+    fn over(self, defaults: Retention) -> Retention {
+        Retention {
+            max_age_days: self.max_age_days.unwrap_or(defaults.max_age_days),
+            max_size_mb: self.max_size_mb.unwrap_or(defaults.max_size_mb),
+        }
+    }
+}
+
+fn read_override(connection: &Connection) -> Result<RetentionOverride, EventSetError> {
+    let setting = |key: &str| -> Result<Option<u64>, EventSetError> {
+        Ok(connection
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    };
+    Ok(RetentionOverride {
+        max_age_days: setting("max_age_days")?,
+        max_size_mb: setting("max_size_mb")?,
+    })
 }
 
 /// Why an event-set operation failed.
@@ -111,6 +167,8 @@ pub struct SetSummary {
     pub oldest: Option<String>,
     /// The time of its newest event (RFC 3339), if any.
     pub newest: Option<String>,
+    /// What it keeps: its own settings over `[event_sets]`.
+    pub retention: Retention,
 }
 
 #[derive(Debug)]
@@ -403,6 +461,7 @@ impl EventSets {
         let mut summaries = Vec::with_capacity(names.len());
         for name in names {
             let set = self.set(&name, false)?;
+            let defaults = self.retention;
             summaries.push(
                 run_blocking(move || {
                     let reader = set.reader.lock().unwrap_or_else(PoisonError::into_inner);
@@ -416,6 +475,7 @@ impl EventSets {
                         size_bytes: size_on_disk(&set.path),
                         oldest: oldest.map(time_of),
                         newest: newest.map(time_of),
+                        retention: read_override(&reader)?.over(defaults),
                     })
                 })
                 .await?,
@@ -424,11 +484,42 @@ impl EventSets {
         Ok(summaries)
     }
 
+    /// Sets a set's own retention (created when missing); none of a field
+    /// goes back to `[event_sets]`. Returns what the set keeps now.
+    pub async fn set_retention(
+        &self,
+        name: &str,
+        retention: RetentionOverride,
+    ) -> Result<Retention, EventSetError> {
+        let set = self.set(name, true)?;
+        let defaults = self.retention;
+        run_blocking(move || {
+            let mut writer = set.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = writer.transaction()?;
+            for (key, value) in [
+                ("max_age_days", retention.max_age_days),
+                ("max_size_mb", retention.max_size_mb),
+            ] {
+                match value {
+                    Some(value) => tx.execute(
+                        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        rusqlite::params![key, value],
+                    )?,
+                    None => tx.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+                };
+            }
+            tx.commit()?;
+            Ok(retention.over(defaults))
+        })
+        .await
+    }
+
     /// Removes what the retention settings no longer keep, from every set.
     pub async fn enforce_retention(&self) -> Result<(), EventSetError> {
-        let retention = self.retention;
         for summary in self.list().await? {
             let set = self.set(&summary.name, false)?;
+            let retention = summary.retention;
             run_blocking(move || {
                 let writer = set.writer.lock().unwrap_or_else(PoisonError::into_inner);
                 if retention.max_age_days > 0 {
@@ -553,6 +644,36 @@ mod tests {
         assert_eq!(sets.list().await.unwrap()[0].events, 0);
         let err = sets.ingest("logs", b"[1, 2]\n".to_vec()).await.unwrap_err();
         assert!(err.to_string().contains("not a JSON object"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_sets_own_retention_wins_over_the_defaults() {
+        let (_dir, sets) = sets();
+        let old = serde_json::json!({"timestamp": "2020-01-01T00:00:00Z", "message": "old"});
+        sets.ingest("logs", body(std::slice::from_ref(&old)))
+            .await
+            .unwrap();
+        sets.ingest("other", body(&[old])).await.unwrap();
+        let kept = sets
+            .set_retention(
+                "logs",
+                RetentionOverride {
+                    max_age_days: Some(30),
+                    max_size_mb: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept.max_age_days, 30);
+        sets.enforce_retention().await.unwrap();
+        let counts: Vec<u64> = sets
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.events)
+            .collect();
+        assert_eq!(counts, [0, 1], "logs keeps 30 days, other keeps for ever");
     }
 
     #[tokio::test]
