@@ -1,7 +1,9 @@
-//! The management commands (`group`, `dataflow`, `worker`) against a real
-//! manager: what they print, what `-o json` gives scripts, their exit codes,
-//! and where they find the node and its token (flags, `DATASCALE_URL` and
-//! `DATASCALE_TOKEN`, or the local configuration and data directory).
+//! The management commands (`overview`, `group`, `dataflow`, `worker`)
+//! against a real manager, and for `worker` a real worker process: what they
+//! print, what `-o json` gives scripts, their exit codes, their effect
+//! through the API, and where they find the node and its token (flags,
+//! `DATASCALE_URL` and `DATASCALE_TOKEN`, or the local configuration and
+//! data directory).
 
 mod support;
 
@@ -9,10 +11,14 @@ use std::{
     io::Write,
     path::Path,
     process::{Output, Stdio},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
 use support::{Node, home, run, start};
+
+/// How long a change may take to reach a worker and back.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// A manager started in a temporary install directory.
 struct Manager {
@@ -46,6 +52,31 @@ impl Manager {
         let mut all = args.to_vec();
         all.extend(["--url", &url, "--token", &self.token]);
         run(self.home(), &all, &[])
+    }
+
+    /// The answer of `datascale ARGS -o json`, which must succeed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        json_of(&self.datascale(&all))
+    }
+
+    /// Starts a worker process in `dir` that enrolls with this manager,
+    /// configured as an operator would: mode, manager address, groups and
+    /// the manager's worker (enrollment) token.
+    fn worker(&self, dir: &Path, hostname: &str, groups: &str) -> Node {
+        let token = std::fs::read_to_string(support::token_file(self.home(), "worker")).unwrap();
+        start(
+            dir,
+            &[
+                ("HOSTNAME", hostname),
+                ("DATASCALE_SERVICE_MODE", "worker"),
+                ("DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS", &self.url()),
+                ("DATASCALE_SERVICE_WORKER_GROUPS", groups),
+                ("DATASCALE_SERVICE_WORKER_TOKEN", token.trim()),
+                ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
+            ],
+        )
     }
 
     /// Runs `datascale ARGS --url … --token …` with `input` on standard input.
@@ -113,6 +144,16 @@ sinks:
         "sinks": [{"name": "out", "type": "blackhole", "inputs": ["gen"]}]
     });
     (yaml, json)
+}
+
+/// Polls `probe` until it gives a value; fails the test after `WAIT`.
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    support::wait_until(WAIT, what, || {
+        found = probe();
+        found.is_some()
+    });
+    found.unwrap()
 }
 
 /// `written` says `outcome` and names a revision; returns it.
@@ -387,4 +428,474 @@ fn an_unreachable_node_exits_3() {
     );
     let bad_url = run(dir.path(), &["group", "list", "--url", "master1:7881"], &[]);
     failed(&bad_url, 2);
+}
+
+#[test]
+fn groups_are_updated_and_deleted_only_at_the_expected_revision() {
+    let manager = Manager::start();
+    let created = manager.json(&["group", "create", "edge"]);
+    let first = created["revision"].as_u64().unwrap();
+    assert_eq!(created["outcome"], "created");
+
+    let updated = succeeded(&manager.datascale(&[
+        "group",
+        "update",
+        "edge",
+        "--description",
+        "edge routers",
+    ]));
+    assert_eq!(
+        updated,
+        format!("updated group `edge` (revision {})\n", first + 1)
+    );
+    let group = manager.json(&["group", "get", "edge"]);
+    assert_eq!(
+        (&group["description"], &group["revision"]),
+        (&json!("edge routers"), &json!(first + 1))
+    );
+    let same = manager.datascale(&["group", "update", "edge", "--description", "edge routers"]);
+    assert_eq!(
+        succeeded(&same),
+        format!("unchanged group `edge` (revision {})\n", first + 1)
+    );
+
+    // A change based on a revision that is not the current one is refused
+    // with the server's message, and changes nothing.
+    let first_text = first.to_string();
+    let stale = manager.datascale(&[
+        "group",
+        "update",
+        "edge",
+        "--description",
+        "stale",
+        "--if-match",
+        &first_text,
+    ]);
+    let stderr = failed(&stale, 5);
+    assert!(
+        stderr.starts_with("error: ")
+            && stderr.contains(&format!("at revision {}", first + 1))
+            && stderr.contains(&format!("expected revision {first}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        manager.json(&["group", "get", "edge"])["description"],
+        "edge routers"
+    );
+    let current = (first + 1).to_string();
+    let based = manager.datascale(&[
+        "group",
+        "update",
+        "edge",
+        "--description",
+        "edge hosts",
+        "--if-match",
+        &current,
+    ]);
+    assert!(succeeded(&based).starts_with("updated group `edge`"));
+
+    // `update` changes a group, it never creates one.
+    let missing = manager.datascale(&["group", "update", "nope", "--description", "x"]);
+    assert_eq!(failed(&missing, 4), "error: no group named `nope`\n");
+    let names = manager.json(&["group", "list"]);
+    assert_eq!(names.as_array().unwrap().len(), 2, "{names}");
+    failed(&manager.datascale(&["group", "update", "edge"]), 2);
+
+    let stale = manager.datascale(&["group", "delete", "edge", "--if-match", &current]);
+    assert!(failed(&stale, 5).contains("expected revision"));
+    assert_eq!(manager.json(&["group", "get", "edge"])["name"], "edge");
+    let current = (first + 2).to_string();
+    let deleted = manager.datascale(&["group", "delete", "edge", "--if-match", &current]);
+    assert!(succeeded(&deleted).starts_with("deleted group `edge`"));
+    failed(&manager.datascale(&["group", "get", "edge"]), 4);
+}
+
+#[test]
+fn dataflows_are_created_shown_by_revision_and_changed_only_at_the_expected_revision() {
+    let manager = Manager::start();
+    let dir = manager.home();
+    let write = |name: &str, count: u64| {
+        let (yaml, json) = flow_yaml("tail", count);
+        let path = dir.join(name);
+        std::fs::write(&path, yaml).unwrap();
+        (path.to_str().unwrap().to_owned(), json)
+    };
+    let (first_file, first) = write("first.yaml", 1);
+    let (second_file, second) = write("second.yaml", 2);
+    let (third_file, _) = write("third.yaml", 3);
+
+    let created = succeeded(&manager.datascale(&["dataflow", "create", "-f", &first_file]));
+    let first_revision = revision_in(&created, "created dataflow `tail` in group `default`");
+    let again = manager.datascale(&["dataflow", "create", "-f", &second_file]);
+    assert!(
+        failed(&again, 5).starts_with("error: a dataflow named `tail` already exists"),
+        "create never replaces"
+    );
+    assert_eq!(
+        json_of(&manager.datascale(&["dataflow", "get", "tail"])),
+        first
+    );
+    let nowhere = manager.datascale(&["dataflow", "create", "-f", &first_file, "-g", "nope"]);
+    failed(&nowhere, 4);
+
+    let first_text = first_revision.to_string();
+    let updated = succeeded(&manager.datascale(&[
+        "dataflow",
+        "apply",
+        "-f",
+        &second_file,
+        "--if-match",
+        &first_text,
+    ]));
+    let second_revision = revision_in(&updated, "updated dataflow `tail`");
+    let stale = manager.datascale(&[
+        "dataflow",
+        "apply",
+        "-f",
+        &third_file,
+        "--if-match",
+        &first_text,
+    ]);
+    assert!(
+        failed(&stale, 5).contains(&format!("expected revision {first_revision}")),
+        "a stale --if-match is refused"
+    );
+    assert_eq!(
+        json_of(&manager.datascale(&["dataflow", "get", "tail"])),
+        second
+    );
+
+    // One revision's document, ready to apply again; its whole entry in JSON.
+    let old = manager.datascale(&["dataflow", "revision", "tail", &first_text]);
+    assert_eq!(json_of(&old), first);
+    let entry = manager.json(&["dataflow", "revision", "tail", &first_text]);
+    assert_eq!(
+        (&entry["revision"], &entry["action"], &entry["document"]),
+        (&json!(first_revision), &json!("create"), &first)
+    );
+    let none = manager.datascale(&["dataflow", "revision", "tail", "999"]);
+    assert!(failed(&none, 4).contains("has no revision 999"));
+
+    let stale = manager.datascale(&["dataflow", "delete", "tail", "--if-match", &first_text]);
+    failed(&stale, 5);
+    assert_eq!(
+        json_of(&manager.datascale(&["dataflow", "get", "tail"])),
+        second
+    );
+    let second_text = second_revision.to_string();
+    let deleted =
+        succeeded(&manager.datascale(&["dataflow", "delete", "tail", "--if-match", &second_text]));
+    let deletion = revision_in(&deleted, "deleted dataflow `tail` from group `default`");
+    let gone = manager.datascale(&["dataflow", "revision", "tail", &deletion.to_string()]);
+    assert!(failed(&gone, 1).contains("it has no document"));
+
+    // A restore may be based on a revision too: the dataflow is gone, so
+    // nothing is at revision 2.
+    let stale = manager.datascale(&[
+        "dataflow",
+        "restore",
+        "tail",
+        &first_text,
+        "--if-match",
+        &second_text,
+    ]);
+    failed(&stale, 5);
+    failed(&manager.datascale(&["dataflow", "get", "tail"]), 4);
+}
+
+#[test]
+fn the_manager_validates_dataflows_like_the_offline_check() {
+    let manager = Manager::start();
+    let dir = manager.home();
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, flow_yaml("good", 1).0).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: bad
+sources: [{name: gen, type: demo}]
+sinks: [{name: out, type: blackhole, inputs: [nope]}]
+",
+    )
+    .unwrap();
+    let files = [
+        "-f",
+        good.to_str().unwrap(),
+        "-f",
+        bad.to_str().unwrap(),
+        "-f",
+        "missing.yaml",
+    ];
+    let validate = |extra: &[&str]| {
+        let mut args = vec!["dataflow", "validate"];
+        args.extend(files);
+        args.extend(extra);
+        manager.datascale(&args)
+    };
+
+    let remote = validate(&["--remote"]);
+    failed(&remote, 1);
+    let stdout = String::from_utf8(remote.stdout.clone()).unwrap();
+    let lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}: dataflow `good` is valid (1 source(s), 0 pipeline(s), 1 sink(s))",
+            good.display()
+        )
+    );
+    assert_eq!(lines[1], format!("{}: 1 problem(s)", bad.display()));
+    assert!(lines[2].starts_with("  sinks[0].inputs[0]: "), "{stdout}");
+    assert!(
+        lines[3].starts_with("missing.yaml: 1 problem(s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout,
+        String::from_utf8(validate(&[]).stdout).unwrap(),
+        "the manager finds what the offline check finds"
+    );
+
+    let results = validate(&["--remote", "--json"]);
+    failed(&results, 1);
+    let results: Value = serde_json::from_slice(&results.stdout).unwrap();
+    let valid: Vec<_> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| &result["valid"])
+        .collect();
+    assert_eq!(valid, [&json!(true), &json!(false), &json!(false)]);
+    assert_eq!(results[1]["errors"][0]["path"], "sinks[0].inputs[0]");
+
+    let only_good = manager.datascale(&[
+        "dataflow",
+        "validate",
+        "--remote",
+        "-f",
+        good.to_str().unwrap(),
+    ]);
+    assert!(succeeded(&only_good).contains("is valid"));
+    let url = format!("http://{}", support::free_address());
+    let unreachable = run(
+        dir,
+        &[
+            "dataflow",
+            "validate",
+            "--remote",
+            "-f",
+            good.to_str().unwrap(),
+            "--url",
+            &url,
+            "--token",
+            "x",
+        ],
+        &[],
+    );
+    assert!(failed(&unreachable, 3).contains("cannot reach"));
+}
+
+#[test]
+fn the_overview_counts_groups_dataflows_and_components() {
+    let manager = Manager::start();
+    let dir = manager.home();
+    succeeded(&manager.datascale(&["group", "create", "edge"]));
+    for (group, name) in [("default", "one"), ("edge", "two")] {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, flow_yaml(name, 1).0).unwrap();
+        let file = file.to_str().unwrap();
+        succeeded(&manager.datascale(&["dataflow", "apply", "-f", file, "-g", group]));
+    }
+    let overview = succeeded(&manager.datascale(&["overview"]));
+    let lines: Vec<_> = overview.lines().collect();
+    assert!(
+        lines[0].starts_with("cluster     datascale at revision "),
+        "{overview}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "managers    {} (manager {})",
+            manager.node.api,
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert_eq!(
+        lines[2..],
+        [
+            "workers     0: 0 online, 0 suspect, 0 offline",
+            "groups      2",
+            "dataflows   2",
+            "components  2 source(s), 0 pipeline(s), 2 sink(s): blackhole 2, demo 2",
+        ]
+    );
+    let answer = manager.json(&["overview"]);
+    assert_eq!(
+        (
+            &answer["groups"],
+            &answer["dataflows"],
+            &answer["components"]["by_type"]
+        ),
+        (&json!(2), &json!(2), &json!({"blackhole": 2, "demo": 2}))
+    );
+}
+
+/// The worker of `hostname` in `datascale worker list -o json`, once it is
+/// online and `ready` holds.
+fn listed_worker(manager: &Manager, hostname: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    eventually(&format!("{hostname} online and ready"), || {
+        let workers = manager.json(&["worker", "list"]);
+        let worker = workers
+            .as_array()?
+            .iter()
+            .find(|worker| worker["hostname"] == hostname)?;
+        (worker["state"] == "online" && ready(worker)).then(|| worker.clone())
+    })
+}
+
+/// The names of the dataflows a worker reported, once they are `names`.
+fn reported(manager: &Manager, id: &str, names: &[&str]) {
+    eventually(&format!("worker {id} to run {names:?}"), || {
+        let worker = manager.json(&["worker", "show", id]);
+        let dataflows = worker["status"]["dataflows"].as_array()?;
+        let running: Vec<_> = dataflows
+            .iter()
+            .filter(|dataflow| dataflow["state"] == "running")
+            .map(|dataflow| dataflow["name"].as_str().unwrap_or_default())
+            .collect();
+        (running == names && dataflows.len() == names.len()).then_some(())
+    });
+}
+
+#[test]
+fn workers_are_listed_shown_assigned_revoked_and_deleted() {
+    let manager = Manager::start();
+    let dir = manager.home();
+    succeeded(&manager.datascale(&["group", "create", "another_group"]));
+    for (group, name) in [("default", "tail"), ("another_group", "other")] {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, flow_yaml(name, 1).0).unwrap();
+        let file = file.to_str().unwrap();
+        succeeded(&manager.datascale(&["dataflow", "apply", "-f", file, "-g", group]));
+    }
+    let worker_home = support::home();
+    let worker = manager.worker(worker_home.path(), "worker1", "default");
+
+    let listed = listed_worker(&manager, "worker1", |worker| {
+        worker["status"]["applied_revision"] == worker["desired_revision"]
+    });
+    let id = listed["id"].as_str().unwrap().to_owned();
+    reported(&manager, &id, &["tail"]);
+    let table = succeeded(&manager.datascale(&["worker", "list"]));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "ID",
+            "HOSTNAME",
+            "STATE",
+            "GROUPS",
+            "APPLIED/DESIRED",
+            "LAST",
+            "HEARTBEAT"
+        ]
+    );
+    let revisions = format!("{0}/{0}", listed["desired_revision"]);
+    assert_eq!(
+        rows[1][..5],
+        [
+            id.as_str(),
+            "worker1",
+            "online",
+            "default",
+            revisions.as_str()
+        ]
+    );
+    assert_eq!(rows.len(), 2, "{table}");
+
+    let shown = succeeded(&manager.datascale(&["worker", "show", &id]));
+    assert!(shown.contains("\nhostname        worker1\n"), "{shown}");
+    assert!(
+        shown.contains("\ngroups          default (its own)\n"),
+        "{shown}"
+    );
+    let dataflows: Vec<Vec<&str>> = shown
+        .lines()
+        .skip_while(|line| !line.starts_with("GROUP "))
+        .map(|line| line.split_whitespace().take(3).collect())
+        .collect();
+    assert_eq!(
+        dataflows,
+        [
+            vec!["GROUP", "NAME", "STATE"],
+            vec!["default", "tail", "running"]
+        ],
+        "{shown}"
+    );
+    let overview = succeeded(&manager.datascale(&["overview"]));
+    assert!(
+        overview.contains("\nworkers     1: 1 online, 0 suspect, 0 offline\n"),
+        "{overview}"
+    );
+
+    // Assigned groups win over the worker's own; --own goes back to those.
+    let assigned = manager.datascale(&["worker", "assign", &id, "--groups", "another_group"]);
+    assert_eq!(
+        succeeded(&assigned),
+        format!("worker `{id}` now runs groups another_group (assigned; its own: default)\n")
+    );
+    reported(&manager, &id, &["other"]);
+    let own = manager.datascale(&["worker", "assign", &id, "--own"]);
+    assert_eq!(
+        succeeded(&own),
+        format!("worker `{id}` now runs groups default (its own)\n")
+    );
+    let record = manager.json(&["worker", "show", &id]);
+    assert_eq!(
+        (&record["groups"], &record["assigned_groups"]),
+        (&json!(["default"]), &Value::Null)
+    );
+    reported(&manager, &id, &["tail"]);
+    let both = manager.datascale(&["worker", "assign", &id, "--own", "--groups", "default"]);
+    failed(&both, 2);
+    let nobody = manager.datascale(&["worker", "assign", "w-nobody", "--groups", "default"]);
+    failed(&nobody, 4);
+
+    // A revoked worker is refused from then on.
+    let revoked = succeeded(&manager.datascale(&["worker", "revoke", &id]));
+    assert!(
+        revoked.starts_with(&format!("revoked worker `{id}` (worker1): ")),
+        "{revoked}"
+    );
+    assert_eq!(manager.json(&["worker", "show", &id])["revoked"], true);
+    support::wait_for_output(&worker, WAIT, &["refused this worker's token"]);
+    let table = succeeded(&manager.datascale(&["worker", "list"]));
+    assert!(
+        table.lines().nth(1).unwrap().contains(" (revoked)"),
+        "{table}"
+    );
+
+    // Deleted, it may enroll again, under the same id.
+    let deleted = succeeded(&manager.datascale(&["worker", "delete", &id]));
+    assert_eq!(
+        deleted,
+        format!("deleted worker `{id}`; with the enrollment token it may enroll again\n")
+    );
+    let again = listed_worker(&manager, "worker1", |worker| worker["revoked"] == false);
+    assert_eq!(again["id"], id);
+
+    // A worker that is gone stays deleted.
+    worker.terminate(WAIT);
+    succeeded(&manager.datascale(&["worker", "delete", &id]));
+    for command in ["show", "delete", "revoke"] {
+        let missing = manager.datascale(&["worker", command, &id]);
+        assert_eq!(
+            failed(&missing, 4),
+            format!("error: no worker with id `{id}`\n")
+        );
+    }
+    assert_eq!(manager.json(&["worker", "list"]), json!([]));
 }

@@ -1,6 +1,7 @@
 //! The client side of the REST API, shared by every command that asks a node
-//! (`status`, `group`, `dataflow` but `validate`, `worker`): the flags that
-//! name the node, the token and the output format, their defaults from the
+//! (`status`, `overview`, `group`, `dataflow` (`validate` with `--remote`
+//! only), `worker`): the flags that name the node, the token, the output
+//! format and the revision a write is based on, their defaults from the
 //! local configuration, the one function that sends a request and reads the
 //! answer, how answers are printed, and the exit code of each failure.
 
@@ -8,7 +9,7 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, StatusCode, Url, header::IF_MATCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -34,10 +35,10 @@ const EXIT_CONFLICT: u8 = 5;
 /// its local worker to apply it before it answers.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Which node to ask, with which token, and how to print its answers.
+/// Which node to ask, and with which token.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
-pub struct ClientArgs {
+pub struct NodeArgs {
     /// API URL of the node [default: service.address of the local
     /// configuration]
     #[arg(long, env = URL_ENV, value_name = "URL", value_parser = parse_base)]
@@ -46,13 +47,30 @@ pub struct ClientArgs {
     /// stored in data_dir]
     #[arg(long, env = TOKEN_ENV, value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+/// Which node to ask, with which token, and how to print its answers.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    node: NodeArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
+/// The revision a write is based on.
+#[derive(Debug, Args)]
+pub struct IfMatchArg {
+    /// Change it only if it is still at this revision (as `list`, `get` and
+    /// `-o json` show); exits 5 when it changed meanwhile.
+    #[arg(long = "if-match", id = "if_match", value_name = "REVISION")]
+    pub revision: Option<u64>,
+}
+
+/// How a command prints its answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub enum Output {
     /// Lines and aligned columns for people.
     Table,
     /// The API's JSON, for scripts.
@@ -124,8 +142,24 @@ impl ClientArgs {
         global: &GlobalArgs,
         command: impl FnOnce(&Client) -> anyhow::Result<()>,
     ) -> ExitCode {
-        let output = self.output;
-        match self.connect(global).and_then(|client| command(&client)) {
+        self.node.run(global, self.output, command)
+    }
+}
+
+impl NodeArgs {
+    /// Runs `command` with a client of the node these flags name that
+    /// prints as `output`, prints its failure if any, and returns the exit
+    /// code.
+    pub fn run(
+        self,
+        global: &GlobalArgs,
+        output: Output,
+        command: impl FnOnce(&Client) -> anyhow::Result<()>,
+    ) -> ExitCode {
+        match self
+            .connect(global, output)
+            .and_then(|client| command(&client))
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => failure(&err, output),
         }
@@ -133,7 +167,7 @@ impl ClientArgs {
 
     /// The client; the local configuration is read only for what the flags
     /// and the environment leave out.
-    fn connect(self, global: &GlobalArgs) -> anyhow::Result<Client> {
+    fn connect(self, global: &GlobalArgs, output: Output) -> anyhow::Result<Client> {
         let (base, token) = match (self.url, self.token) {
             (Some(url), Some(token)) => (url, token),
             (url, token) => {
@@ -154,7 +188,7 @@ impl ClientArgs {
         Ok(Client {
             base,
             token,
-            output: self.output,
+            output,
             http,
             runtime,
         })
@@ -173,14 +207,29 @@ impl Client {
         url
     }
 
-    /// Sends one request, with `body` as JSON, and returns the answer's JSON
+    /// Reads `url`: [`Client::send`] of a GET.
+    pub fn get(&self, url: Url) -> anyhow::Result<Value> {
+        self.send(Method::GET, url, None, None)
+    }
+
+    /// Sends one request, with `body` as JSON and, for a write based on a
+    /// revision, `If-Match: "<if_match>"`, and returns the answer's JSON
     /// (`Null` when empty); an error answer becomes [`ClientError::Refused`]
     /// and no answer [`ClientError::Unreachable`].
-    pub fn send(&self, method: Method, url: Url, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+    ) -> anyhow::Result<Value> {
         let shown = url.to_string();
         let mut request = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(revision) = if_match {
+            request = request.header(IF_MATCH, format!("\"{revision}\""));
         }
         let (status, bytes) = self
             .runtime
@@ -249,6 +298,18 @@ impl Client {
         ClientError::Unreachable {
             base: self.shown_base().to_owned(),
             reason,
+        }
+    }
+}
+
+impl ClientError {
+    /// Every problem of a dataflow document the node refused as invalid.
+    pub fn invalid_dataflow(&self) -> Option<&[ValidationError]> {
+        match self {
+            ClientError::Refused(refusal) if refusal.code == "invalid_dataflow" => {
+                Some(&refusal.details)
+            }
+            _ => None,
         }
     }
 }
@@ -335,6 +396,16 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// Names and their values, one pair a line, the values aligned.
+pub fn fields<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let pairs: Vec<_> = pairs.into_iter().collect();
+    let width = pairs.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name:width$}  {value}\n"))
+        .collect()
+}
+
 /// Rows under their headers, each column as wide as its widest cell, two
 /// spaces apart.
 pub fn table<const N: usize>(
@@ -388,6 +459,12 @@ mod tests {
             ],
         );
         assert_eq!(text, "NAME     DATAFLOWS\ndefault  0\ne        12\n");
+    }
+
+    #[test]
+    fn fields_align_their_values() {
+        let text = fields([("id", "w-1".to_owned()), ("hostname", "a".to_owned())]);
+        assert_eq!(text, "id        w-1\nhostname  a\n");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     GlobalArgs,
-    client::{Client, ClientArgs, cell, pretty, table},
+    client::{Client, ClientArgs, ClientError, IfMatchArg, NodeArgs, Output, cell, pretty, table},
     emit,
 };
 use crate::dataflow;
@@ -25,7 +25,7 @@ pub enum DataflowCommand {
     /// Check dataflow documents (JSON or YAML) without running them: their
     /// shape, each component's conf, names, inputs, cycles and VRL programs.
     /// Prints every problem with its JSON path; exits 1 when any is invalid.
-    /// Works offline.
+    /// Works offline, or asks the manager with --remote.
     Validate(ValidateArgs),
     /// List the dataflows of a group.
     List {
@@ -43,15 +43,27 @@ pub enum DataflowCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Create a dataflow from a document (JSON or YAML) named inside; exits
+    /// 5 when one of that name exists in the group. The manager validates
+    /// it, and prints every problem with its JSON path.
+    Create {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        group: GroupArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Create or replace a dataflow from a document (JSON or YAML) named
     /// inside; the manager validates it, and prints every problem with its
     /// JSON path. Says whether it was created, updated or unchanged.
     Apply {
-        /// The dataflow file; `-` reads standard input.
-        #[arg(short, long, value_name = "FILE")]
-        file: PathBuf,
+        #[command(flatten)]
+        file: FileArg,
         #[command(flatten)]
         group: GroupArg,
+        #[command(flatten)]
+        if_match: IfMatchArg,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -62,12 +74,25 @@ pub enum DataflowCommand {
         #[command(flatten)]
         group: GroupArg,
         #[command(flatten)]
+        if_match: IfMatchArg,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// List the revisions of a dataflow, newest first.
     Revisions {
         /// The dataflow's name.
         name: String,
+        #[command(flatten)]
+        group: GroupArg,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the document of one revision of a dataflow.
+    Revision {
+        /// The dataflow's name.
+        name: String,
+        /// The revision (`datascale dataflow revisions` lists them).
+        revision: u64,
         #[command(flatten)]
         group: GroupArg,
         #[command(flatten)]
@@ -81,6 +106,8 @@ pub enum DataflowCommand {
         revision: u64,
         #[command(flatten)]
         group: GroupArg,
+        #[command(flatten)]
+        if_match: IfMatchArg,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -100,6 +127,14 @@ pub struct GroupArg {
     name: String,
 }
 
+/// The dataflow document a write sends.
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The dataflow file; `-` reads standard input.
+    #[arg(short, long, value_name = "FILE")]
+    file: PathBuf,
+}
+
 /// Options of `datascale dataflow validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -109,16 +144,25 @@ pub struct ValidateArgs {
     /// Print the result as JSON: one object per file with its errors.
     #[arg(long)]
     json: bool,
+    /// Have the manager check them (POST /api/v1/dataflows/validate), as it
+    /// would on apply.
+    #[arg(long)]
+    remote: bool,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
-/// Runs a `datascale dataflow` subcommand: `validate` on this host, the
-/// others against the manager.
+/// What checking one document found: the dataflow's name and how many
+/// sources, pipelines and sinks it has, or every problem.
+type Checked = Result<(String, (usize, usize, usize)), dataflow::ValidationErrors>;
+
+/// Runs a `datascale dataflow` subcommand: `validate` on this host unless
+/// `--remote`, the others against the manager.
 pub fn run(global: &GlobalArgs, command: DataflowCommand) -> ExitCode {
     match command {
-        DataflowCommand::Validate(args) => validate(&args),
+        DataflowCommand::Validate(args) => validate(global, args),
         DataflowCommand::List { group, client } => client.run(global, |client| {
-            let url = client.url(&["groups", &group.name, "dataflows"]);
-            let dataflows = client.send(Method::GET, url, None)?;
+            let dataflows = client.get(client.url(&["groups", &group.name, "dataflows"]))?;
             client.show(&dataflows, |dataflows| {
                 Ok(table(
                     ["NAME", "REVISION", "UPDATED", "BY", "STATE"],
@@ -139,33 +183,44 @@ pub fn run(global: &GlobalArgs, command: DataflowCommand) -> ExitCode {
             group,
             client,
         } => client.run(global, |client| {
-            let stored =
-                client.send(Method::GET, dataflow_url(client, &group, &name, &[]), None)?;
+            let stored = client.get(dataflow_url(client, &group, &name, &[]))?;
             client.show(&stored, |stored| Ok(pretty(&stored["document"])))
         }),
-        DataflowCommand::Apply {
+        DataflowCommand::Create {
             file,
             group,
             client,
         } => client.run(global, |client| {
-            let document = read_document(&file)?;
+            let document = read_document(&file.file)?;
+            let url = client.url(&["groups", &group.name, "dataflows"]);
+            let written = client.send(Method::POST, url, Some(&document), None)?;
+            client.show(&written, |written| Ok(wrote(written)))
+        }),
+        DataflowCommand::Apply {
+            file,
+            group,
+            if_match,
+            client,
+        } => client.run(global, |client| {
+            let document = read_document(&file.file)?;
             let name = document["name"].as_str().ok_or_else(|| {
                 anyhow!(
                     "{}: the document has no `name`; it says which dataflow to create or replace",
-                    file.display()
+                    file.file.display()
                 )
             })?;
             let url = dataflow_url(client, &group, name, &[]);
-            let written = client.send(Method::PUT, url, Some(&document))?;
+            let written = client.send(Method::PUT, url, Some(&document), if_match.revision)?;
             client.show(&written, |written| Ok(wrote(written)))
         }),
         DataflowCommand::Delete {
             name,
             group,
+            if_match,
             client,
         } => client.run(global, |client| {
             let url = dataflow_url(client, &group, &name, &[]);
-            let deleted = client.send(Method::DELETE, url, None)?;
+            let deleted = client.send(Method::DELETE, url, None, if_match.revision)?;
             client.show(&deleted, |deleted| {
                 Ok(format!(
                     "deleted dataflow `{name}` from group `{}` (revision {})\n",
@@ -178,8 +233,7 @@ pub fn run(global: &GlobalArgs, command: DataflowCommand) -> ExitCode {
             group,
             client,
         } => client.run(global, |client| {
-            let url = dataflow_url(client, &group, &name, &["revisions"]);
-            let history = client.send(Method::GET, url, None)?;
+            let history = client.get(dataflow_url(client, &group, &name, &["revisions"]))?;
             client.show(&history, |history| {
                 Ok(table(
                     ["REVISION", "ACTION", "BY", "TIME"],
@@ -198,15 +252,36 @@ pub fn run(global: &GlobalArgs, command: DataflowCommand) -> ExitCode {
                 ))
             })
         }),
-        DataflowCommand::Restore {
+        DataflowCommand::Revision {
             name,
             revision,
             group,
             client,
         } => client.run(global, |client| {
             let revision = revision.to_string();
+            let entry = client.get(dataflow_url(
+                client,
+                &group,
+                &name,
+                &["revisions", &revision],
+            ))?;
+            client.show(&entry, |entry| match &entry["document"] {
+                Value::Null => Err(anyhow!(
+                    "revision {revision} deleted dataflow `{name}`: it has no document"
+                )),
+                document => Ok(pretty(document)),
+            })
+        }),
+        DataflowCommand::Restore {
+            name,
+            revision,
+            group,
+            if_match,
+            client,
+        } => client.run(global, |client| {
+            let revision = revision.to_string();
             let url = dataflow_url(client, &group, &name, &["revisions", &revision, "restore"]);
-            let written = client.send(Method::POST, url, None)?;
+            let written = client.send(Method::POST, url, None, if_match.revision)?;
             client.show(&written, |written| {
                 Ok(format!("restored revision {revision}: {}", wrote(written)))
             })
@@ -261,26 +336,87 @@ fn wrote(written: &Value) -> String {
     line
 }
 
-fn validate(args: &ValidateArgs) -> ExitCode {
+/// Runs `datascale dataflow validate`: on this host, or with `--remote` by
+/// the manager.
+fn validate(global: &GlobalArgs, args: ValidateArgs) -> ExitCode {
+    if !args.remote {
+        return match report(&args.files, args.json, |text| Ok(check_here(text))) {
+            Ok(true) => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        };
+    }
+    let output = if args.json {
+        Output::Json
+    } else {
+        Output::Table
+    };
+    let mut all_valid = true;
+    let code = args.node.run(global, output, |client| {
+        all_valid = report(&args.files, args.json, |text| check_remote(client, text))?;
+        Ok(())
+    });
+    if all_valid { code } else { ExitCode::FAILURE }
+}
+
+/// Checks a document on this host.
+fn check_here(text: &str) -> Checked {
+    dataflow::parse_text(text).map(|parsed| (parsed.name.clone(), parsed.counts()))
+}
+
+/// Has the manager check a document; only a document that cannot be read
+/// as JSON or YAML is refused here.
+fn check_remote(client: &Client, text: &str) -> anyhow::Result<Checked> {
+    let document = match dataflow::document_from_text(text) {
+        Ok(document) => document,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    let url = client.url(&["dataflows", "validate"]);
+    match client.send(Method::POST, url, Some(&document), None) {
+        Ok(valid) => {
+            let count = |kind: &str| {
+                let count = valid["components"][kind].as_u64().unwrap_or_default();
+                usize::try_from(count).unwrap_or(usize::MAX)
+            };
+            let counts = (count("sources"), count("pipelines"), count("sinks"));
+            Ok(Ok((cell(&valid["name"]), counts)))
+        }
+        Err(err) => {
+            let problems = err
+                .downcast_ref::<ClientError>()
+                .and_then(ClientError::invalid_dataflow);
+            match problems {
+                Some(problems) => Ok(Err(dataflow::ValidationErrors(problems.to_vec()))),
+                None => Err(err),
+            }
+        }
+    }
+}
+
+/// Checks each file with `check` and prints what it found, as text or JSON;
+/// whether every file is valid. Stops at the first error of `check` itself.
+fn report(
+    files: &[PathBuf],
+    json: bool,
+    mut check: impl FnMut(&str) -> anyhow::Result<Checked>,
+) -> anyhow::Result<bool> {
     let mut all_valid = true;
     let mut results = Vec::new();
     let mut out = String::new();
-    for file in &args.files {
-        let outcome = std::fs::read_to_string(file)
-            .map_err(|err| {
-                dataflow::ValidationErrors(vec![dataflow::ValidationError {
+    for file in files {
+        let checked = match std::fs::read_to_string(file) {
+            Ok(text) => check(&text)?,
+            Err(err) => Err(dataflow::ValidationErrors(vec![
+                dataflow::ValidationError {
                     path: String::new(),
                     message: format!("cannot read the file: {err}"),
-                }])
-            })
-            .and_then(|text| dataflow::parse_text(&text));
+                },
+            ])),
+        };
         let shown = file.display();
-        match outcome {
-            Ok(parsed) => {
-                let (sources, pipelines, sinks) = parsed.counts();
+        match checked {
+            Ok((name, (sources, pipelines, sinks))) => {
                 out.push_str(&format!(
-                    "{shown}: dataflow `{}` is valid ({sources} source(s), {pipelines} pipeline(s), {sinks} sink(s))\n",
-                    parsed.name
+                    "{shown}: dataflow `{name}` is valid ({sources} source(s), {pipelines} pipeline(s), {sinks} sink(s))\n"
                 ));
                 results.push(json!({"file": shown.to_string(), "valid": true, "errors": []}));
             }
@@ -295,16 +431,9 @@ fn validate(args: &ValidateArgs) -> ExitCode {
             }
         }
     }
-    if args.json {
-        out = format!(
-            "{}\n",
-            serde_json::to_string_pretty(&results).expect("results serialize")
-        );
+    if json {
+        out = pretty(&json!(results));
     }
     emit(&out);
-    if all_valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Ok(all_valid)
 }

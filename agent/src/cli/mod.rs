@@ -6,6 +6,7 @@ mod client;
 mod config_cmd;
 mod dataflow_cmd;
 mod group_cmd;
+mod overview;
 mod run;
 mod start;
 mod status;
@@ -36,10 +37,10 @@ DATASCALE_SERVICE_MODE for service.mode), and --set flags.
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.
-The commands that ask a node (status, group, dataflow, worker) also exit 3
-when the server cannot be reached, 4 when it has no such object, and 5 on a
-conflict. They find the node and its token in the local configuration, or
-take --url and --token (DATASCALE_URL, DATASCALE_TOKEN).";
+The commands that ask a node (status, overview, group, dataflow, worker) also
+exit 3 when the server cannot be reached, 4 when it has no such object, and 5
+on a conflict. They find the node and its token in the local configuration,
+or take --url and --token (DATASCALE_URL, DATASCALE_TOKEN).";
 
 /// The `datascale` command line.
 #[derive(Debug, Parser)]
@@ -73,6 +74,9 @@ enum Command {
     Start(start::StartArgs),
     /// Show the state of the DataScale node on this host, from its API.
     Status(status::StatusArgs),
+    /// Show the cluster at a glance, from the manager: managers, workers by
+    /// state, groups, dataflows, and components by kind and type.
+    Overview(client::ClientArgs),
     /// Check the configuration, or list the keys it may hold.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -87,7 +91,8 @@ enum Command {
     /// Manage the groups of workers on the manager.
     #[command(subcommand)]
     Group(group_cmd::GroupCommand),
-    /// See the workers the manager knows, and assign them groups.
+    /// See the workers the manager knows, assign them groups, revoke and
+    /// delete them.
     #[command(subcommand)]
     Worker(worker_cmd::WorkerCommand),
     /// Print the version of this binary.
@@ -100,6 +105,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Start(args) => start::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
+        Command::Overview(client) => overview::run(&cli.global, client),
         Command::Config(command) => config_cmd::run(&cli.global, command),
         Command::Dataflow(command) => dataflow_cmd::run(&cli.global, command),
         Command::Group(command) => group_cmd::run(&cli.global, command),

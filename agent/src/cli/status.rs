@@ -4,7 +4,6 @@ use std::{fmt::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::Args;
-use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,7 +20,7 @@ pub struct StatusArgs {
 /// Runs `datascale status`.
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
     args.client.run(global, |client| {
-        let status = client.send(Method::GET, client.url(&["status"]), None)?;
+        let status = client.get(client.url(&["status"]))?;
         client.show(&status, describe)
     })
 }
