@@ -72,8 +72,9 @@ pub struct WorkerRecord {
     pub own_groups: Vec<String>,
     /// Groups assigned on the manager, which win over its own.
     pub assigned_groups: Option<Vec<String>>,
-    /// The revision of the last assignment (0: never assigned).
-    pub assignment_revision: u64,
+    /// The revision of the last change to its groups: its enrollment (or a
+    /// change of its own groups) or an assignment.
+    pub groups_revision: u64,
     /// Whether its credential was revoked.
     pub revoked: bool,
     /// When it first enrolled (RFC 3339).
@@ -321,14 +322,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The revision of the newest change to the dataflows of `groups`
     /// (creation, change or deletion); 0 when there was none.
-    async fn groups_revision(&self, groups: &[String]) -> Result<u64, StoreError>;
+    async fn dataflows_revision(&self, groups: &[String]) -> Result<u64, StoreError>;
 
     /// Every enrolled worker, by id.
     async fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError>;
 
-    /// Records a worker's enrollment: its identity and new credential hash.
-    /// A revoked worker is refused ([`StoreError::Conflict`]); one already
-    /// enrolled keeps its assigned groups. Makes no cluster revision.
+    /// Records a worker's enrollment, or a change of its identity: its host
+    /// name, version, own groups and credential hash. A revoked worker is
+    /// refused ([`StoreError::Conflict`]); one already enrolled keeps its
+    /// assigned groups. Makes a cluster revision, so that the worker's desired
+    /// state gets a newer revision than any it ran before.
     async fn enroll_worker(&self, record: WorkerRecord) -> Result<WorkerRecord, StoreError>;
 
     /// Assigns a worker's groups on the manager (none: back to its own).

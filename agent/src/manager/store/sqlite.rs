@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS workers (
     version TEXT NOT NULL,
     own_groups TEXT NOT NULL,
     assigned_groups TEXT,
-    assignment_revision INTEGER NOT NULL,
+    groups_revision INTEGER NOT NULL,
     revoked INTEGER NOT NULL,
     enrolled_at TEXT NOT NULL,
     credential_sha256 TEXT NOT NULL
@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS workers (
 ";
 
 const WORKER_COLUMNS: &str = "id, hostname, version, own_groups, assigned_groups,
-     assignment_revision, revoked, enrolled_at, credential_sha256";
+     groups_revision, revoked, enrolled_at, credential_sha256";
 
 const GROUP_COLUMNS: &str = "g.name, g.description, g.revision, g.created_revision, g.updated_at,
      (SELECT COUNT(*) FROM dataflows d WHERE d.group_name = g.name)";
@@ -314,7 +314,7 @@ fn worker_row(row: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
         version: row.get(2)?,
         own_groups: groups_of(&row.get::<_, String>(3)?)?,
         assigned_groups: assigned.as_deref().map(groups_of).transpose()?,
-        assignment_revision: row.get(5)?,
+        groups_revision: row.get(5)?,
         revoked: row.get(6)?,
         enrolled_at: row.get(7)?,
         credential_sha256: row.get(8)?,
@@ -616,7 +616,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn groups_revision(&self, groups: &[String]) -> Result<u64, StoreError> {
+    async fn dataflows_revision(&self, groups: &[String]) -> Result<u64, StoreError> {
         let groups = serde_json::to_string(groups).expect("names serialize");
         self.with(move |connection| {
             let newest: Option<u64> = connection.query_row(
@@ -641,34 +641,35 @@ impl Store for SqliteStore {
     }
 
     async fn enroll_worker(&self, record: WorkerRecord) -> Result<WorkerRecord, StoreError> {
-        self.with(move |connection| {
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if read_worker(&tx, &record.id)?.is_some_and(|known| known.revoked) {
+        let change = Change::by(&format!("worker {}", record.id));
+        self.change(&change, move |writing| {
+            if read_worker(writing.tx, &record.id)?.is_some_and(|known| known.revoked) {
                 return Err(StoreError::Conflict(format!(
                     "worker `{}` was revoked; delete it on the manager (DELETE /api/v1/workers/{}) to let it enroll again",
                     record.id, record.id
                 )));
             }
             let own = serde_json::to_string(&record.own_groups).expect("names serialize");
-            tx.execute(
+            writing.tx.execute(
                 "INSERT INTO workers (id, hostname, version, own_groups, assigned_groups,
-                     assignment_revision, revoked, enrolled_at, credential_sha256)
-                 VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5, ?6)
+                     groups_revision, revoked, enrolled_at, credential_sha256)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?7, 0, ?5, ?6)
                  ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname,
                      version = excluded.version, own_groups = excluded.own_groups,
-                     credential_sha256 = excluded.credential_sha256",
+                     credential_sha256 = excluded.credential_sha256,
+                     groups_revision = excluded.groups_revision",
                 params![
                     record.id,
                     record.hostname,
                     record.version,
                     own,
                     record.enrolled_at,
-                    record.credential_sha256
+                    record.credential_sha256,
+                    writing.revision
                 ],
             )?;
-            let stored = read_worker(&tx, &record.id)?.ok_or_else(|| no_worker(&record.id))?;
-            tx.commit()?;
-            Ok(stored)
+            let stored = read_worker(writing.tx, &record.id)?.ok_or_else(|| no_worker(&record.id))?;
+            Ok((stored, Some(format!("enroll worker {}", record.id))))
         })
         .await
     }
@@ -695,7 +696,7 @@ impl Store for SqliteStore {
                 .as_ref()
                 .map(|groups| serde_json::to_string(groups).expect("names serialize"));
             writing.tx.execute(
-                "UPDATE workers SET assigned_groups = ?2, assignment_revision = ?3 WHERE id = ?1",
+                "UPDATE workers SET assigned_groups = ?2, groups_revision = ?3 WHERE id = ?1",
                 params![id, assigned, writing.revision],
             )?;
             let value = read_worker(writing.tx, &id)?.ok_or_else(|| no_worker(&id))?;
@@ -979,7 +980,7 @@ mod tests {
             version: "1.0.0".to_owned(),
             own_groups: vec!["default".to_owned()],
             assigned_groups: None,
-            assignment_revision: 0,
+            groups_revision: 0,
             revoked: false,
             enrolled_at: "2026-01-01T00:00:00Z".to_owned(),
             credential_sha256: credential.to_owned(),
@@ -989,14 +990,15 @@ mod tests {
     #[tokio::test]
     async fn workers_enroll_get_groups_assigned_and_a_revoked_one_stays_out() {
         let (_dir, store) = open();
-        store.enroll_worker(worker("w1", "hash1")).await.unwrap();
+        let enrolled = store.enroll_worker(worker("w1", "hash1")).await.unwrap();
+        assert_eq!(enrolled.groups_revision, 2, "an enrollment is a change");
         let assigned = store
             .assign_groups("w1", Some(vec!["edge".into()]), &admin())
             .await
             .unwrap();
         assert_eq!(assigned.outcome, Outcome::Updated);
         assert_eq!(assigned.value.groups(), ["edge"]);
-        assert_eq!(assigned.value.assignment_revision, 2);
+        assert_eq!(assigned.value.groups_revision, 3);
         // Enrolling again (a new credential) keeps the assignment.
         let again = store.enroll_worker(worker("w1", "hash2")).await.unwrap();
         assert_eq!(
@@ -1010,19 +1012,23 @@ mod tests {
             .unwrap_err();
         assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
         store.delete_worker("w1").await.unwrap();
-        store.enroll_worker(worker("w1", "hash4")).await.unwrap();
-        assert_eq!(store.workers().await.unwrap()[0].groups(), ["default"]);
+        let back = store.enroll_worker(worker("w1", "hash4")).await.unwrap();
+        assert_eq!(back.groups(), ["default"]);
+        assert!(
+            back.groups_revision > assigned.value.groups_revision,
+            "a worker enrolled again gets a newer desired revision than any it ran"
+        );
     }
 
     #[tokio::test]
-    async fn a_groups_revision_follows_its_dataflows_only() {
+    async fn a_dataflows_revision_follows_its_groups_dataflows_only() {
         let (_dir, store) = open();
         store
             .put_group("edge", "", Precondition::None, &admin())
             .await
             .unwrap();
         let groups = ["default".to_owned()];
-        assert_eq!(store.groups_revision(&groups).await.unwrap(), 0);
+        assert_eq!(store.dataflows_revision(&groups).await.unwrap(), 0);
         store
             .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
             .await
@@ -1031,12 +1037,12 @@ mod tests {
             .put_dataflow("edge", "tail", &flow(1), Precondition::None, &admin())
             .await
             .unwrap();
-        assert_eq!(store.groups_revision(&groups).await.unwrap(), 3);
+        assert_eq!(store.dataflows_revision(&groups).await.unwrap(), 3);
         let deleted = store
             .delete_dataflow("default", "tail", Precondition::None, &admin())
             .await
             .unwrap();
-        assert_eq!(store.groups_revision(&groups).await.unwrap(), deleted);
+        assert_eq!(store.dataflows_revision(&groups).await.unwrap(), deleted);
     }
 
     #[tokio::test]

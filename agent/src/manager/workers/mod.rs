@@ -176,7 +176,7 @@ impl WorkerRegistry {
                 version: identity.version.clone(),
                 own_groups: identity.groups.clone(),
                 assigned_groups: None,
-                assignment_revision: 0,
+                groups_revision: 0,
                 revoked: false,
                 enrolled_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
                 credential_sha256: credential_hash(&credential),
@@ -230,8 +230,8 @@ impl WorkerRegistry {
     /// The revision of what a worker should run: the newest change to the
     /// dataflows of its groups, or to its groups themselves.
     pub async fn desired_revision(&self, record: &WorkerRecord) -> Result<u64, StoreError> {
-        let dataflows = self.store.groups_revision(record.groups()).await?;
-        Ok(dataflows.max(record.assignment_revision))
+        let dataflows = self.store.dataflows_revision(record.groups()).await?;
+        Ok(dataflows.max(record.groups_revision))
     }
 
     /// Everything a worker should run.
