@@ -899,3 +899,96 @@ fn workers_are_listed_shown_assigned_revoked_and_deleted() {
     }
     assert_eq!(manager.json(&["worker", "list"]), json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_searched_and_sets_listed() {
+    let manager = Manager::start();
+    let worker_token = std::fs::read_to_string(support::token_file(manager.home(), "worker"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let body: String = (0..30)
+        .map(|n| {
+            let level = if n % 3 == 0 { "error" } else { "info" };
+            format!(
+                "{}\n",
+                json!({"timestamp": format!("2026-11-23T10:00:{n:02}Z"),
+                       "host": format!("worker{}", n % 2 + 1), "message": format!("{level} {n}")})
+            )
+        })
+        .collect();
+    let stored = reqwest::Client::new()
+        .post(
+            manager
+                .node
+                .api_url("/api/v1/event_sets/my_datascale_cluster/events"),
+        )
+        .bearer_auth(&worker_token)
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+
+    let found = manager.datascale(&[
+        "events",
+        "search",
+        "my_datascale_cluster",
+        "error host:worker1",
+    ]);
+    let text = succeeded(&found);
+    let messages: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["message"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        ["error 24", "error 18", "error 12", "error 6", "error 0"]
+    );
+
+    // Pages: the cursor printed after a page continues it.
+    let first = manager.json(&["events", "search", "my_datascale_cluster", "--limit", "20"]);
+    assert_eq!(first["events"].as_array().unwrap().len(), 20);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = manager.json(&[
+        "events",
+        "search",
+        "my_datascale_cluster",
+        "--limit",
+        "20",
+        "--cursor",
+        cursor,
+    ]);
+    assert_eq!(rest["events"].as_array().unwrap().len(), 10);
+    let window = manager.json(&[
+        "events",
+        "search",
+        "my_datascale_cluster",
+        "--from",
+        "2026-11-23T10:00:10Z",
+        "--to",
+        "2026-11-23T10:00:12Z",
+    ]);
+    assert_eq!(window["events"].as_array().unwrap().len(), 2);
+    let recent = manager.json(&["events", "search", "my_datascale_cluster", "--from", "-15m"]);
+    assert_eq!(
+        recent["events"].as_array().unwrap().len(),
+        0,
+        "all are older"
+    );
+
+    let sets = manager.datascale(&["events", "sets"]);
+    let text = succeeded(&sets);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(
+        text.contains("my_datascale_cluster") && text.contains(" 30 "),
+        "{text}"
+    );
+    let missing = manager.datascale(&["events", "search", "nope"]);
+    assert_eq!(missing.status.code(), Some(4));
+    let bad_time =
+        manager.datascale(&["events", "search", "my_datascale_cluster", "--from", "soon"]);
+    assert_eq!(bad_time.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("`soon`"));
+}

@@ -5,6 +5,7 @@
 mod client;
 mod config_cmd;
 mod dataflow_cmd;
+mod events_cmd;
 mod group_cmd;
 mod overview;
 mod run;
@@ -95,6 +96,9 @@ enum Command {
     /// delete them.
     #[command(subcommand)]
     Worker(worker_cmd::WorkerCommand),
+    /// Search and list the manager's event sets.
+    #[command(subcommand)]
+    Events(events_cmd::EventsCommand),
     /// Print the version of this binary.
     Version,
 }
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Dataflow(command) => dataflow_cmd::run(&cli.global, command),
         Command::Group(command) => group_cmd::run(&cli.global, command),
         Command::Worker(command) => worker_cmd::run(&cli.global, command),
+        Command::Events(command) => events_cmd::run(&cli.global, command),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Version => {
             emit(&format!("datascale {}\n", crate::api::VERSION));
