@@ -548,3 +548,47 @@ async fn events_collected_while_the_manager_is_down_arrive_after() {
     drop(worker1);
     second.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_follows_a_manager_whose_store_was_made_anew() {
+    let dir = home();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let address = support::free_address().to_string();
+    let first = manager(&dir.path().join("first"), &address);
+    let api = Api::with_token(&first, ADMIN);
+    // Push the first store's revision well past what the second will have.
+    for marker in 0..10 {
+        let mut document = demo_to_file("busy", &out, "busy");
+        document["sources"][0]["conf"]["count"] = json!(1_000_000 + marker);
+        api.put("/api/v1/groups/default/dataflows/busy", &document)
+            .await;
+    }
+    let worker1 = worker(&dir.path().join("w1"), "worker1", &first, "default", ENROLL);
+    grows(&out.join("busy-worker1.json"), "events of the first store").await;
+
+    // Another manager at the same address, with a new, empty store.
+    drop(first);
+    let second = manager(&dir.path().join("second"), &address);
+    let api = Api::with_token(&second, ADMIN);
+    let answer = api
+        .put(
+            "/api/v1/groups/default/dataflows/fresh",
+            &demo_to_file("fresh", &out, "fresh"),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    grows(
+        &out.join("fresh-worker1.json"),
+        "events of the new store's dataflow",
+    )
+    .await;
+    eventually(WAIT, "only the new store's dataflow to run", || async {
+        let worker = listed(&api, "worker1").await;
+        let dataflows = worker["status"]["dataflows"].as_array()?.clone();
+        (dataflows.len() == 1 && dataflows[0]["name"] == "fresh").then_some(())
+    })
+    .await;
+    drop(worker1);
+    second.terminate(Duration::from_secs(10));
+}

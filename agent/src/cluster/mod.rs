@@ -111,6 +111,8 @@ pub struct DesiredDataflow {
 /// The answer to `GET /api/v1/sync`: everything a worker should run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DesiredState {
+    /// The epoch of the manager's store: revisions compare only within one.
+    pub epoch: u64,
     /// The revision of this state; a worker asks again with it.
     pub revision: u64,
     /// The groups whose dataflows it runs.

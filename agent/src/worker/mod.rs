@@ -202,13 +202,7 @@ impl LocalWorker {
 
     /// Records that the configuration at `revision` has been applied.
     pub fn mark_applied(&self, revision: u64) {
-        self.applied.send_if_modified(|applied| {
-            let newer = revision > *applied;
-            if newer {
-                *applied = revision;
-            }
-            newer
-        });
+        self.applied.send_replace(revision);
     }
 
     /// Waits up to `timeout` until the configuration at `revision` has been

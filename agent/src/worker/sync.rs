@@ -262,15 +262,15 @@ fn worker_id(data_dir: &Path) -> io::Result<String> {
     Ok(id)
 }
 
-/// Runs the desired state kept on disk, if any.
-async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) {
+/// Runs the desired state kept on disk, if any, and returns its epoch.
+async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) -> Option<u64> {
     let path = settings.desired_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
         Err(err) => {
             warn!(path = %path.display(), error = %err, "Cannot read the kept desired state.");
-            return;
+            return None;
         }
     };
     match serde_json::from_str::<DesiredState>(&text) {
@@ -280,9 +280,11 @@ async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) {
                 "Running the desired state kept from the last sync."
             );
             apply(worker, &desired).await;
+            Some(desired.epoch)
         }
         Err(err) => {
-            warn!(path = %path.display(), error = %err, "The kept desired state is not readable; waiting for the manager.")
+            warn!(path = %path.display(), error = %err, "The kept desired state is not readable; waiting for the manager.");
+            None
         }
     }
 }
@@ -314,7 +316,7 @@ pub async fn follow_manager(
             return;
         }
     };
-    run_cached(&worker, &settings).await;
+    let epoch = run_cached(&worker, &settings).await;
     let identity = Identity {
         id,
         hostname: host_name(),
@@ -336,7 +338,7 @@ pub async fn follow_manager(
     tokio::select! {
         () = stop.cancelled() => {}
         () = heartbeats(&worker, &link) => {}
-        () = syncs(&worker, &link) => {}
+        () = syncs(&worker, &link, epoch) => {}
     }
 }
 
@@ -395,15 +397,19 @@ async fn heartbeats(worker: &LocalWorker, link: &Link) {
     }
 }
 
-async fn syncs(worker: &LocalWorker, link: &Link) {
+/// Syncs with the managers; `epoch` is that of the state running, if any.
+async fn syncs(worker: &LocalWorker, link: &Link, mut epoch: Option<u64>) {
     let mut backoff = Duration::from_secs(1);
     let mut last_failure = None;
     loop {
         let running = worker.applied_revision();
-        let path = format!(
+        let mut path = format!(
             "/api/v1/sync?worker_id={}&revision={running}",
             link.identity.id
         );
+        if let Some(epoch) = epoch {
+            path.push_str(&format!("&epoch={epoch}"));
+        }
         let answer = link
             .call::<DesiredState>(
                 Method::GET,
@@ -414,7 +420,7 @@ async fn syncs(worker: &LocalWorker, link: &Link) {
             .await;
         match answer {
             Ok(None) => {}
-            Ok(Some(desired)) if desired.revision < running => {
+            Ok(Some(desired)) if Some(desired.epoch) == epoch && desired.revision < running => {
                 warn!(
                     offered = desired.revision,
                     running,
@@ -434,6 +440,7 @@ async fn syncs(worker: &LocalWorker, link: &Link) {
                     "Applying the desired state from the manager."
                 );
                 apply(worker, &desired).await;
+                epoch = Some(desired.epoch);
             }
             Err(err) => {
                 report("Syncing with the manager", &err, &mut last_failure);

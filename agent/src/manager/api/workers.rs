@@ -71,6 +71,8 @@ struct SyncQuery {
     #[serde(default)]
     #[param(maximum = 9223372036854775807_u64)]
     revision: u64,
+    /// The store epoch of that state; another epoch is answered at once.
+    epoch: Option<u64>,
 }
 
 /// Body of `PUT /api/v1/workers/{id}/groups`.
@@ -189,7 +191,8 @@ async fn heartbeat(
 }
 
 /// Long poll for a worker's desired state: answers at once when it differs
-/// from `revision`, else as soon as it changes, else after 30 s with 304.
+/// from `revision` (or comes from another store `epoch`), else as soon as it
+/// changes, else after 30 s with 304.
 #[utoipa::path(
     get,
     path = "/api/v1/sync",
@@ -219,7 +222,8 @@ async fn sync(
         changes.borrow_and_update();
         records.borrow_and_update();
         let record = enrolled(state.workers.record(&query.worker_id), &query.worker_id)?;
-        if state.workers.desired_revision(&record).await? != query.revision {
+        let same_epoch = query.epoch == Some(state.store.epoch());
+        if !same_epoch || state.workers.desired_revision(&record).await? != query.revision {
             let desired = state.workers.desired_state(&record).await?;
             return Ok(Json(desired).into_response());
         }

@@ -263,6 +263,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Follows the cluster revision: the receiver sees every new value.
     fn subscribe(&self) -> watch::Receiver<u64>;
 
+    /// Identifies this store's history, chosen when it was created:
+    /// revisions compare only within one epoch (a store made anew starts
+    /// counting again).
+    fn epoch(&self) -> u64;
+
     /// Every group, by name.
     async fn groups(&self) -> Result<Vec<Group>, StoreError>;
 

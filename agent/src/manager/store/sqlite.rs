@@ -90,6 +90,7 @@ const DATAFLOW_COLUMNS: &str =
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
     revision: watch::Sender<u64>,
+    epoch: u64,
     path: PathBuf,
 }
 
@@ -133,24 +134,35 @@ impl SqliteStore {
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(opening)?;
-        let seeded: Option<i64> = connection
-            .query_row("SELECT value FROM meta WHERE key = 'seeded'", [], |row| {
-                row.get(0)
-            })
-            .optional()?;
-        if seeded.is_none() {
-            write(&mut connection, &Change::by("datascale"), |writing| {
-                writing
-                    .tx
-                    .execute("INSERT INTO meta (key, value) VALUES ('seeded', 1)", [])?;
-                insert_group(writing, DEFAULT_GROUP, "Workers with no other group.")?;
-                Ok(((), Some(format!("create group {DEFAULT_GROUP}"))))
-            })?;
-        }
+        let read_epoch = |connection: &Connection| -> Result<Option<u64>, StoreError> {
+            Ok(connection
+                .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |row| {
+                    row.get(0)
+                })
+                .optional()?)
+        };
+        let epoch = match read_epoch(&connection)? {
+            Some(epoch) => epoch,
+            None => {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+                let epoch = u64::from_le_bytes(bytes) >> 1;
+                write(&mut connection, &Change::by("datascale"), |writing| {
+                    writing.tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ('epoch', ?1)",
+                        params![epoch],
+                    )?;
+                    insert_group(writing, DEFAULT_GROUP, "Workers with no other group.")?;
+                    Ok(((), Some(format!("create group {DEFAULT_GROUP}"))))
+                })?;
+                epoch
+            }
+        };
         let revision = current_revision(&connection)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             revision: watch::Sender::new(revision),
+            epoch,
             path: path.to_owned(),
         })
     }
@@ -402,6 +414,10 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.revision.subscribe()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     async fn groups(&self) -> Result<Vec<Group>, StoreError> {

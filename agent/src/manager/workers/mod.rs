@@ -249,6 +249,7 @@ impl WorkerRegistry {
             }
         }
         Ok(DesiredState {
+            epoch: self.store.epoch(),
             revision,
             groups: record.groups().to_vec(),
             dataflows,
