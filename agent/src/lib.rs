@@ -6,7 +6,7 @@
 //! and shutdown of a process), `api` (HTTP plumbing every
 //! node shares), `auth` (tokens), `manager` (the control plane and its Web UI),
 //! `logging`, `metrics` (counters and `/metrics`), `runtime` (running
-//! dataflows), `worker` (the dataflows a node runs, changed one at a time)
+//! dataflows), `service` (the systemd unit), `worker` (the dataflows a node runs, changed one at a time)
 //! and `durable` (crash-safe state files).
 
 pub mod api;
@@ -22,4 +22,5 @@ pub mod manager;
 pub mod metrics;
 pub mod node;
 pub mod runtime;
+pub mod service;
 pub mod worker;

@@ -9,6 +9,7 @@ mod events_cmd;
 mod group_cmd;
 mod overview;
 mod run;
+mod service_cmd;
 mod start;
 mod status;
 mod worker_cmd;
@@ -99,6 +100,9 @@ enum Command {
     /// Search and list the manager's event sets.
     #[command(subcommand)]
     Events(events_cmd::EventsCommand),
+    /// Render, install, remove and inspect the systemd unit of this install.
+    #[command(subcommand)]
+    Service(service_cmd::ServiceCommand),
     /// Print the version of this binary.
     Version,
 }
@@ -116,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Worker(command) => worker_cmd::run(&cli.global, command),
         Command::Events(command) => events_cmd::run(&cli.global, command),
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Service(command) => service_cmd::run(&cli.global, command),
         Command::Version => {
             emit(&format!("datascale {}\n", crate::api::VERSION));
             ExitCode::SUCCESS
