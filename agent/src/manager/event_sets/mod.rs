@@ -635,6 +635,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn odd_characters_in_a_query_find_nothing_rather_than_fail() {
+        let (_dir, sets) = sets();
+        sets.ingest("logs", body(&[event(1, "a", "plain")]))
+            .await
+            .unwrap();
+        for q in [
+            "\u{10200}\u{e4526}\u{0}\u{ad}Ö",
+            "\"",
+            "zz*",
+            "NEAR(",
+            "x:\u{0}",
+        ] {
+            let page = search(&sets, q, 10, None).await;
+            assert!(page.events.is_empty(), "{q:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_bad_line_is_named_and_nothing_of_its_request_is_kept() {
         let (_dir, sets) = sets();
         let mut text = body(&[event(1, "a", "kept?")]);

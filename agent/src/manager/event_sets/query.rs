@@ -53,7 +53,14 @@ pub fn parse(
                 }
                 query.fields.push((field.to_owned(), value.to_owned()));
             }
-            _ => query.terms.push(word.to_owned()),
+            // Control characters match nothing and would end the
+            // full-text query early; they are left out.
+            _ => {
+                let term: String = word.chars().filter(|c| !c.is_control()).collect();
+                if !term.is_empty() {
+                    query.terms.push(term);
+                }
+            }
         }
     }
     query.from_ms = from.map(|text| time_ms(text, now)).transpose()?;
@@ -119,6 +126,12 @@ mod tests {
         );
         assert_eq!(query.from_ms, Some(now().timestamp_millis() - 15 * 60_000));
         assert_eq!(query.to_ms, Some(now().timestamp_millis() - 60_000));
+    }
+
+    #[test]
+    fn control_characters_are_left_out_of_terms() {
+        let query = parse(Some("a\u{0}b \u{7}"), None, None, now()).unwrap();
+        assert_eq!(query.terms, ["ab"]);
     }
 
     #[test]
