@@ -22,6 +22,9 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use support::{cpu_seconds, stat_fields, status_kib};
+
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_datascale");
 
@@ -228,35 +231,6 @@ fn stop(child: &mut Child) {
         .status()
         .expect("kill runs");
     child.wait().expect("datascale exits");
-}
-
-/// Fields of `/proc/PID/stat` after the command name.
-fn stat_fields(stat: &str) -> Vec<&str> {
-    stat.rfind(')')
-        .map_or(Vec::new(), |end| stat[end + 2..].split(' ').collect())
-}
-
-/// User and system CPU seconds of a process (USER_HZ is 100 on Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields = stat_fields(&stat);
-    let ticks = |at: usize| {
-        fields
-            .get(at)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// A `kB` line of `/proc/PID/status`, such as `VmHWM:`.
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn mib(bytes: u64) -> f64 {
