@@ -338,7 +338,9 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // The routes are made ready once here, not for each connection: a
+    // manager holds a connection open for each of thousands of workers.
+    axum::serve(listener, router.with_state(()).into_make_service())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -21,7 +21,7 @@ use crate::{
     auth::Caller,
     cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
     manager::{
-        store::{Change, StoreError, WorkerRecord},
+        store::{Change, StoreError},
         workers::WorkerView,
     },
 };
@@ -104,8 +104,10 @@ fn own_worker(caller: &Caller, id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn enrolled(record: Option<WorkerRecord>, id: &str) -> Result<WorkerRecord, ApiError> {
-    record.ok_or_else(|| {
+/// What was found of worker `id` (its record, or a way to follow it), or
+/// the error that tells it to enroll again.
+fn enrolled<T>(found: Option<T>, id: &str) -> Result<T, ApiError> {
+    found.ok_or_else(|| {
         ApiError::NotEnrolled(format!(
             "worker `{id}` is not enrolled here (deleted, or expired); enroll again"
         ))
@@ -213,15 +215,15 @@ async fn sync(
     ApiQuery(query): ApiQuery<SyncQuery>,
 ) -> Result<Response, ApiError> {
     own_worker(&caller, &query.worker_id)?;
-    // The store announces new revisions; the registry, new worker records
-    // (an assignment is in both, the registry's copy a moment later).
+    // The store announces new revisions; the registry, changes to this
+    // worker's record (an assignment is in both, the registry's copy a
+    // moment later).
     let mut changes = state.store.subscribe();
-    let mut records = state.workers.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(SYNC_WAIT_SECS);
     loop {
         changes.borrow_and_update();
-        records.borrow_and_update();
-        let record = enrolled(state.workers.record(&query.worker_id), &query.worker_id)?;
+        let mut own = enrolled(state.workers.follow(&query.worker_id), &query.worker_id)?;
+        let record = own.borrow_and_update().clone();
         let same_epoch = query.epoch == Some(state.store.epoch());
         if !same_epoch || state.workers.desired_revision(&record).await? != query.revision {
             let desired = state.workers.desired_state(&record).await?;
@@ -231,9 +233,8 @@ async fn sync(
             changed = changes.changed() => if changed.is_err() {
                 return Ok(StatusCode::NOT_MODIFIED.into_response());
             },
-            changed = records.changed() => if changed.is_err() {
-                return Ok(StatusCode::NOT_MODIFIED.into_response());
-            },
+            // Closed when the worker is forgotten: the next round tells it.
+            _ = own.changed() => {},
             () = tokio::time::sleep_until(deadline) => {
                 return Ok(StatusCode::NOT_MODIFIED.into_response());
             }

@@ -1,9 +1,11 @@
 //! The embedded store: one SQLite database file under `data_dir`, in WAL
 //! mode with `synchronous = FULL`, so a change is on disk before it is
 //! acknowledged and a SIGKILL at any moment leaves the last committed state.
-//! One connection serves every request in turn, on the blocking pool; each
+//! One connection makes the changes in turn, on the blocking pool; each
 //! change is one transaction that also bumps the cluster revision and writes
-//! the change journal.
+//! the change journal. A second connection serves the reads, which WAL lets
+//! see the last committed state while a change is being written: a slow disk
+//! holds up the writers, never the readers.
 
 use std::{
     path::{Path, PathBuf},
@@ -89,6 +91,7 @@ const DATAFLOW_COLUMNS: &str =
 #[derive(Debug)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
     revision: watch::Sender<u64>,
     epoch: u64,
     path: PathBuf,
@@ -159,8 +162,13 @@ impl SqliteStore {
             }
         };
         let revision = current_revision(&connection)?;
+        let reader = Connection::open(path).map_err(opening)?;
+        reader
+            .execute_batch("PRAGMA query_only = ON;")
+            .map_err(opening)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            reader: Arc::new(Mutex::new(reader)),
             revision: watch::Sender::new(revision),
             epoch,
             path: path.to_owned(),
@@ -172,19 +180,22 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `op` on the connection, on the blocking pool.
+    /// Runs `op` on the writing connection, on the blocking pool.
     async fn with<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            op(&mut connection)
-        })
-        .await
-        .map_err(|err| StoreError::Backend(format!("a store operation panicked: {err}")))?
+        run(&self.connection, op).await
+    }
+
+    /// Runs `op`, which only reads, on the reading connection.
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run(&self.reader, |connection| op(connection)).await
     }
 
     /// Runs one change; announces its revision when it made one.
@@ -202,6 +213,21 @@ impl SqliteStore {
         }
         Ok(value)
     }
+}
+
+/// Runs `op` on `connection`, on the blocking pool.
+async fn run<T, F>(connection: &Arc<Mutex<Connection>>, op: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    let connection = connection.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+        op(&mut connection)
+    })
+    .await
+    .map_err(|err| StoreError::Backend(format!("a store operation panicked: {err}")))?
 }
 
 /// Runs `op` in one immediate transaction. `op` returns its result and, when
@@ -409,7 +435,7 @@ fn no_group(name: &str) -> StoreError {
 #[async_trait]
 impl Store for SqliteStore {
     async fn revision(&self) -> Result<u64, StoreError> {
-        self.with(|connection| current_revision(connection)).await
+        self.read(current_revision).await
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
@@ -421,7 +447,7 @@ impl Store for SqliteStore {
     }
 
     async fn groups(&self) -> Result<Vec<Group>, StoreError> {
-        self.with(|connection| {
+        self.read(|connection| {
             let mut statement = connection.prepare(&format!(
                 "SELECT {GROUP_COLUMNS} FROM groups g ORDER BY g.name"
             ))?;
@@ -433,7 +459,7 @@ impl Store for SqliteStore {
 
     async fn group(&self, name: &str) -> Result<Option<Group>, StoreError> {
         let name = name.to_owned();
-        self.with(move |connection| read_group(connection, &name))
+        self.read(move |connection| read_group(connection, &name))
             .await
     }
 
@@ -521,7 +547,7 @@ impl Store for SqliteStore {
 
     async fn dataflows(&self, group: Option<&str>) -> Result<Vec<StoredDataflow>, StoreError> {
         let group = group.map(str::to_owned);
-        self.with(move |connection| {
+        self.read(move |connection| {
             let mut statement = connection.prepare(&format!(
                 "SELECT {DATAFLOW_COLUMNS} FROM dataflows
                  WHERE ?1 IS NULL OR group_name = ?1 ORDER BY group_name, name"
@@ -538,7 +564,7 @@ impl Store for SqliteStore {
         name: &str,
     ) -> Result<Option<StoredDataflow>, StoreError> {
         let (group, name) = (group.to_owned(), name.to_owned());
-        self.with(move |connection| read_dataflow(connection, &group, &name))
+        self.read(move |connection| read_dataflow(connection, &group, &name))
             .await
     }
 
@@ -634,7 +660,7 @@ impl Store for SqliteStore {
 
     async fn dataflows_revision(&self, groups: &[String]) -> Result<u64, StoreError> {
         let groups = serde_json::to_string(groups).expect("names serialize");
-        self.with(move |connection| {
+        self.read(move |connection| {
             let newest: Option<u64> = connection.query_row(
                 "SELECT MAX(revision) FROM dataflow_history
                  WHERE group_name IN (SELECT value FROM json_each(?1))",
@@ -647,7 +673,7 @@ impl Store for SqliteStore {
     }
 
     async fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
-        self.with(|connection| {
+        self.read(|connection| {
             let mut statement =
                 connection.prepare(&format!("SELECT {WORKER_COLUMNS} FROM workers ORDER BY id"))?;
             let workers = statement.query_map([], worker_row)?;
@@ -753,7 +779,7 @@ impl Store for SqliteStore {
 
     async fn history(&self, group: &str, name: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let (group, name) = (group.to_owned(), name.to_owned());
-        self.with(move |connection| {
+        self.read(move |connection| {
             let mut statement = connection.prepare(
                 "SELECT revision, time, token, action, restored_from, NULL
                  FROM dataflow_history WHERE group_name = ?1 AND name = ?2
@@ -776,7 +802,7 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let (group, name) = (group.to_owned(), name.to_owned());
-        self.with(move |connection| {
+        self.read(move |connection| {
             Ok(connection
                 .query_row(
                     "SELECT revision, time, token, action, restored_from, document

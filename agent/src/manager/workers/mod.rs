@@ -2,19 +2,26 @@
 //! the credentials issued to them, what their last heartbeat said, and
 //! whether they are alive (`phi`: a phi-accrual detector per worker). Also
 //! what each worker should run: its desired state and that state's revision.
+//!
+//! Thousands of workers heartbeat and wait on a sync at once, so neither
+//! asks the store: each group's dataflows and newest revision are kept here
+//! as of the store's current cluster revision, read once when it moves on;
+//! each heartbeat locks only its own worker's status; and a worker's
+//! record can be followed on its own, so that a change to one worker wakes
+//! only the sync that waits for it.
 
 pub mod phi;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio::sync::{OnceCell, watch};
 use utoipa::ToSchema;
 
 use self::phi::PhiDetector;
@@ -74,9 +81,34 @@ pub struct WorkerView {
 
 #[derive(Debug)]
 struct Entry {
-    record: WorkerRecord,
+    /// The record, which the syncs waiting for this worker follow.
+    record: watch::Sender<WorkerRecord>,
+    /// What its heartbeats tell, behind a lock of its own.
+    status: Mutex<Status>,
+}
+
+#[derive(Debug)]
+struct Status {
     detector: PhiDetector,
     last_heartbeat: Option<(String, Heartbeat)>,
+}
+
+/// What the workers of one group run, as of one cluster revision.
+#[derive(Debug)]
+struct GroupState {
+    /// The revision of the newest change to its dataflows (0: none).
+    revision: u64,
+    /// Its dataflows.
+    dataflows: Vec<DesiredDataflow>,
+}
+
+/// The groups read from the store, current while the store is at
+/// `revision`. Each is read once: the first who asks reads it, and those who
+/// ask meanwhile wait for that reading.
+#[derive(Debug, Default)]
+struct GroupCache {
+    revision: u64,
+    groups: HashMap<String, Arc<OnceCell<Arc<GroupState>>>>,
 }
 
 /// The workers of this manager.
@@ -88,8 +120,10 @@ pub struct WorkerRegistry {
     workers: RwLock<HashMap<String, Entry>>,
     /// SHA-256 of each live credential → worker id.
     credentials: RwLock<HashMap<String, String>>,
-    /// Counts changes to the records, for those who wait on them.
-    records_changed: watch::Sender<u64>,
+    /// The store's cluster revision, which tells whether `groups` is current.
+    revision: watch::Receiver<u64>,
+    /// The groups workers asked for.
+    groups: RwLock<GroupCache>,
 }
 
 /// The SHA-256 of a credential, in hex: all the manager keeps of it.
@@ -106,7 +140,8 @@ impl WorkerRegistry {
             started: Instant::now(),
             workers: RwLock::default(),
             credentials: RwLock::default(),
-            records_changed: watch::Sender::new(0),
+            revision: store.subscribe(),
+            groups: RwLock::default(),
         });
         for record in store.workers().await? {
             registry.remember(record);
@@ -115,51 +150,62 @@ impl WorkerRegistry {
     }
 
     fn remember(&self, record: WorkerRecord) {
+        let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
         let mut credentials = self
             .credentials
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        credentials.retain(|_, id| *id != record.id);
+        if let Some(known) = workers.get(&record.id) {
+            credentials.remove(&known.record.borrow().credential_sha256);
+        }
         if !record.revoked {
             credentials.insert(record.credential_sha256.clone(), record.id.clone());
         }
         drop(credentials);
-        let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
-        match workers.get_mut(&record.id) {
-            Some(entry) => entry.record = record,
+        match workers.get(&record.id) {
+            Some(entry) => {
+                entry.record.send_replace(record);
+            }
             None => {
                 let detector =
                     PhiDetector::new(self.liveness.heartbeat_interval, self.liveness.min_std_dev);
                 workers.insert(
                     record.id.clone(),
                     Entry {
-                        record,
-                        detector,
-                        last_heartbeat: None,
+                        record: watch::Sender::new(record),
+                        status: Mutex::new(Status {
+                            detector,
+                            last_heartbeat: None,
+                        }),
                     },
                 );
             }
         }
-        drop(workers);
-        self.records_changed.send_modify(|count| *count += 1);
     }
 
-    /// Follows changes to the workers' records (enrollment, assignment,
-    /// revocation, deletion).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.records_changed.subscribe()
+    /// Follows the record of a worker: the receiver sees each change to it
+    /// (enrollment, assignment, revocation), and closes when the worker is
+    /// forgotten. `None` when it is not enrolled.
+    pub fn follow(&self, id: &str) -> Option<watch::Receiver<WorkerRecord>> {
+        self.workers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .map(|entry| entry.record.subscribe())
     }
 
     fn forget(&self, id: &str) {
-        self.workers
+        let removed = self
+            .workers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
-        self.credentials
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, known| known != id);
-        self.records_changed.send_modify(|count| *count += 1);
+        if let Some(entry) = removed {
+            self.credentials
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&entry.record.borrow().credential_sha256);
+        }
     }
 
     /// Enrolls a worker (again): issues it a new credential, which replaces
@@ -195,7 +241,7 @@ impl WorkerRegistry {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
-            .map(|entry| entry.record.clone())
+            .map(|entry| entry.record.borrow().clone())
     }
 
     /// Records a heartbeat; a worker whose own groups, host name or version
@@ -219,40 +265,97 @@ impl WorkerRegistry {
             self.remember(record.clone());
         }
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = workers.get_mut(&identity.id) {
-            entry.detector.heartbeat(Instant::now());
-            entry.last_heartbeat = Some((now, heartbeat));
+        let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = workers.get(&identity.id) {
+            let mut status = entry.status.lock().unwrap_or_else(PoisonError::into_inner);
+            status.detector.heartbeat(Instant::now());
+            status.last_heartbeat = Some((now, heartbeat));
         }
         Ok(Some(record))
+    }
+
+    /// The state of each of `names`, as of the store's current revision:
+    /// kept from an earlier call, or read from the store once the revision
+    /// has moved on.
+    async fn group_states(&self, names: &[String]) -> Result<Vec<Arc<GroupState>>, StoreError> {
+        // The revision is read before the groups, so that what is kept is
+        // never older than the revision it is kept for.
+        let revision = *self.revision.borrow();
+        let kept = {
+            let cache = self.groups.read().unwrap_or_else(PoisonError::into_inner);
+            if cache.revision == revision {
+                names
+                    .iter()
+                    .map(|name| cache.groups.get(name).cloned())
+                    .collect()
+            } else {
+                None
+            }
+        };
+        let cells: Vec<_> = match kept {
+            Some(cells) => cells,
+            None => {
+                let mut cache = self.groups.write().unwrap_or_else(PoisonError::into_inner);
+                if cache.revision < revision {
+                    *cache = GroupCache {
+                        revision,
+                        groups: HashMap::new(),
+                    };
+                }
+                names
+                    .iter()
+                    .map(|name| cache.groups.entry(name.clone()).or_default().clone())
+                    .collect()
+            }
+        };
+        let mut states = Vec::with_capacity(names.len());
+        for (name, cell) in names.iter().zip(cells) {
+            states.push(
+                cell.get_or_try_init(|| self.read_group(name))
+                    .await?
+                    .clone(),
+            );
+        }
+        Ok(states)
+    }
+
+    /// Reads the state of a group from the store.
+    async fn read_group(&self, name: &str) -> Result<Arc<GroupState>, StoreError> {
+        Ok(Arc::new(GroupState {
+            revision: self.store.dataflows_revision(&[name.to_owned()]).await?,
+            dataflows: self
+                .store
+                .dataflows(Some(name))
+                .await?
+                .into_iter()
+                .map(|stored| DesiredDataflow {
+                    group: stored.group,
+                    name: stored.name,
+                    revision: stored.revision,
+                    document: stored.document,
+                })
+                .collect(),
+        }))
     }
 
     /// The revision of what a worker should run: the newest change to the
     /// dataflows of its groups, or to its groups themselves.
     pub async fn desired_revision(&self, record: &WorkerRecord) -> Result<u64, StoreError> {
-        let dataflows = self.store.dataflows_revision(record.groups()).await?;
-        Ok(dataflows.max(record.groups_revision))
+        let states = self.group_states(record.groups()).await?;
+        Ok(revision_of(record, &states))
     }
 
     /// Everything a worker should run.
     pub async fn desired_state(&self, record: &WorkerRecord) -> Result<DesiredState, StoreError> {
-        let revision = self.desired_revision(record).await?;
-        let mut dataflows = Vec::new();
-        for group in record.groups() {
-            for stored in self.store.dataflows(Some(group)).await? {
-                dataflows.push(DesiredDataflow {
-                    group: stored.group,
-                    name: stored.name,
-                    revision: stored.revision,
-                    document: stored.document,
-                });
-            }
-        }
+        let states = self.group_states(record.groups()).await?;
         Ok(DesiredState {
             epoch: self.store.epoch(),
-            revision,
+            revision: revision_of(record, &states),
             groups: record.groups().to_vec(),
-            dataflows,
+            dataflows: states
+                .iter()
+                .flat_map(|state| state.dataflows.iter().cloned())
+                .collect(),
         })
     }
 
@@ -289,9 +392,12 @@ impl WorkerRegistry {
         let expired: Vec<String> = {
             let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
             workers
-                .values()
-                .filter(|entry| self.silence(entry, now) > self.liveness.expire_after)
-                .map(|entry| entry.record.id.clone())
+                .iter()
+                .filter(|(_, entry)| {
+                    let status = entry.status.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.silence(&status, now) > self.liveness.expire_after
+                })
+                .map(|(id, _)| id.clone())
                 .collect()
         };
         for id in expired {
@@ -302,11 +408,13 @@ impl WorkerRegistry {
             workers
                 .values()
                 .map(|entry| {
-                    let (state, phi) = self.judge(entry, now);
-                    let (last_heartbeat, status) = entry.last_heartbeat.clone().unzip();
+                    let record = entry.record.borrow().clone();
+                    let heard = entry.status.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (state, phi) = self.judge(&heard, now);
+                    let (last_heartbeat, status) = heard.last_heartbeat.clone().unzip();
                     WorkerView {
-                        groups: entry.record.groups().to_vec(),
-                        record: entry.record.clone(),
+                        groups: record.groups().to_vec(),
+                        record,
                         state,
                         phi,
                         last_heartbeat,
@@ -325,14 +433,14 @@ impl WorkerRegistry {
 
     /// How long nothing was heard from a worker: since its last heartbeat,
     /// or since this manager started.
-    fn silence(&self, entry: &Entry, now: Instant) -> Duration {
-        now.saturating_duration_since(entry.detector.last_heartbeat().unwrap_or(self.started))
+    fn silence(&self, status: &Status, now: Instant) -> Duration {
+        now.saturating_duration_since(status.detector.last_heartbeat().unwrap_or(self.started))
     }
 
-    fn judge(&self, entry: &Entry, now: Instant) -> (WorkerState, f64) {
-        let phi = entry.detector.phi(now);
-        let state = if entry.detector.last_heartbeat().is_none()
-            || self.silence(entry, now) >= self.liveness.offline_after
+    fn judge(&self, status: &Status, now: Instant) -> (WorkerState, f64) {
+        let phi = status.detector.phi(now);
+        let state = if status.detector.last_heartbeat().is_none()
+            || self.silence(status, now) >= self.liveness.offline_after
         {
             WorkerState::Offline
         } else if phi >= self.liveness.phi_threshold {
@@ -344,6 +452,14 @@ impl WorkerRegistry {
     }
 }
 
+/// The revision of a worker's desired state, from the states of its groups.
+fn revision_of(record: &WorkerRecord, states: &[Arc<GroupState>]) -> u64 {
+    states
+        .iter()
+        .map(|state| state.revision)
+        .fold(record.groups_revision, u64::max)
+}
+
 impl WorkerCredentials for WorkerRegistry {
     fn worker_of(&self, presented: &str) -> Option<String> {
         self.credentials
@@ -351,5 +467,118 @@ impl WorkerCredentials for WorkerRegistry {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&credential_hash(presented))
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::manager::store::{Precondition, SqliteStore};
+
+    async fn registry() -> (tempfile::TempDir, Arc<dyn Store>, Arc<WorkerRegistry>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("store.db")).unwrap());
+        let liveness = Liveness {
+            heartbeat_interval: Duration::from_secs(5),
+            phi_threshold: 8.0,
+            min_std_dev: Duration::from_millis(500),
+            offline_after: Duration::from_secs(30),
+            expire_after: Duration::from_secs(3600),
+        };
+        let registry = WorkerRegistry::load(store.clone(), liveness).await.unwrap();
+        (dir, store, registry)
+    }
+
+    fn identity(id: &str) -> Identity {
+        Identity {
+            id: id.to_owned(),
+            hostname: format!("{id}.example"),
+            version: "1.0.0".to_owned(),
+            groups: vec!["default".to_owned()],
+            address: "127.0.0.1:7881".to_owned(),
+        }
+    }
+
+    fn admin() -> Change {
+        Change::by("admin")
+    }
+
+    fn flow(marker: u64) -> serde_json::Value {
+        json!({"name": "tail", "sources": [{"name": "s", "type": "demo", "conf": {"count": marker}}],
+               "sinks": [{"name": "k", "type": "blackhole", "inputs": ["s"]}]})
+    }
+
+    #[tokio::test]
+    async fn the_desired_state_follows_each_change_to_the_workers_groups_at_once() {
+        let (_dir, store, registry) = registry().await;
+        registry.enroll(&identity("w1")).await.unwrap();
+        let record = registry.record("w1").unwrap();
+        assert_eq!(registry.desired_revision(&record).await.unwrap(), 0);
+        let written = store
+            .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        let desired = registry.desired_state(&record).await.unwrap();
+        assert_eq!(desired.revision, written.value.revision);
+        assert_eq!(desired.dataflows.len(), 1);
+        assert_eq!(desired.dataflows[0].document, flow(1));
+        // A change to another group moves the cluster on, not this worker.
+        store
+            .put_group("edge", "", Precondition::None, &admin())
+            .await
+            .unwrap();
+        store
+            .put_dataflow("edge", "tail", &flow(1), Precondition::None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(
+            registry.desired_revision(&record).await.unwrap(),
+            written.value.revision
+        );
+        let deleted = store
+            .delete_dataflow("default", "tail", Precondition::None, &admin())
+            .await
+            .unwrap();
+        let desired = registry.desired_state(&record).await.unwrap();
+        assert_eq!((desired.revision, desired.dataflows.len()), (deleted, 0));
+        // An assignment counts, and brings the assigned group's dataflows.
+        let assigned = registry
+            .assign("w1", Some(vec!["edge".to_owned()]), &admin())
+            .await
+            .unwrap();
+        let desired = registry
+            .desired_state(&registry.record("w1").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(desired.revision, assigned.value.groups_revision);
+        assert_eq!(desired.dataflows[0].group, "edge");
+    }
+
+    #[tokio::test]
+    async fn a_followed_record_sees_only_its_own_changes_and_closes_when_forgotten() {
+        let (_dir, _store, registry) = registry().await;
+        let first = registry.enroll(&identity("w1")).await.unwrap();
+        registry.enroll(&identity("w2")).await.unwrap();
+        let mut own = registry.follow("w1").unwrap();
+        registry
+            .assign("w2", Some(vec!["edge".to_owned()]), &admin())
+            .await
+            .unwrap();
+        assert!(!own.has_changed().unwrap());
+        // Enrolling again replaces the credential.
+        let again = registry.enroll(&identity("w1")).await.unwrap();
+        assert!(own.has_changed().unwrap());
+        assert_eq!(registry.worker_of(&first.credential), None);
+        assert_eq!(registry.worker_of(&again.credential).as_deref(), Some("w1"));
+        registry.revoke("w1").await.unwrap();
+        assert!(own.borrow_and_update().revoked);
+        assert_eq!(registry.worker_of(&again.credential), None);
+        registry.delete("w1").await.unwrap();
+        assert!(own.changed().await.is_err());
+        assert!(registry.follow("w1").is_none());
+        assert!(registry.follow("w2").is_some());
     }
 }
