@@ -516,7 +516,12 @@ mod tests {
         let (_dir, store, registry) = registry().await;
         registry.enroll(&identity("w1")).await.unwrap();
         let record = registry.record("w1").unwrap();
-        assert_eq!(registry.desired_revision(&record).await.unwrap(), 0);
+        // The enrollment itself is the first change to its groups.
+        assert!(record.groups_revision > 0);
+        assert_eq!(
+            registry.desired_revision(&record).await.unwrap(),
+            record.groups_revision
+        );
         let written = store
             .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
             .await
