@@ -3,7 +3,7 @@
 
 #![allow(
     dead_code,
-    reason = "each benchmark uses a different part of these helpers"
+    reason = "each benchmark uses a different part of these functions"
 )]
 
 /// Fields of `/proc/PID/stat` after the command name.
