@@ -302,8 +302,8 @@ fn read_group(connection: &Connection, name: &str) -> Result<Option<Group>, Stor
         .optional()?)
 }
 
-/// A document as stored: JSON text, read back as a value.
-fn document_of(text: &str) -> rusqlite::Result<Value> {
+/// A column stored as JSON text (a document, a list of groups), read back.
+fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text).map_err(|err| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
     })
@@ -317,7 +317,7 @@ fn dataflow_row(row: &Row<'_>) -> rusqlite::Result<StoredDataflow> {
         created_revision: row.get(3)?,
         updated_at: row.get(4)?,
         updated_by: row.get(5)?,
-        document: document_of(&row.get::<_, String>(6)?)?,
+        document: json_column(&row.get::<_, String>(6)?)?,
     })
 }
 
@@ -337,21 +337,14 @@ fn read_dataflow(
         .optional()?)
 }
 
-/// A list of groups as stored: JSON text.
-fn groups_of(text: &str) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|err| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
-    })
-}
-
 fn worker_row(row: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
     let assigned: Option<String> = row.get(4)?;
     Ok(WorkerRecord {
         id: row.get(0)?,
         hostname: row.get(1)?,
         version: row.get(2)?,
-        own_groups: groups_of(&row.get::<_, String>(3)?)?,
-        assigned_groups: assigned.as_deref().map(groups_of).transpose()?,
+        own_groups: json_column(&row.get::<_, String>(3)?)?,
+        assigned_groups: assigned.as_deref().map(json_column).transpose()?,
         groups_revision: row.get(5)?,
         revoked: row.get(6)?,
         enrolled_at: row.get(7)?,
@@ -384,7 +377,7 @@ fn history_row(row: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
             rusqlite::Error::InvalidColumnType(3, action, rusqlite::types::Type::Text)
         })?,
         restored_from: row.get(4)?,
-        document: document.as_deref().map(document_of).transpose()?,
+        document: document.as_deref().map(json_column).transpose()?,
     })
 }
 
