@@ -220,7 +220,8 @@ pub fn read_token(kind: &'static str, path: &Path) -> Result<Option<String>, Aut
     }
 }
 
-fn store_token(kind: &'static str, path: &Path, token: &str) -> Result<(), AuthError> {
+/// Keeps a secret in `path` (mode 0600, its directory 0700), atomically.
+pub fn store_token(kind: &'static str, path: &Path, token: &str) -> Result<(), AuthError> {
     let error = |source| AuthError::TokenFile {
         action: "write",
         kind,
@@ -238,7 +239,7 @@ fn store_token(kind: &'static str, path: &Path, token: &str) -> Result<(), AuthE
 }
 
 /// A new random token: a prefix that says what it is, then 256 random bits in hex.
-fn new_token(prefix: &str) -> String {
+pub fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
     format!("{prefix}{}", hex::encode(bytes))

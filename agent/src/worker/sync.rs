@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 use super::{LocalWorker, desired_set};
 use crate::{
     api::{CLUSTER_HEADER, VERSION},
-    auth::read_token,
+    auth::{read_token, store_token},
     cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
     config::Config,
     durable,
@@ -195,12 +195,8 @@ impl Link {
             )
             .await?
             .ok_or_else(|| LinkError::Unreachable("an empty answer to enrollment".to_owned()))?;
-        store_credential(&path, &enrolled.credential).map_err(|err| {
-            LinkError::Local(format!(
-                "cannot keep the credential in {}: {err}",
-                path.display()
-            ))
-        })?;
+        store_token("worker", &path, &enrolled.credential)
+            .map_err(|err| LinkError::Local(err.to_string()))?;
         info!(worker_id = %enrolled.id, "Enrolled with the manager; the credential is kept in the data directory.");
         Ok(credential.insert(enrolled.credential).clone())
     }
@@ -237,13 +233,6 @@ impl Link {
         }
         answer
     }
-}
-
-fn store_credential(path: &Path, credential: &str) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    durable::write_atomic(path, format!("{credential}\n").as_bytes(), 0o600)
 }
 
 /// This worker's stable id: the one in `data_dir/worker.id`, created once.

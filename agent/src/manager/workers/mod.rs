@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 use self::phi::PhiDetector;
 use super::store::{Change, Store, StoreError, WorkerRecord, Written};
 use crate::{
-    auth::WorkerCredentials,
+    auth::{WorkerCredentials, new_token},
     cluster::{DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity},
 };
 
@@ -211,9 +211,7 @@ impl WorkerRegistry {
     /// Enrolls a worker (again): issues it a new credential, which replaces
     /// any earlier one.
     pub async fn enroll(&self, identity: &Identity) -> Result<Enrolled, StoreError> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).expect("the operating system provides random bytes");
-        let credential = format!("dsc_{}", hex::encode(secret));
+        let credential = new_token("dsc_");
         let record = self
             .store
             .enroll_worker(WorkerRecord {
