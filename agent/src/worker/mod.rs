@@ -25,33 +25,18 @@ use crate::{
     runtime::{self, BuildError, Environment, RunningDataflow},
 };
 
-/// Why a dataflow could not be applied.
+/// Why a dataflow could not be applied, as its status reports it.
 #[derive(Debug, thiserror::Error)]
 #[error("revision {revision} of dataflow `{name}` cannot start: {source}{}", match .previous_kept {
     true => "; the previous revision keeps running",
     false => "",
 })]
-pub struct ApplyError {
-    /// The dataflow's name.
-    pub name: String,
-    /// The revision that failed.
-    pub revision: u64,
+struct ApplyError {
+    name: String,
+    revision: u64,
     /// Whether an earlier revision was running and runs again.
-    pub previous_kept: bool,
-    /// Why it cannot start.
-    pub source: BuildError,
-}
-
-/// What applying a dataflow did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Applied {
-    /// It was not running and now runs.
-    Started,
-    /// It ran another document and now runs this one.
-    Restarted,
-    /// It already ran this document; nothing was touched.
-    Unchanged,
+    previous_kept: bool,
+    source: BuildError,
 }
 
 /// Whether a dataflow runs.
@@ -214,11 +199,6 @@ impl LocalWorker {
             .is_ok_and(|waited| waited.is_ok())
     }
 
-    /// The environment its dataflows run in.
-    pub fn environment(&self) -> &Environment {
-        &self.environment
-    }
-
     /// The revision of the last configuration fully applied.
     pub fn applied_revision(&self) -> u64 {
         *self.applied.borrow()
@@ -227,7 +207,7 @@ impl LocalWorker {
     /// Runs a dataflow at its revision, replacing the running version of the
     /// same name. When it cannot start, the previous version (if any) runs
     /// again and the failure is kept for [`LocalWorker::status`].
-    pub async fn apply(&self, desired: Desired) -> Result<Applied, ApplyError> {
+    async fn apply(&self, desired: Desired) {
         let Desired {
             group,
             revision,
@@ -250,7 +230,7 @@ impl LocalWorker {
                     last_failure: None,
                 },
             );
-            return Ok(Applied::Unchanged);
+            return;
         }
         let previous = match previous {
             Some(running) => {
@@ -263,10 +243,6 @@ impl LocalWorker {
         let source = match started {
             Ok(handle) => {
                 info!(dataflow = %name, revision, "Dataflow started.");
-                let applied = match previous {
-                    Some(_) => Applied::Restarted,
-                    None => Applied::Started,
-                };
                 let running = Running {
                     revision,
                     document_sha256: document_sha256(&dataflow),
@@ -281,7 +257,7 @@ impl LocalWorker {
                         last_failure: None,
                     },
                 );
-                return Ok(applied);
+                return;
             }
             Err(source) => source,
         };
@@ -319,7 +295,6 @@ impl LocalWorker {
                 }),
             },
         );
-        Err(error)
     }
 
     /// Makes the worker run exactly `desired`: dataflows not in it stop, and
@@ -343,7 +318,7 @@ impl LocalWorker {
                 .any(|(known, at)| *known == key && *at == wanted.revision);
             if !seen {
                 // A failure is kept in the dataflow's status.
-                let _ = self.apply(wanted).await;
+                self.apply(wanted).await;
             }
         }
     }

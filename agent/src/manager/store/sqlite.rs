@@ -8,7 +8,7 @@
 //! holds up the writers, never the readers.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -94,7 +94,6 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     revision: watch::Sender<u64>,
     epoch: u64,
-    path: PathBuf,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -171,13 +170,7 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             revision: watch::Sender::new(revision),
             epoch,
-            path: path.to_owned(),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `op` on the writing connection, on the blocking pool.
