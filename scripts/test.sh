@@ -5,6 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages some tests run, installed when their command is missing.
+# Each line: the command a test runs, and the package that provides it.
+missing=()
+while read -r command package; do
+    command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+done <<'PACKAGES'
+objdump binutils
+PACKAGES
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
 # Python tools some tests run (OpenAPI validation, API fuzzing), in a virtual
 # environment outside the clone, rebuilt only when their pinned list changes.
 requirements=agent/tests/requirements.txt
