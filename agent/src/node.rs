@@ -25,10 +25,16 @@ use crate::{
         audit::AuditLog,
         event_sets::{EventSetError, EventSets, Retention},
         store::{SqliteStore, Store, StoreError},
+        taps::TapHub,
         workers::{Liveness, WorkerRegistry},
     },
-    runtime::{Environment, ManagerTarget, TokenSource},
-    worker::{self, LocalWorker, follow::follow_store, sync::SyncSettings},
+    runtime::{Environment, ManagerTarget, TokenSource, host_name},
+    worker::{
+        self, LocalWorker,
+        follow::{LocalTaps, follow_store},
+        sync::SyncSettings,
+        tap_relay::relay_taps,
+    },
 };
 
 /// Why a node could not start or stopped with an error.
@@ -155,6 +161,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let mut manager_routes = None;
     if let Some((store, audit, workers, event_sets)) = manager_parts {
         tokio::spawn(keep_retention(event_sets.clone(), stop.clone()));
+        let taps = TapHub::new(stop.clone());
         if let Some(worker) = &worker {
             tokio::spawn(follow_store(
                 worker.clone(),
@@ -162,6 +169,18 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
                 service.worker.groups.clone(),
                 stop.clone(),
             ));
+            let local_taps = Arc::new(LocalTaps {
+                hub: taps.clone(),
+                worker: host_name(),
+            });
+            let relay = relay_taps(worker.clone(), local_taps);
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = relay => {}
+                }
+            });
         }
         let state = ManagerState {
             api: api_state.clone(),
@@ -169,6 +188,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
             workers,
             event_sets,
             ingest_limit: config.event_sets.max_body_mb.saturating_mul(1024 * 1024),
+            taps,
         };
         manager_routes = Some(manager::api::router(
             state,

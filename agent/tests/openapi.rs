@@ -99,6 +99,9 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/event_sets",
         "/api/v1/event_sets/{name}/events",
         "/api/v1/event_sets/{name}/retention",
+        "/api/v1/groups/{group}/dataflows/{name}/components/{component}/tap",
+        "/api/v1/taps",
+        "/api/v1/taps/{id}/events",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} is not documented");
@@ -116,6 +119,7 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
             .replace("{group}", "walk-group")
             .replace("{name}", "walk-flow")
             .replace("{revision}", "1")
+            .replace("{component}", "walk-component")
             .replace("{id}", "walk-worker");
         for method in &methods {
             let documented =

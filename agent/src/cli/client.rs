@@ -1,11 +1,11 @@
 //! The client side of the REST API, shared by every command that asks a node
 //! (`status`, `overview`, `group`, `dataflow` (`validate` with `--remote`
-//! only), `worker`): the flags that name the node, the token, the output
+//! only), `worker`, `events`, `tap`): the flags that name the node, the token, the output
 //! format and the revision a write is based on, their defaults from the
 //! local configuration, the one function that sends a request and reads the
 //! answer, how answers are printed, and the exit code of each failure.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, ops::ControlFlow, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -247,7 +247,64 @@ impl Client {
                 format!("{shown} answered {status} with something else than JSON")
             });
         }
-        let refusal = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Err(self.refusal(&shown, status, &bytes).into())
+    }
+
+    /// Reads the server-sent events at `url`, giving the data of each to
+    /// `each`, until it says to stop or the stream ends. Only the answer's
+    /// start is bound by the usual timeout: the stream may go on for hours.
+    pub fn follow_events(
+        &self,
+        url: Url,
+        mut each: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> anyhow::Result<()> {
+        let shown = url.to_string();
+        let http = reqwest::Client::builder()
+            .connect_timeout(TIMEOUT)
+            .build()?;
+        self.runtime.block_on(async {
+            let request = http.get(url).bearer_auth(&self.token).send();
+            let mut response = tokio::time::timeout(TIMEOUT, request)
+                .await
+                .map_err(|_| ClientError::Unreachable {
+                    base: self.shown_base().to_owned(),
+                    reason: format!("no answer within {} s", TIMEOUT.as_secs()),
+                })?
+                .map_err(|err| self.unreachable(&err))?;
+            let status = response.status();
+            if !status.is_success() {
+                let bytes = response.bytes().await.unwrap_or_default();
+                return Err(self.refusal(&shown, status, &bytes).into());
+            }
+            let mut pending = Vec::new();
+            let mut data = String::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|err| self.unreachable(&err))?
+            {
+                pending.extend_from_slice(&chunk);
+                while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line);
+                    let line = line.trim_end_matches(['\r', '\n']);
+                    if let Some(more) = line.strip_prefix("data:") {
+                        data.push_str(more.strip_prefix(' ').unwrap_or(more));
+                    } else if line.is_empty() && !data.is_empty() {
+                        if each(&data).is_break() {
+                            return Ok(());
+                        }
+                        data.clear();
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The refusal in an error answer.
+    fn refusal(&self, shown: &str, status: StatusCode, bytes: &[u8]) -> ClientError {
+        let refusal = match serde_json::from_slice::<ErrorBody>(bytes) {
             _ if status == StatusCode::UNAUTHORIZED => Refusal::new(
                 status,
                 "unauthorized",
@@ -262,7 +319,7 @@ impl Client {
             },
             Err(_) => Refusal::new(status, "", format!("{shown} answered {status}")),
         };
-        Err(ClientError::Refused(refusal).into())
+        ClientError::Refused(refusal)
     }
 
     /// Prints an answer: as the API sent it with `-o json`, else as `human`

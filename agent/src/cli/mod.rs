@@ -12,6 +12,7 @@ mod run;
 mod service_cmd;
 mod start;
 mod status;
+mod tap_cmd;
 mod worker_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -39,10 +40,11 @@ DATASCALE_SERVICE_MODE for service.mode), and --set flags.
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.
-The commands that ask a node (status, overview, group, dataflow, worker) also
-exit 3 when the server cannot be reached, 4 when it has no such object, and 5
-on a conflict. They find the node and its token in the local configuration,
-or take --url and --token (DATASCALE_URL, DATASCALE_TOKEN).";
+The commands that ask a node (status, overview, group, dataflow, worker,
+events, tap) also exit 3 when the server cannot be reached, 4 when it has no
+such object, and 5 on a conflict. They find the node and its token in the
+local configuration, or take --url and --token (DATASCALE_URL,
+DATASCALE_TOKEN).";
 
 /// The `datascale` command line.
 #[derive(Debug, Parser)]
@@ -100,6 +102,9 @@ enum Command {
     /// Search and list the manager's event sets.
     #[command(subcommand)]
     Events(events_cmd::EventsCommand),
+    /// Watch the events of one component of a dataflow live, from every
+    /// worker that runs it, through the manager; one JSON object a line.
+    Tap(tap_cmd::TapArgs),
     /// Render, install, remove and inspect the systemd unit of this install.
     #[command(subcommand)]
     Service(service_cmd::ServiceCommand),
@@ -119,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Group(command) => group_cmd::run(&cli.global, command),
         Command::Worker(command) => worker_cmd::run(&cli.global, command),
         Command::Events(command) => events_cmd::run(&cli.global, command),
+        Command::Tap(args) => tap_cmd::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Service(command) => service_cmd::run(&cli.global, command),
         Command::Version => {

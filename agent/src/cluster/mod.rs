@@ -120,3 +120,45 @@ pub struct DesiredState {
     /// The dataflows of those groups.
     pub dataflows: Vec<DesiredDataflow>,
 }
+
+/// A person watching one component of a dataflow through the manager: the
+/// workers that run the dataflow send it a copy of the component's events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TapRequest {
+    /// The watch's id, to send its events to.
+    pub id: String,
+    /// The dataflow's group.
+    pub group: String,
+    /// The dataflow.
+    pub dataflow: String,
+    /// The component watched.
+    pub component: String,
+    /// The most events a second each worker sends.
+    pub rate: u32,
+}
+
+/// `GET /api/v1/taps`: the watches open now. Long-polled like the sync: it
+/// answers at once when `version` is not the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TapRequests {
+    /// Changes with every watch opened or closed.
+    pub version: u64,
+    /// The watches open now.
+    pub taps: Vec<TapRequest>,
+}
+
+/// `POST /api/v1/taps/{id}/events`: copies of a component's events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TappedEvents {
+    /// The events, as JSON objects.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+}
+
+/// The answer to [`TappedEvents`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TapDelivered {
+    /// How many of the events the watcher had room for.
+    pub accepted: usize,
+}

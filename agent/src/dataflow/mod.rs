@@ -63,6 +63,14 @@ impl Dataflow {
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.sources.len(), self.pipelines.len(), self.sinks.len())
     }
+
+    /// The names of its components: sources, pipelines, then sinks.
+    pub fn component_names(&self) -> Vec<String> {
+        let sources = self.sources.iter().map(|c| &c.name);
+        let pipelines = self.pipelines.iter().map(|c| &c.name);
+        let sinks = self.sinks.iter().map(|c| &c.name);
+        sources.chain(pipelines).chain(sinks).cloned().collect()
+    }
 }
 
 /// Serializes as the document: `{"name", "sources", "pipelines", "sinks"}`.

@@ -1,6 +1,7 @@
 //! The manager: the control plane. It owns the store of groups and
 //! dataflows (`store/`), the workers it knows and their liveness
-//! (`workers/`), the REST API over them (`api/`), the audit log (`audit`),
+//! (`workers/`), live taps passed from workers to people (`taps`), the
+//! REST API over them (`api/`), the audit log (`audit`),
 //! and the Web UI's assets, served on `service.ui_address` beside
 //! the same API, so the UI calls the API on its own origin.
 
@@ -8,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod event_sets;
 pub mod store;
+pub mod taps;
 pub mod workers;
 
 use axum::{Router, response::Html, routing::get};

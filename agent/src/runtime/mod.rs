@@ -7,6 +7,7 @@
 //! and end.
 
 pub mod ack;
+pub mod tap;
 
 use std::{
     collections::BTreeMap,
@@ -28,7 +29,10 @@ use crate::{
     dataflow::{ComponentConfig, Dataflow, type_name},
     event::{Batch, Origin},
     metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
-    runtime::ack::Delivery,
+    runtime::{
+        ack::Delivery,
+        tap::{TapPoint, Taps},
+    },
 };
 
 /// First wait before a failed component is started again; it doubles with
@@ -80,6 +84,8 @@ pub struct Output {
     consumers: Vec<mpsc::Sender<Batch>>,
     /// The sending component's counters; a source's count as read, too.
     metrics: Option<(Arc<ComponentMetrics>, bool)>,
+    /// Where the sending component can be watched.
+    tap: Option<Arc<TapPoint>>,
 }
 
 /// Every consumer of an output has stopped.
@@ -93,6 +99,7 @@ impl Output {
         Self {
             consumers,
             metrics: None,
+            tap: None,
         }
     }
 
@@ -104,6 +111,9 @@ impl Output {
                 metrics.received(batch.events.len(), 0);
             }
             metrics.sent(batch.events.len(), 0);
+        }
+        if let Some(tap) = &self.tap {
+            tap.offer(&batch.events);
         }
         let Some((last, others)) = self.consumers.split_last() else {
             batch.finish(Delivery::Dropped);
@@ -126,6 +136,8 @@ impl Output {
 pub struct Input {
     receiver: Arc<Mutex<mpsc::Receiver<Batch>>>,
     metrics: Arc<ComponentMetrics>,
+    /// Where a sink can be watched: what it takes in.
+    tap: Option<Arc<TapPoint>>,
 }
 
 impl Input {
@@ -134,6 +146,7 @@ impl Input {
         Self {
             receiver: Arc::new(Mutex::new(receiver)),
             metrics,
+            tap: None,
         }
     }
 
@@ -168,6 +181,9 @@ impl Input {
             return None;
         }
         self.metrics.received(batch.events.len(), 0);
+        if let Some(tap) = &self.tap {
+            tap.offer(&batch.events);
+        }
         Some(batch)
     }
 }
@@ -293,6 +309,8 @@ pub struct Environment {
     pub metrics: Arc<Registry>,
     /// This node's managers, when it has any.
     pub managers: Option<ManagerTarget>,
+    /// Where the components of its dataflows can be watched.
+    pub taps: Arc<Taps>,
 }
 
 impl Environment {
@@ -303,6 +321,7 @@ impl Environment {
             data_dir: data_dir.to_owned(),
             metrics: Registry::new(),
             managers: None,
+            taps: Taps::new(),
         }
     }
 }
@@ -352,14 +371,18 @@ pub fn start(
         registered.push(component);
         metrics
     };
-    let output_of = |producer: &str, metrics: &Arc<ComponentMetrics>, is_source: bool| Output {
-        consumers: takes_from
-            .iter()
-            .filter(|(_, inputs)| inputs.iter().any(|input| input == producer))
-            .map(|(consumer, _)| senders[consumer].clone())
-            .collect(),
-        metrics: Some((metrics.clone(), is_source)),
-    };
+    let tap_of = |component: &str| environment.taps.point(group, &dataflow.name, component);
+    // A route's named outputs are watched with the route itself.
+    let output_of =
+        |producer: &str, tapped: &str, metrics: &Arc<ComponentMetrics>, is_source| Output {
+            consumers: takes_from
+                .iter()
+                .filter(|(_, inputs)| inputs.iter().any(|input| input == producer))
+                .map(|(consumer, _)| senders[consumer].clone())
+                .collect(),
+            metrics: Some((metrics.clone(), is_source)),
+            tap: Some(tap_of(tapped)),
+        };
     let mut input_of = |consumer: &str, metrics: &Arc<ComponentMetrics>| {
         let receiver = receivers
             .remove(consumer)
@@ -373,7 +396,7 @@ pub fn start(
         let metrics = register(&source.name, type_name(&source.config));
         let context = SourceContext {
             origin: Arc::new(Origin::new(&environment.host, &dataflow.name, &source.name)),
-            output: output_of(&source.name, &metrics, true),
+            output: output_of(&source.name, &source.name, &metrics, true),
             shutdown: shutdown.child_token(),
             state_dir: environment
                 .data_dir
@@ -395,14 +418,15 @@ pub fn start(
             .named_outputs()
             .into_iter()
             .map(|output| {
-                let consumers = output_of(&format!("{}.{output}", pipeline.name), &metrics, false);
+                let producer = format!("{}.{output}", pipeline.name);
+                let consumers = output_of(&producer, &pipeline.name, &metrics, false);
                 (output, consumers)
             })
             .collect();
         let context = PipelineContext {
             name: pipeline.name.clone(),
             input: input_of(&pipeline.name, &metrics),
-            output: output_of(&pipeline.name, &metrics, false),
+            output: output_of(&pipeline.name, &pipeline.name, &metrics, false),
             outputs,
             metrics: metrics.clone(),
         };
@@ -415,7 +439,10 @@ pub fn start(
         let metrics = register(&sink.name, type_name(&sink.config));
         let context = SinkContext {
             name: sink.name.clone(),
-            input: input_of(&sink.name, &metrics),
+            input: Input {
+                tap: Some(tap_of(&sink.name)),
+                ..input_of(&sink.name, &metrics)
+            },
             metrics: metrics.clone(),
             managers: environment.managers.clone(),
         };

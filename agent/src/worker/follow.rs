@@ -1,14 +1,52 @@
 //! Keeps the local worker of a standalone node in step with the store in the
 //! same process: at start and after every new cluster revision, it runs
 //! exactly the dataflows of its groups, restarting only those that changed.
+//! Its live taps go to the manager in the same process, too.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{DataflowKey, Desired, LocalWorker, desired_set};
-use crate::manager::store::{Store, StoreError};
+use super::{
+    DataflowKey, Desired, LocalWorker, desired_set,
+    tap_relay::{ExchangeError, TapExchange, Watched},
+};
+use crate::{
+    cluster::TapRequests,
+    manager::{
+        store::{Store, StoreError},
+        taps::TapHub,
+    },
+};
+
+/// The taps of the manager in this process, for its own worker, whose
+/// copies are marked with `worker`.
+#[derive(Debug)]
+pub struct LocalTaps {
+    /// The manager's open watches.
+    pub hub: Arc<TapHub>,
+    /// The name the copies carry: this host's.
+    pub worker: String,
+}
+
+#[async_trait::async_trait]
+impl TapExchange for LocalTaps {
+    async fn requests(&self, known: Option<u64>) -> Result<TapRequests, ExchangeError> {
+        Ok(self.hub.requests_after(known).await)
+    }
+
+    async fn deliver(
+        &self,
+        id: &str,
+        events: Vec<serde_json::Value>,
+    ) -> Result<Watched, ExchangeError> {
+        Ok(match self.hub.deliver(id, &self.worker, events) {
+            Some(_) => Watched::Yes,
+            None => Watched::Closed,
+        })
+    }
+}
 
 /// Follows `store` until `stop` is cancelled.
 pub async fn follow_store(

@@ -11,11 +11,12 @@
 
 pub mod follow;
 pub mod sync;
+pub mod tap_relay;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde::Serialize;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
 
 use crate::{
@@ -331,10 +332,28 @@ impl LocalWorker {
                 if let Some(running) = deployed.running {
                     running.handle.stop(self.drain_deadline).await;
                 }
+                self.environment.taps.forget(&key.group, &key.name);
                 true
             }
             None => false,
         }
+    }
+
+    /// Watches `component` of a deployed dataflow at up to `rate` events a
+    /// second, across restarts, until the dataflow is removed; `None` when
+    /// this worker does not have that dataflow.
+    pub async fn watch(
+        &self,
+        key: &DataflowKey,
+        component: &str,
+        rate: u32,
+    ) -> Option<mpsc::Receiver<serde_json::Value>> {
+        let dataflows = self.dataflows.lock().await;
+        dataflows.contains_key(key).then(|| {
+            self.environment
+                .taps
+                .watch(&key.group, &key.name, component, rate)
+        })
     }
 
     /// One dataflow's status.

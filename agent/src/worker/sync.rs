@@ -25,11 +25,17 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{LocalWorker, desired_set};
+use super::{
+    LocalWorker, desired_set,
+    tap_relay::{ExchangeError, TapExchange, Watched, relay_taps},
+};
 use crate::{
     api::{CLUSTER_HEADER, VERSION},
     auth::{read_token, store_token},
-    cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
+    cluster::{
+        DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS, TapDelivered,
+        TapRequests, TappedEvents,
+    },
     config::Config,
     durable,
     metrics::ProcessUsage,
@@ -328,6 +334,51 @@ pub async fn follow_manager(
         () = stop.cancelled() => {}
         () = heartbeats(&worker, &link) => {}
         () = syncs(&worker, &link, epoch) => {}
+        () = relay_taps(worker.clone(), link.clone()) => {}
+    }
+}
+
+#[async_trait::async_trait]
+impl TapExchange for Link {
+    async fn requests(&self, known: Option<u64>) -> Result<TapRequests, ExchangeError> {
+        let path = match known {
+            Some(version) => format!("/api/v1/taps?version={version}"),
+            None => "/api/v1/taps".to_owned(),
+        };
+        loop {
+            let answer = self
+                .call::<TapRequests>(
+                    Method::GET,
+                    &path,
+                    None::<&()>,
+                    Duration::from_secs(SYNC_WAIT_SECS + 10),
+                )
+                .await
+                .map_err(|err| ExchangeError(err.to_string()))?;
+            if let Some(requests) = answer {
+                return Ok(requests);
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        id: &str,
+        events: Vec<serde_json::Value>,
+    ) -> Result<Watched, ExchangeError> {
+        let copies = TappedEvents { events };
+        let path = format!("/api/v1/taps/{id}/events");
+        match self
+            .call::<TapDelivered>(Method::POST, &path, Some(&copies), Duration::from_secs(10))
+            .await
+        {
+            Ok(_) => Ok(Watched::Yes),
+            Err(LinkError::Refused {
+                status: StatusCode::NOT_FOUND,
+                ..
+            }) => Ok(Watched::Closed),
+            Err(err) => Err(ExchangeError(err.to_string())),
+        }
     }
 }
 

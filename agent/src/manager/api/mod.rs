@@ -1,7 +1,7 @@
 //! The manager's REST API over the store: groups (`groups`), dataflows with
 //! their history (`dataflows`), workers (`workers`: enrollment, heartbeats
 //! and sync for workers; listing, assignment and revocation for admins), and
-//! the dashboard's counts (`overview`). Admin routes need an admin token and
+//! the dashboard's counts (`overview`), and live taps (`taps`). Admin routes need an admin token and
 //! their changes are written to the audit log; worker routes need the
 //! enrollment token or a worker's own credential. Bodies are limited to
 //! `service.manager.max_body_bytes`; writes honour `If-Match` (412 when
@@ -12,6 +12,7 @@ mod event_sets;
 mod groups;
 mod overview;
 pub mod schema;
+mod taps;
 mod workers;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use super::{
     audit::{self, AuditLog},
     event_sets::EventSets,
     store::{Precondition, Store},
+    taps::TapHub,
     workers::WorkerRegistry,
 };
 use crate::{
@@ -55,6 +57,8 @@ pub struct ManagerState {
     pub event_sets: Arc<EventSets>,
     /// The largest ingest body, in bytes after decompression.
     pub ingest_limit: u64,
+    /// The live taps open on this manager.
+    pub taps: Arc<TapHub>,
 }
 
 /// The most bytes a body may have, and the key that sets it.
@@ -94,10 +98,12 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         .merge(overview::router())
         .merge(workers::admin_router())
         .merge(event_sets::admin_router())
+        .merge(taps::admin_router())
         .route_layer(middleware::from_fn(require_admin))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
         .layer(middleware::from_fn_with_state(audit, audit::record_changes));
     let worker = workers::worker_router()
+        .merge(taps::worker_router())
         .route_layer(middleware::from_fn(require_worker))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     let ingest =
