@@ -5,8 +5,8 @@
 //! `cluster` (the protocol between workers and managers), `node` (start-up
 //! and shutdown of a process), `api` (HTTP plumbing every
 //! node shares), `auth` (tokens), `manager` (the control plane and its Web UI),
-//! `logging`, `metrics` (counters and `/metrics`), `runtime` (running
-//! dataflows), `service` (the systemd unit), `worker` (the dataflows a node runs, changed one at a time)
+//! `logging`, `metrics` (counters and `/metrics`), `resources` (cgroup
+//! limits), `runtime` (running dataflows), `service` (the systemd unit), `worker` (the dataflows a node runs, changed one at a time)
 //! and `durable` (crash-safe state files).
 
 pub mod api;
@@ -21,6 +21,7 @@ pub mod logging;
 pub mod manager;
 pub mod metrics;
 pub mod node;
+pub mod resources;
 pub mod runtime;
 pub mod service;
 pub mod worker;

@@ -28,6 +28,7 @@ use crate::{
         taps::TapHub,
         workers::{Liveness, WorkerRegistry},
     },
+    resources::Placement,
     runtime::{Environment, ManagerTarget, TokenSource, host_name},
     worker::{
         self, LocalWorker,
@@ -87,8 +88,13 @@ pub enum NodeError {
     },
 }
 
-/// Runs a node with `config` until `shutdown` completes.
-pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+/// Runs a node with `config`, under the limits of `resources`, until
+/// `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    resources: Placement,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
     let service = &config.service;
     std::fs::create_dir_all(&service.data_dir).map_err(|source| NodeError::DataDir {
         path: service.data_dir.clone(),
@@ -141,6 +147,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         worker_groups: service.worker.groups.clone(),
         manager_addresses: service.worker.manager_address.clone(),
         started: Instant::now(),
+        resources,
     };
     let mut environment = Environment::new(&service.data_dir);
     environment.managers = manager_target(config, api_address);

@@ -4,13 +4,9 @@
 
 mod support;
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::{path::Path, process::Output};
 
-use support::{BIN, command, home};
+use support::{BIN, command, home, is_root, unprivileged};
 
 /// Renders the unit in `home` and puts placeholders for the paths of this run.
 fn render(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
@@ -145,23 +141,6 @@ fn a_bad_configuration_exits_78() {
     assert_eq!(output.status.code(), Some(78), "{}", text(&output.stderr));
 }
 
-/// A copy of the binary that any user may run, in `dir/bin/`.
-fn world_runnable_copy(dir: &Path) -> PathBuf {
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(dir.join("bin")).unwrap();
-    let copy = dir.join("bin/datascale");
-    std::fs::copy(BIN, &copy).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    copy
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"))
-}
-
 fn stderr_of(output: &Output) -> String {
     text(&output.stderr)
 }
@@ -169,19 +148,8 @@ fn stderr_of(output: &Output) -> String {
 #[test]
 fn install_as_another_user_than_root_says_root_is_needed() {
     let home = home();
-    let binary = world_runnable_copy(home.path());
-    // As root, drop to nobody for the run; otherwise run as we are.
-    let mut install = if is_root() {
-        let mut command = Command::new("setpriv");
-        command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
-        command.arg(&binary);
-        command
-    } else {
-        Command::new(&binary)
-    };
-    let output = install
+    let output = unprivileged(home.path())
         .args(["service", "install"])
-        .current_dir(home.path())
         .env_clear()
         .output()
         .unwrap();

@@ -30,6 +30,7 @@ use crate::{
     auth::{Caller, Role, Tokens},
     config::Mode,
     metrics::{self, Registry},
+    resources::{EffectiveLimits, Placement},
     worker::{DataflowStatus, LocalWorker},
 };
 
@@ -53,6 +54,8 @@ pub struct NodeInfo {
     pub manager_addresses: Vec<String>,
     /// When the node started.
     pub started: Instant,
+    /// How the process came under its resource limits.
+    pub resources: Placement,
 }
 
 /// State shared by the handlers of the shared routes.
@@ -100,6 +103,10 @@ pub struct Status {
     pub ui_address: Option<SocketAddr>,
     /// The local worker, when this node runs one.
     pub worker: Option<WorkerStatus>,
+    /// The CPU and memory limits the process runs under, read from its
+    /// cgroups; absent from nodes older than this field.
+    #[serde(default)]
+    pub resources: Option<EffectiveLimits>,
 }
 
 /// The local worker's part of [`Status`].
@@ -224,7 +231,7 @@ async fn prometheus(State(state): State<ApiState>) -> impl axum::response::IntoR
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&state.metrics),
+        metrics::render(&state.metrics, &state.node.resources.effective_limits()),
     )
 }
 
@@ -267,6 +274,7 @@ async fn status(
         api_address: node.api_address,
         ui_address: node.ui_address,
         worker,
+        resources: Some(node.resources.effective_limits()),
     }))
 }
 
@@ -367,6 +375,7 @@ mod tests {
             worker_groups: vec!["default".into()],
             manager_addresses: vec!["http://m1:7881".into()],
             started: Instant::now(),
+            resources: Placement::default(),
         };
         node_router(
             ApiState {

@@ -7,7 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
 use super::{GlobalArgs, config_failure};
-use crate::{logging, node};
+use crate::{logging, node, resources};
 
 /// Options of `datascale start`.
 #[derive(Debug, Args)]
@@ -42,10 +42,20 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> ExitCode {
     if let Some(file) = &loaded.file {
         info!(path = %file.display(), "Read the configuration file.");
     }
+    // Before the runtime starts its threads, so that every thread and
+    // every command a dataflow runs starts under the limits.
+    let resources = match resources::place(&loaded.config.resources) {
+        Ok(placement) => placement,
+        Err(err) => {
+            error!("{err}");
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = super::async_runtime();
     let result = runtime.block_on(async {
         let shutdown = termination_signal().await?;
-        node::run(&loaded.config, shutdown)
+        node::run(&loaded.config, resources, shutdown)
             .await
             .map_err(anyhow::Error::from)
     });

@@ -8,7 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{GlobalArgs, client::ClientArgs};
-use crate::api::Status;
+use crate::{
+    api::Status,
+    resources::{CgroupVersion, EffectiveLimits, LimitSource},
+};
 
 /// Options of `datascale status`.
 #[derive(Debug, Args)]
@@ -46,7 +49,48 @@ fn describe(answer: &Value) -> anyhow::Result<String> {
             writeln!(out, "  manager {}", worker.manager_address.join(", "))?;
         }
     }
+    if let Some(resources) = status.resources {
+        writeln!(out, "  limits  {}", limits(&resources))?;
+    }
     Ok(out)
+}
+
+/// The limits, who set them and in which cgroups.
+fn limits(limits: &EffectiveLimits) -> String {
+    const MIB: u64 = 1024 * 1024;
+    let mut set = Vec::new();
+    if limits.cpu_quota_percent > 0.0 {
+        set.push(format!("CPU {}% of one core", limits.cpu_quota_percent));
+    }
+    match limits.memory_limit_bytes {
+        0 => {}
+        bytes if bytes % MIB == 0 => set.push(format!("memory {} MiB", bytes / MIB)),
+        bytes => set.push(format!("memory {bytes} bytes")),
+    }
+    if set.is_empty() {
+        return "none".to_owned();
+    }
+    let by = match limits.source {
+        LimitSource::Cgroup => "set by DataScale",
+        LimitSource::Systemd => "set by the systemd unit",
+        LimitSource::Inherited | LimitSource::None => "inherited",
+    };
+    let version = match limits.cgroup_version {
+        Some(CgroupVersion::V1) => "cgroup v1",
+        Some(CgroupVersion::V2) => "cgroup v2",
+        None => "cgroup",
+    };
+    let mut cgroups: Vec<String> = [&limits.cpu_cgroup, &limits.memory_cgroup]
+        .into_iter()
+        .flatten()
+        .map(|path| path.display().to_string())
+        .collect();
+    cgroups.dedup();
+    format!(
+        "{} ({by}; {version} {})",
+        set.join(", "),
+        cgroups.join(", ")
+    )
 }
 
 /// `3725` → `1h 2m 5s`.
@@ -64,6 +108,27 @@ fn uptime(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_say_what_who_and_where() {
+        let mut set = EffectiveLimits {
+            source: LimitSource::Cgroup,
+            cgroup_version: Some(CgroupVersion::V2),
+            cpu_cgroup: Some("/sys/fs/cgroup/datascale".into()),
+            memory_cgroup: Some("/sys/fs/cgroup/datascale".into()),
+            cpu_quota_percent: 50.0,
+            memory_limit_bytes: 256 * 1024 * 1024,
+        };
+        assert_eq!(
+            limits(&set),
+            "CPU 50% of one core, memory 256 MiB (set by DataScale; cgroup v2 /sys/fs/cgroup/datascale)"
+        );
+        set.cpu_quota_percent = 0.0;
+        set.source = LimitSource::Systemd;
+        assert!(limits(&set).starts_with("memory 256 MiB (set by the systemd unit;"));
+        set.memory_limit_bytes = 0;
+        assert_eq!(limits(&set), "none");
+    }
 
     #[test]
     fn uptime_reads_well() {

@@ -615,6 +615,8 @@ mod tests {
             ("DATASCALE_SERVICE_WORKER_TOKEN", "worker-secret"),
             ("DATASCALE_RESOURCES_CPU_QUOTA", "200"),
             ("DATASCALE_RESOURCES_MEMORY_LIMIT", "1024"),
+            ("DATASCALE_RESOURCES_CGROUP_NAME", "apps/datascale"),
+            ("DATASCALE_RESOURCES_CGROUP_ROOT", "/sys/fs/cgroup"),
             ("DATASCALE_LOG_LEVEL", "debug"),
             ("DATASCALE_LOG_FORMAT", "json"),
             ("DATASCALE_LOG_FILE", "logs/datascale.log"),
@@ -655,6 +657,8 @@ mod tests {
         assert_eq!(c.service.worker.token, "worker-secret");
         assert_eq!(c.resources.cpu_quota, 200);
         assert_eq!(c.resources.memory_limit, 1024);
+        assert_eq!(c.resources.cgroup_name, "apps/datascale");
+        assert_eq!(c.resources.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
         assert_eq!(c.log.level, "debug");
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(
@@ -718,6 +722,8 @@ mod tests {
             ("DATASCALE_SERVICE_ADDRESS".into(), "localhost".into()),
             ("DATASCALE_RESOURCES_CPU_QUOTA".into(), "half".into()),
             ("DATASCALE_RESOURCES_MEMORY_LIMIT".into(), "-1".into()),
+            ("DATASCALE_RESOURCES_CGROUP_NAME".into(), "../escape".into()),
+            ("DATASCALE_RESOURCES_CGROUP_ROOT".into(), "cgroup".into()),
             ("DATASCALE_LOG_LEVEL".into(), "loud".into()),
             ("DATASCALE_SERVICE_WORKER_GROUPS".into(), "ok,not/ok".into()),
             ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN".into(), "".into()),
@@ -742,6 +748,8 @@ mod tests {
         has(&["service.address", "`localhost`", "0.0.0.0:7881"]);
         has(&["resources.cpu_quota", "`half`", "whole number"]);
         has(&["resources.memory_limit", "`-1`"]);
+        has(&["resources.cgroup_name", "`..`", "apps/datascale"]);
+        has(&["resources.cgroup_root", "`cgroup`", "absolute path"]);
         has(&["log.level", "`loud`", "debug"]);
         has(&["service.worker.groups", "not/ok", "`/`"]);
         has(&["service.manager.admin_tokens", "`alice`", "shorter than 16"]);
@@ -749,7 +757,7 @@ mod tests {
             found.iter().all(|m| !m.contains("alice:short")),
             "secrets are not shown: {found:#?}"
         );
-        assert_eq!(found.len(), 7, "{found:#?}");
+        assert_eq!(found.len(), 9, "{found:#?}");
     }
 
     #[test]

@@ -217,7 +217,7 @@ impl Default for WorkerConfig {
 }
 
 /// `[resources]`: limits applied through cgroups or the systemd unit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResourcesConfig {
     /// Percent of one core; 200 means two cores; 0 means no limit.
@@ -226,6 +226,25 @@ pub struct ResourcesConfig {
     /// Megabytes; 0 means no limit.
     #[serde(deserialize_with = "whole_number")]
     pub memory_limit: u64,
+    /// The cgroup DataScale makes for itself when it sets a limit, as a path
+    /// below the root of each cgroup hierarchy; `a/b` nests it in cgroup `a`.
+    #[serde(deserialize_with = "cgroup_name")]
+    pub cgroup_name: String,
+    /// The directory the cgroup filesystems are mounted at or below; empty:
+    /// wherever `/proc/self/mountinfo` lists them.
+    #[serde(deserialize_with = "absolute_or_empty_path")]
+    pub cgroup_root: PathBuf,
+}
+
+impl Default for ResourcesConfig {
+    fn default() -> Self {
+        Self {
+            cpu_quota: 0,
+            memory_limit: 0,
+            cgroup_name: "datascale".to_owned(),
+            cgroup_root: PathBuf::new(),
+        }
+    }
 }
 
 /// `[event_sets]`: retention and request size of the manager's event sets.
@@ -368,6 +387,30 @@ fn list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
         .map(|item| item.trim().to_owned())
         .filter(|item| !item.is_empty())
         .collect())
+}
+
+/// A relative cgroup path: names of the safe charset joined by `/`.
+fn cgroup_name<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let text = String::deserialize(de)?;
+    for part in text.split('/') {
+        check_name(part).map_err(|why| {
+            serde::de::Error::custom(format!(
+                "`{part}`: {why}; a cgroup name is one or more names joined by `/`, such as datascale or apps/datascale"
+            ))
+        })?;
+    }
+    Ok(text)
+}
+
+fn absolute_or_empty_path<'de, D: Deserializer<'de>>(de: D) -> Result<PathBuf, D::Error> {
+    let path = PathBuf::deserialize(de)?;
+    if path.as_os_str().is_empty() || path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(serde::de::Error::custom(
+            "expected an absolute path, such as /sys/fs/cgroup, or empty",
+        ))
+    }
 }
 
 fn name_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {

@@ -1,9 +1,10 @@
-//! The Prometheus text exposition format (version 0.0.4) of the registry
-//! and the process figures.
+//! The Prometheus text exposition format (version 0.0.4) of the registry,
+//! the process figures and the process's resource limits.
 
 use std::{fmt::Write, sync::atomic::Ordering};
 
 use super::{ComponentMetrics, ProcessUsage, Registered, Registry};
+use crate::resources::EffectiveLimits;
 
 /// A counter family: its name, help text, and the counter it reads.
 pub type Family = (&'static str, &'static str, fn(&ComponentMetrics) -> u64);
@@ -50,9 +51,9 @@ pub const COMPONENT_COUNTERS: [Family; 7] = [
     ),
 ];
 
-/// Renders every series: per component counters and channel fill, and the
-/// process's CPU time and resident memory.
-pub fn render(registry: &Registry) -> String {
+/// Renders every series: per component counters and channel fill, the
+/// process's CPU time and resident memory, and the `limits` it runs under.
+pub fn render(registry: &Registry, limits: &EffectiveLimits) -> String {
     let components = registry.components();
     let mut out = String::new();
     for (name, help, read) in COMPONENT_COUNTERS {
@@ -100,6 +101,22 @@ pub fn render(registry: &Registry) -> String {
         "process_resident_memory_bytes {}",
         usage.resident_bytes
     );
+    let source = limits.source.as_str();
+    for (name, help, value) in [
+        (
+            "datascale_resources_cpu_quota_percent",
+            "CPU time this process may use, in percent of one core; 0: no limit.",
+            limits.cpu_quota_percent,
+        ),
+        (
+            "datascale_resources_memory_limit_bytes",
+            "Memory this process may use, in bytes; 0: no limit.",
+            limits.memory_limit_bytes as f64,
+        ),
+    ] {
+        header(&mut out, name, help, "gauge");
+        let _ = writeln!(out, "{name}{{source=\"{source}\"}} {value}");
+    }
     out
 }
 
@@ -134,16 +151,32 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::{CgroupVersion, LimitSource};
 
     #[test]
     fn series_carry_the_component_labels() {
         let registry = Registry::new();
         let component = registry.register(("", "flow"), "my \"sink\"", "file", None);
         component.metrics.received(3, 0);
-        let text = render(&registry);
+        let limits = EffectiveLimits {
+            source: LimitSource::Cgroup,
+            cgroup_version: Some(CgroupVersion::V1),
+            cpu_cgroup: None,
+            memory_cgroup: None,
+            cpu_quota_percent: 50.0,
+            memory_limit_bytes: 268_435_456,
+        };
+        let text = render(&registry, &limits);
         assert!(text.contains(
             "datascale_component_received_events_total{dataflow=\"flow\",component=\"my \\\"sink\\\"\",component_type=\"file\"} 3"
         ), "{text}");
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge"));
+        assert!(
+            text.contains("datascale_resources_cpu_quota_percent{source=\"cgroup\"} 50\n")
+                && text.contains(
+                    "datascale_resources_memory_limit_bytes{source=\"cgroup\"} 268435456\n"
+                ),
+            "{text}"
+        );
     }
 }

@@ -10,6 +10,7 @@
 use std::{
     io::{BufRead, BufReader},
     net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::mpsc,
@@ -381,4 +382,34 @@ pub fn wait_for_output(node: &Node, limit: Duration, words: &[&str]) -> String {
             Err(_) => panic!("no output line with {words:?} within {limit:?}"),
         }
     }
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"))
+}
+
+/// A `datascale` command, in `dir`, run by a user other than root: as
+/// root, a copy of the binary in `dir/bin/` (which any user may run) run
+/// as nobody; otherwise the binary as the tests' own user.
+pub fn unprivileged(dir: &Path) -> Command {
+    if !is_root() {
+        let mut command = Command::new(BIN);
+        command.current_dir(dir);
+        return command;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.join("bin")).unwrap();
+    let copy = dir.join("bin/datascale");
+    std::fs::copy(BIN, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(copy)
+        .current_dir(dir);
+    command
 }
