@@ -100,7 +100,6 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/event_sets/{name}/events",
         "/api/v1/event_sets/{name}/retention",
         "/api/v1/groups/{group}/dataflows/{name}/components/{component}/tap",
-        "/api/v1/taps",
         "/api/v1/taps/{id}/events",
     ];
     for path in expected {

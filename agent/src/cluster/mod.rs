@@ -119,6 +119,10 @@ pub struct DesiredState {
     pub groups: Vec<String>,
     /// The dataflows of those groups.
     pub dataflows: Vec<DesiredDataflow>,
+    /// The live taps open on the manager, for a worker that asked with
+    /// `taps`; not kept with the rest, since they end with their watchers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taps: Option<TapRequests>,
 }
 
 /// A person watching one component of a dataflow through the manager: the
@@ -137,8 +141,7 @@ pub struct TapRequest {
     pub rate: u32,
 }
 
-/// `GET /api/v1/taps`: the watches open now. Long-polled like the sync: it
-/// answers at once when `version` is not the current one.
+/// The watches open on a manager, sent with a worker's desired state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TapRequests {
     /// Changes with every watch opened or closed.

@@ -21,7 +21,7 @@ use std::{
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use sysinfo::System;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -330,34 +330,39 @@ pub async fn follow_manager(
         current: AtomicUsize::new(0),
         credential: Mutex::new(None),
     });
+    let (open_taps, open) = watch::channel(None);
+    let taps = Arc::new(RemoteTaps {
+        link: link.clone(),
+        open,
+    });
     tokio::select! {
         () = stop.cancelled() => {}
         () = heartbeats(&worker, &link) => {}
-        () = syncs(&worker, &link, epoch) => {}
-        () = relay_taps(worker.clone(), link.clone()) => {}
+        () = syncs(&worker, &link, epoch, &open_taps) => {}
+        () = relay_taps(worker.clone(), taps) => {}
     }
 }
 
+/// The manager's live taps, as the sync brings them; copies go to the
+/// manager in use.
+struct RemoteTaps {
+    link: Arc<Link>,
+    open: watch::Receiver<Option<TapRequests>>,
+}
+
 #[async_trait::async_trait]
-impl TapExchange for Link {
+impl TapExchange for RemoteTaps {
     async fn requests(&self, known: Option<u64>) -> Result<TapRequests, ExchangeError> {
-        let path = match known {
-            Some(version) => format!("/api/v1/taps?version={version}"),
-            None => "/api/v1/taps".to_owned(),
+        let mut open = self.open.clone();
+        let differs = |taps: &Option<TapRequests>| {
+            taps.as_ref()
+                .is_some_and(|taps| Some(taps.version) != known)
         };
-        loop {
-            let answer = self
-                .call::<TapRequests>(
-                    Method::GET,
-                    &path,
-                    None::<&()>,
-                    Duration::from_secs(SYNC_WAIT_SECS + 10),
-                )
-                .await
-                .map_err(|err| ExchangeError(err.to_string()))?;
-            if let Some(requests) = answer {
-                return Ok(requests);
-            }
+        match open.wait_for(differs).await {
+            Ok(taps) => Ok(taps.clone().expect("only a list differs")),
+            Err(_) => Err(ExchangeError(
+                "the sync with the manager stopped".to_owned(),
+            )),
         }
     }
 
@@ -369,6 +374,7 @@ impl TapExchange for Link {
         let copies = TappedEvents { events };
         let path = format!("/api/v1/taps/{id}/events");
         match self
+            .link
             .call::<TapDelivered>(Method::POST, &path, Some(&copies), Duration::from_secs(10))
             .await
         {
@@ -438,13 +444,20 @@ async fn heartbeats(worker: &LocalWorker, link: &Link) {
 }
 
 /// Syncs with the managers; `epoch` is that of the state running, if any.
-async fn syncs(worker: &LocalWorker, link: &Link, mut epoch: Option<u64>) {
+/// The live taps that come with the desired state go to `open_taps`.
+async fn syncs(
+    worker: &LocalWorker,
+    link: &Link,
+    mut epoch: Option<u64>,
+    open_taps: &watch::Sender<Option<TapRequests>>,
+) {
     let mut backoff = Duration::from_secs(1);
     let mut last_failure = None;
     loop {
         let running = worker.applied_revision();
+        let taps = open_taps.borrow().as_ref().map_or(0, |taps| taps.version);
         let mut path = format!(
-            "/api/v1/sync?worker_id={}&revision={running}",
+            "/api/v1/sync?worker_id={}&revision={running}&taps={taps}",
             link.identity.id
         );
         if let Some(epoch) = epoch {
@@ -468,19 +481,25 @@ async fn syncs(worker: &LocalWorker, link: &Link, mut epoch: Option<u64>) {
                 );
                 tokio::time::sleep(MAX_BACKOFF).await;
             }
-            Ok(Some(desired)) => {
-                let path = link.settings.desired_path();
-                let text = serde_json::to_vec(&desired).expect("a desired state serializes");
-                if let Err(err) = durable::write_atomic(&path, &text, 0o600) {
-                    warn!(path = %path.display(), error = %err, "Cannot keep the desired state on disk; it is run all the same.");
+            Ok(Some(mut desired)) => {
+                if let Some(taps) = desired.taps.take() {
+                    open_taps.send_replace(Some(taps));
                 }
-                info!(
-                    revision = desired.revision,
-                    dataflows = desired.dataflows.len(),
-                    "Applying the desired state from the manager."
-                );
-                apply(worker, &desired).await;
-                epoch = Some(desired.epoch);
+                // An answer for the live taps alone changes nothing else.
+                if Some(desired.epoch) != epoch || desired.revision != running {
+                    let path = link.settings.desired_path();
+                    let text = serde_json::to_vec(&desired).expect("a desired state serializes");
+                    if let Err(err) = durable::write_atomic(&path, &text, 0o600) {
+                        warn!(path = %path.display(), error = %err, "Cannot keep the desired state on disk; it is run all the same.");
+                    }
+                    info!(
+                        revision = desired.revision,
+                        dataflows = desired.dataflows.len(),
+                        "Applying the desired state from the manager."
+                    );
+                    apply(worker, &desired).await;
+                    epoch = Some(desired.epoch);
+                }
             }
             Err(err) => {
                 report("Syncing with the manager", &err, &mut last_failure);

@@ -1,13 +1,12 @@
 //! Live taps over HTTP. For admins: watching a component of a stored
-//! dataflow as a stream of server-sent events. For workers: the long-polled
-//! list of open watches, and the copies of events they send to them.
+//! dataflow as a stream of server-sent events. For workers: the copies of
+//! events they send to the watches (which they learn of with their sync).
 
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Extension, Json,
     extract::State,
-    http::StatusCode,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -22,7 +21,7 @@ use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
-    cluster::{SYNC_WAIT_SECS, TapDelivered, TapRequests, TappedEvents},
+    cluster::{TapDelivered, TappedEvents},
     dataflow,
     manager::taps::{TapWatch, TappedEvent},
     runtime::tap::MAX_TAP_RATE,
@@ -35,9 +34,7 @@ pub(super) fn admin_router() -> OpenApiRouter<ManagerState> {
 
 /// The routes workers call.
 pub(super) fn worker_router() -> OpenApiRouter<ManagerState> {
-    OpenApiRouter::new()
-        .routes(routes!(open_taps))
-        .routes(routes!(tapped_events))
+    OpenApiRouter::new().routes(routes!(tapped_events))
 }
 
 /// The path of a component of a dataflow.
@@ -63,16 +60,6 @@ struct TapQuery {
     /// The most events a second each worker sends (default 10).
     #[param(minimum = 1, maximum = 1000)]
     rate: Option<u32>,
-}
-
-/// Query of `GET /api/v1/taps`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct OpenTapsQuery {
-    /// The version of the list the worker has; another one is answered at once.
-    #[param(maximum = 9223372036854775807_u64)]
-    version: Option<u64>,
 }
 
 /// The path of an open watch.
@@ -150,33 +137,6 @@ async fn tap(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
-}
-
-/// Long poll for the watches open: answers at once when they are not those
-/// of `version`, else as soon as one opens or closes, else after 30 s with 304.
-#[utoipa::path(
-    get,
-    path = "/api/v1/taps",
-    operation_id = "open_taps",
-    tag = "cluster",
-    params(OpenTapsQuery),
-    responses(
-        (status = 200, description = "The watches open", body = TapRequests),
-        (status = 304, description = "No change within the wait"),
-        (status = 400, description = "Bad query", body = ErrorBody),
-        (status = 401, description = "Not a worker's token", body = ErrorBody),
-        (status = 403, description = "Not a worker's token", body = ErrorBody)
-    )
-)]
-async fn open_taps(
-    State(state): State<ManagerState>,
-    ApiQuery(query): ApiQuery<OpenTapsQuery>,
-) -> Response {
-    let wait = Duration::from_secs(SYNC_WAIT_SECS);
-    match tokio::time::timeout(wait, state.taps.requests_after(query.version)).await {
-        Ok(requests) => Json(requests).into_response(),
-        Err(_) => StatusCode::NOT_MODIFIED.into_response(),
-    }
 }
 
 /// Copies of events a worker saw, for an open watch.

@@ -73,6 +73,11 @@ struct SyncQuery {
     revision: u64,
     /// The store epoch of that state; another epoch is answered at once.
     epoch: Option<u64>,
+    /// The version of the live taps the worker knows (0: none yet); with
+    /// it, the answer carries the open taps, and comes at once when they
+    /// are not of this version.
+    #[param(maximum = 9223372036854775807_u64)]
+    taps: Option<u64>,
 }
 
 /// Body of `PUT /api/v1/workers/{id}/groups`.
@@ -193,8 +198,9 @@ async fn heartbeat(
 }
 
 /// Long poll for a worker's desired state: answers at once when it differs
-/// from `revision` (or comes from another store `epoch`), else as soon as it
-/// changes, else after 30 s with 304.
+/// from `revision` (or comes from another store `epoch`, or the live taps
+/// are not of version `taps`), else as soon as it changes, else after 30 s
+/// with 304.
 #[utoipa::path(
     get,
     path = "/api/v1/sync",
@@ -219,14 +225,24 @@ async fn sync(
     // worker's record (an assignment is in both, the registry's copy a
     // moment later).
     let mut changes = state.store.subscribe();
+    let mut taps = state.taps.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(SYNC_WAIT_SECS);
     loop {
         changes.borrow_and_update();
         let mut own = enrolled(state.workers.follow(&query.worker_id), &query.worker_id)?;
         let record = own.borrow_and_update().clone();
         let same_epoch = query.epoch == Some(state.store.epoch());
-        if !same_epoch || state.workers.desired_revision(&record).await? != query.revision {
-            let desired = state.workers.desired_state(&record).await?;
+        let taps_changed = query
+            .taps
+            .is_some_and(|known| known != *taps.borrow_and_update());
+        if !same_epoch
+            || taps_changed
+            || state.workers.desired_revision(&record).await? != query.revision
+        {
+            let mut desired = state.workers.desired_state(&record).await?;
+            if query.taps.is_some() {
+                desired.taps = Some(state.taps.requests());
+            }
             return Ok(Json(desired).into_response());
         }
         tokio::select! {
@@ -235,6 +251,8 @@ async fn sync(
             },
             // Closed when the worker is forgotten: the next round tells it.
             _ = own.changed() => {},
+            // Lives as long as the manager.
+            _ = taps.changed(), if query.taps.is_some() => {},
             () = tokio::time::sleep_until(deadline) => {
                 return Ok(StatusCode::NOT_MODIFIED.into_response());
             }

@@ -354,6 +354,7 @@ impl WorkerRegistry {
                 .iter()
                 .flat_map(|state| state.dataflows.iter().cloned())
                 .collect(),
+            taps: None,
         })
     }
 
