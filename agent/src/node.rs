@@ -25,7 +25,7 @@ use crate::{
         audit::AuditLog,
         event_sets::{EventSetError, EventSets, Retention},
         store::{SqliteStore, Store, StoreError},
-        workers::{Liveness, WorkerRegistry},
+        workers::{Liveness, WorkerRegistry, rates},
     },
     runtime::{Environment, ManagerTarget, TokenSource},
     worker::{self, LocalWorker, follow::follow_store, sync::SyncSettings},
@@ -156,6 +156,11 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     if let Some((store, audit, workers, event_sets)) = manager_parts {
         tokio::spawn(keep_retention(event_sets.clone(), stop.clone()));
         if let Some(worker) = &worker {
+            tokio::spawn(rates::sample_local(
+                worker.clone(),
+                workers.clone(),
+                stop.clone(),
+            ));
             tokio::spawn(follow_store(
                 worker.clone(),
                 store.clone(),
