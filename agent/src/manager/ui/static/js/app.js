@@ -71,6 +71,7 @@ class View {
 async function show() {
   current?.leave();
   current = null;
+  for (const open of document.querySelectorAll("dialog")) open.close();
   if (!savedToken()) {
     loginPage();
     return;
@@ -125,6 +126,8 @@ function loginPage(reason = "") {
       input.select();
     }
   } },
+    // For password managers: the token belongs to the admin account.
+    h("input", { type: "text", name: "username", autocomplete: "username", value: "admin", hidden: true }),
     h("div", { class: "field" }, h("label", { for: "token" }, "Admin token"), input),
     message, button);
   fill(main, h("div", { class: "card login" },

@@ -225,8 +225,9 @@ export async function dataflowPage(view) {
       h("button", { type: "button", id: "save", onclick: save }, creating ? "Review and create" : "Review and save"),
       dirty, h("span", { class: "spacer" }),
       creating ? null : h("button", { type: "button", class: "danger", onclick: remove }, "Delete dataflow")),
+    report,
     h("label", { for: "document" }, "Document (JSON) — Ctrl+S reviews and saves"),
-    editor.element, report);
+    editor.element);
 
   const graphPanel = h("section", { id: "panel-graph", role: "tabpanel" });
   const meter = new RateMeter(group, name);

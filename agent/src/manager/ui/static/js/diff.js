@@ -21,12 +21,12 @@ export function diffLines(before, after) {
       lines.push({ kind: " ", text: a[i] });
       i += 1;
       j += 1;
-    } else if (j < b.length && (i >= a.length || common[i][j + 1] >= common[i + 1][j])) {
-      lines.push({ kind: "+", text: b[j] });
-      j += 1;
-    } else {
+    } else if (i < a.length && (j >= b.length || common[i + 1][j] >= common[i][j + 1])) {
       lines.push({ kind: "-", text: a[i] });
       i += 1;
+    } else {
+      lines.push({ kind: "+", text: b[j] });
+      j += 1;
     }
   }
   return lines;
