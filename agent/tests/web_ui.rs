@@ -213,7 +213,7 @@ async fn scenario(browser: &Browser, ui: &str, api: &Api) {
     // Assign worker2 to `edge` as well, from the workers page.
     browser.click("nav a[href='#/workers']").await;
     browser
-        .click("tr[data-worker='worker2'] td:last-child button")
+        .click("tr[data-worker='worker2'] td:last-child button:first-child")
         .await;
     browser.click("dialog input[value='edge']").await;
     browser.click("dialog button[value='assign']").await;

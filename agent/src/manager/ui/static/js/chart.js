@@ -2,15 +2,15 @@
 
 import { h, svg } from "./dom.js";
 
-const WIDTH = 560;
-const HEIGHT = 160;
-const PAD = { left: 46, right: 12, top: 10, bottom: 24 };
+const WIDTH = 420;
+const HEIGHT = 170;
+const PAD = { left: 40, right: 10, top: 10, bottom: 24 };
 
 /** A round upper bound for the y axis. */
 function ceiling(value) {
   if (value <= 0) return 1;
   const magnitude = 10 ** Math.floor(Math.log10(value));
-  return [1, 2, 5, 10].map((step) => step * magnitude).find((bound) => bound >= value);
+  return [1, 2, 4, 8, 10].map((step) => step * magnitude).find((bound) => bound >= value);
 }
 
 function clock(ms) {
@@ -54,5 +54,5 @@ export function lineChart(title, lines, from, to) {
 
 function formatTick(value) {
   if (value >= 1000) return `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)}k`;
-  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  return String(Number(value.toFixed(2)));
 }

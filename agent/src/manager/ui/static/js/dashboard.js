@@ -60,7 +60,7 @@ function charts(rates, now) {
     })));
 }
 
-function busiest(workers) {
+function busiest(workers, standalone) {
   const reporting = workers.filter((worker) => worker.status);
   const rows = (sorted) => sorted.slice(0, 5).map((worker) => h("tr", {},
     h("td", {}, worker.hostname, h("div", { class: "muted small" }, worker.id)),
@@ -71,7 +71,9 @@ function busiest(workers) {
   const headers = ["Worker", "State", "#CPU", "#Memory (RSS)", "#Load 1 min"];
   const byCpu = [...reporting].sort((a, b) => (b.cpu_percent ?? 0) - (a.cpu_percent ?? 0));
   const byRss = [...reporting].sort((a, b) => b.status.resident_bytes - a.status.resident_bytes);
-  const empty = "No worker has sent a heartbeat yet.";
+  const empty = standalone
+    ? "No other worker reports to this standalone node; its own worker is on the workers page."
+    : "No worker has sent a heartbeat yet.";
   return h("div", { class: "row" },
     h("section", { class: "card", id: "top-cpu" }, h("h2", {}, "Highest CPU"), table(headers, rows(byCpu), { empty })),
     h("section", { class: "card", id: "top-rss" }, h("h2", {}, "Highest memory"), table(headers, rows(byRss), { empty })));
@@ -88,7 +90,7 @@ export async function dashboard(view) {
     const local = standalone ? (await get("/status")).worker : null;
     if (view.left) return;
     const now = Date.now();
-    fill(body, failing(failingDataflows(workers, local)), counts(overview), charts(rates, now), busiest(workers));
+    fill(body, failing(failingDataflows(workers, local)), counts(overview), charts(rates, now), busiest(workers, standalone));
     status.textContent = `Updated ${new Date(now).toLocaleTimeString(undefined, { hour12: false })}; refreshes every ${REFRESH_MS / 1000} s`;
   });
 }

@@ -1,8 +1,9 @@
 // The workers page: each worker's liveness, groups, version, heartbeat,
-// revisions and dataflow states; assigning groups.
+// revisions and dataflow states; assigning groups, revoking a worker's
+// credential and forgetting a worker.
 
 import { enc, get, request } from "./api.js";
-import { ago, badge, dialog, fill, h, table, toast, when } from "./dom.js";
+import { ago, badge, confirmAction, dialog, fill, h, table, toast, when } from "./dom.js";
 
 const REFRESH_MS = 5000;
 
@@ -73,6 +74,21 @@ async function assign(worker, refresh) {
   }
 }
 
+/** Revokes a worker's credential, or forgets the worker, once confirmed. */
+async function withdraw(worker, action, refresh) {
+  const [title, text, label, method, path] = action === "revoke"
+    ? [`Revoke ${worker.hostname}`, `The manager will refuse ${worker.hostname}'s credential from now on; it keeps running what it has but gets no change. It may enroll again only once forgotten.`, "Revoke", "POST", `/workers/${enc(worker.id)}/revoke`]
+    : [`Forget ${worker.hostname}`, `The manager forgets ${worker.hostname}. If it still runs, it enrolls again with the enrollment token.`, "Forget", "DELETE", `/workers/${enc(worker.id)}`];
+  if (!await confirmAction(title, text, label)) return;
+  try {
+    await request(method, path);
+    toast(action === "revoke" ? `${worker.hostname} revoked.` : `${worker.hostname} forgotten.`);
+    await refresh();
+  } catch (error) {
+    toast(error.message, "bad");
+  }
+}
+
 function workerRow(worker, refresh) {
   const assigned = worker.assigned_groups !== null && worker.assigned_groups !== undefined;
   return h("tr", { "data-worker": worker.hostname },
@@ -84,7 +100,10 @@ function workerRow(worker, refresh) {
     h("td", { title: when(worker.last_heartbeat) }, ago(worker.last_heartbeat)),
     h("td", {}, revisionCell(worker)),
     h("td", {}, dataflowList(worker.status?.dataflows ?? [])),
-    h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => assign(worker, refresh) }, "Assign groups")));
+    h("td", {}, h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "secondary", onclick: () => assign(worker, refresh) }, "Assign groups"),
+      worker.revoked ? null : h("button", { type: "button", class: "secondary", onclick: () => withdraw(worker, "revoke", refresh) }, "Revoke"),
+      h("button", { type: "button", class: "secondary", onclick: () => withdraw(worker, "forget", refresh) }, "Forget"))));
 }
 
 function localCard(local) {
