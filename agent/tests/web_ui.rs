@@ -2,9 +2,10 @@
 //! real workers on loopback: log in (and a refused token), the dashboard's
 //! counts, create a group, assign a worker to it, save a dataflow with an
 //! error and see the error at its path, fix it and watch the worker run
-//! it, restore an older revision, search an event set, log out. The
-//! browser's console must stay free of errors. On failure the test keeps
-//! its directory with a screenshot and the console log, and prints where.
+//! it, see its graph, restore an older revision, search an event set, log
+//! out. The browser's console must stay free of errors. On failure the
+//! test keeps its directory with a screenshot and the console log, and
+//! prints where.
 
 mod support;
 
@@ -283,6 +284,17 @@ async fn scenario(browser: &Browser, ui: &str, api: &Api) {
     browser
         .text_with("#revision", &[&format!("revision {first}")])
         .await;
+
+    // Its graph: the source, an arrow, the sink, and the one worker that
+    // reports it.
+    browser.click("#tab-graph").await;
+    browser.text_with("#graph-caption", &["1 worker(s)"]).await;
+    assert_eq!(
+        texts(browser, "#panel-graph .node .name").await,
+        ["gen", "out"]
+    );
+    assert_eq!(browser.all("#panel-graph path.edge").await.len(), 1);
+    browser.click("#tab-editor").await;
     set_document(browser, &web_flow("gen", 0.3)).await;
     browser.click("#save").await;
     browser.text_with("dialog .diff", &["0.3"]).await;

@@ -114,6 +114,13 @@ export function dialog(title, body, buttons, { narrow = false } = {}) {
         h("button", { type: "button", class: "secondary", onclick: () => box.close("") }, "Cancel"),
         actions));
     const box = h("dialog", { class: narrow ? "narrow" : "", "aria-label": title }, form);
+    // Enter in a field chooses the main action, the last button.
+    form.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && event.target.tagName === "INPUT") {
+        event.preventDefault();
+        box.close(buttons.at(-1).value);
+      }
+    });
     box.addEventListener("close", () => {
       box.remove();
       resolve(box.returnValue || null);
