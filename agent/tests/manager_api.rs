@@ -505,17 +505,21 @@ async fn a_sigkill_during_a_burst_of_writes_loses_nothing_acknowledged() {
     node.terminate(Duration::from_secs(10));
 }
 
-/// A heartbeat of `identity` whose one dataflow in `group` counted
-/// `events_in` and `events_out` so far, after `cpu_seconds` of CPU time.
+/// A heartbeat of `identity` whose dataflow in `group` counted `events_in`
+/// and `events_out` so far, after `cpu_seconds` of CPU time; it also
+/// reports the same counts for a group it does not run.
 fn beat(identity: &Value, group: &str, counts: (u64, u64), cpu_seconds: f64) -> Value {
-    json!({
-        "identity": identity,
-        "applied_revision": 0,
-        "dataflows": [{
+    let report = |group: &str| {
+        json!({
             "group": group, "name": "tail", "state": "running", "revision": 1,
             "document_sha256": null, "wanted_revision": 1, "last_error": null,
             "restarting": 0, "events_in": counts.0, "events_out": counts.1, "errors": 0
-        }],
+        })
+    };
+    json!({
+        "identity": identity,
+        "applied_revision": 0,
+        "dataflows": [report(group), report("not_its_group")],
         "cpu_seconds": cpu_seconds,
         "resident_bytes": 50_000_000,
         "load1": 0.5
@@ -550,6 +554,7 @@ async fn heartbeats_feed_the_groups_event_rates_and_the_workers_cpu_use() {
             .await;
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
+    // Only the groups the worker runs are charted.
     let rates = admin.get("/api/v1/overview/rates").await.body;
     let groups = rates["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 1, "{rates}");

@@ -282,8 +282,13 @@ impl WorkerRegistry {
             {
                 let secs = arrived.saturating_duration_since(then).as_secs_f64();
                 let busy = (heartbeat.cpu_seconds - previous.cpu_seconds).max(0.0);
-                self.rates
-                    .record(&previous.dataflows, &heartbeat.dataflows, Utc::now());
+                // Only the groups it runs count, so that the groups kept
+                // are the cluster's, whatever a worker reports.
+                let runs = heartbeat
+                    .dataflows
+                    .iter()
+                    .filter(|report| record.groups().contains(&report.group));
+                self.rates.record(&previous.dataflows, runs, Utc::now());
                 status.cpu_percent = (secs > 0.0).then(|| busy / secs * 100.0);
             }
             status.detector.heartbeat(arrived);

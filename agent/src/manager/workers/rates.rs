@@ -89,10 +89,10 @@ fn step_of(time: DateTime<Utc>) -> i64 {
 impl RateHistory {
     /// Adds what one reporter's dataflows counted between its `previous`
     /// reports and its `current` ones, at `now`.
-    pub fn record(
+    pub fn record<'a>(
         &self,
         previous: &[DataflowReport],
-        current: &[DataflowReport],
+        current: impl IntoIterator<Item = &'a DataflowReport>,
         now: DateTime<Utc>,
     ) {
         let mut added: BTreeMap<&str, Counts> = BTreeMap::new();
