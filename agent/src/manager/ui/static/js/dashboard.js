@@ -4,7 +4,7 @@
 import { enc, get } from "./api.js";
 import { lineChart } from "./chart.js";
 import { badge, bytes, fill, h, table } from "./dom.js";
-import { failingDataflows } from "./workers.js";
+import { failingDataflows, fleet } from "./workers.js";
 
 const REFRESH_MS = 5000;
 const HOUR_MS = 3600 * 1000;
@@ -85,12 +85,10 @@ export async function dashboard(view) {
   const body = h("div");
   fill(view.main, h("div", { class: "page-head" }, h("h1", {}, "Monitoring"), status), body);
   await view.every(REFRESH_MS, async () => {
-    const [overview, workers, rates] = await Promise.all([get("/overview"), get("/workers"), get("/overview/rates")]);
-    const standalone = overview.managers.some((manager) => manager.mode === "standalone");
-    const local = standalone ? (await get("/status")).worker : null;
+    const [overview, { workers, local }, rates] = await Promise.all([get("/overview"), fleet(), get("/overview/rates")]);
     if (view.left) return;
     const now = Date.now();
-    fill(body, failing(failingDataflows(workers, local)), counts(overview), charts(rates, now), busiest(workers, standalone));
+    fill(body, failing(failingDataflows(workers, local)), counts(overview), charts(rates, now), busiest(workers, local !== null));
     status.textContent = `Updated ${new Date(now).toLocaleTimeString(undefined, { hour12: false })}; refreshes every ${REFRESH_MS / 1000} s`;
   });
 }

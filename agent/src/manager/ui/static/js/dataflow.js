@@ -8,6 +8,7 @@ import { ago, badge, confirmAction, dialog, failure, fill, h, rate, table, toast
 import { createEditor } from "./editor.js";
 import { dataflowGraph } from "./graph.js";
 import { lineOf, locate } from "./jsonpath.js";
+import { fleet } from "./workers.js";
 
 const RATE_MS = 5000;
 
@@ -62,16 +63,15 @@ class RateMeter {
 
   /** How many workers report the dataflow, and its rates by key once known. */
   async sample() {
-    const [workers, health] = await Promise.all([get("/workers"), get("/health")]);
+    const { workers, local } = await fleet();
     const found = [];
     for (const worker of workers) {
       const flow = worker.status?.dataflows.find((f) => f.group === this.group && f.name === this.name);
       if (!flow || worker.state !== "online") continue;
       found.push(this.measure(worker.id, Date.parse(worker.last_heartbeat), { in: flow.events_in, out: flow.events_out }));
     }
-    if (health.mode === "standalone") {
-      const local = (await get("/status")).worker;
-      const flow = local?.dataflows.find((f) => f.group === this.group && f.name === this.name);
+    if (local) {
+      const flow = local.dataflows.find((f) => f.group === this.group && f.name === this.name);
       if (flow) {
         const counters = { in: 0, out: 0 };
         for (const component of flow.components) {
@@ -218,7 +218,7 @@ export async function dataflowPage(view) {
     }
   });
 
-  const editorPanel = h("section", { id: "panel-editor", role: "tabpanel" },
+  const editorPanel = h("section", { id: "panel-editor", role: "tabpanel", "aria-labelledby": "tab-editor" },
     h("div", { class: "toolbar" },
       h("button", { type: "button", class: "secondary", id: "check", onclick: check }, "Check"),
       h("button", { type: "button", class: "secondary", onclick: format }, "Format"),
@@ -229,7 +229,7 @@ export async function dataflowPage(view) {
     h("label", { for: "document" }, "Document (JSON) — Ctrl+S reviews and saves"),
     editor.element);
 
-  const graphPanel = h("section", { id: "panel-graph", role: "tabpanel" });
+  const graphPanel = h("section", { id: "panel-graph", role: "tabpanel", "aria-labelledby": "tab-graph" });
   const meter = new RateMeter(group, name);
   const drawGraph = async () => {
     let doc;
@@ -248,7 +248,7 @@ export async function dataflowPage(view) {
     fill(graphPanel, h("p", { class: "muted", id: "graph-caption" }, caption), h("div", { class: "card" }, dataflowGraph(doc, rateLabels(doc, rates))));
   };
 
-  const historyPanel = h("section", { id: "panel-history", role: "tabpanel" });
+  const historyPanel = h("section", { id: "panel-history", role: "tabpanel", "aria-labelledby": "tab-history" });
   const history = {
     async refresh() {
       if (creating) return;

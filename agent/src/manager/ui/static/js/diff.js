@@ -3,7 +3,7 @@
 import { h } from "./dom.js";
 
 /** The lines of `before` and `after` as kept (" "), removed ("-") or added ("+"). */
-export function diffLines(before, after) {
+function diffLines(before, after) {
   const a = before.split("\n");
   const b = after.split("\n");
   // common[i][j]: the longest common subsequence of a[i..] and b[j..].

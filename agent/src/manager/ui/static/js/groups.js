@@ -1,8 +1,10 @@
 // Groups: the list with a form to create one; a group's page with its
-// description, its dataflows and deletion.
+// description, its workers, its dataflows with their state on them, and
+// deletion.
 
 import { enc, get, request } from "./api.js";
-import { ago, confirmAction, dialog, failure, fill, h, table, toast, when } from "./dom.js";
+import { ago, badge, confirmAction, dialog, failure, fill, h, table, toast, when } from "./dom.js";
+import { fleet } from "./workers.js";
 
 /** The groups page. */
 export async function groupsPage(view) {
@@ -65,11 +67,25 @@ async function remove(group) {
   }
 }
 
+/** How many of `runners` report `flow` running, failed, or not yet. */
+function workerStates(runners, flow) {
+  const states = runners.map((worker) =>
+    worker.dataflows.find((f) => f.group === flow.group && f.name === flow.name)?.state ?? "pending");
+  const counts = ["running", "failed", "pending"].map((state) => [state, states.filter((s) => s === state).length]);
+  const shown = counts.filter(([, count]) => count > 0);
+  if (!shown.length) return h("span", { class: "muted" }, "—");
+  return shown.map(([state, count]) => [badge(`${count} ${state}`, state === "pending" ? "warn" : state), " "]);
+}
+
 /** A group's page. */
 export async function groupPage(view) {
   const name = view.params.group;
   const refresh = async () => {
-    const [group, dataflows] = await Promise.all([get(`/groups/${enc(name)}`), get(`/groups/${enc(name)}/dataflows`)]);
+    const [group, dataflows, { workers, local }] = await Promise.all([get(`/groups/${enc(name)}`), get(`/groups/${enc(name)}/dataflows`), fleet()]);
+    // Each worker of the group as its name and the dataflows it reports.
+    const runners = workers.filter((worker) => worker.groups.includes(name))
+      .map((worker) => ({ hostname: worker.hostname, dataflows: worker.status?.dataflows ?? [] }));
+    if (local?.groups.includes(name)) runners.push({ hostname: "this node", dataflows: local.dataflows });
     const rows = dataflows.map((flow) => {
       const doc = flow.document;
       const link = `#/groups/${enc(name)}/dataflows/${enc(flow.name)}`;
@@ -78,7 +94,8 @@ export async function groupPage(view) {
         h("td", {}, `${doc.sources?.length ?? 0} → ${doc.pipelines?.length ?? 0} → ${doc.sinks?.length ?? 0}`),
         h("td", { class: "num" }, flow.revision),
         h("td", { title: when(flow.updated_at) }, ago(flow.updated_at)),
-        h("td", {}, flow.updated_by));
+        h("td", {}, flow.updated_by),
+        h("td", {}, workerStates(runners, flow)));
     });
     fill(view.main,
       h("div", { class: "page-head" },
@@ -93,7 +110,10 @@ export async function groupPage(view) {
       h("section", { class: "card" },
         h("div", { class: "toolbar" }, h("h2", {}, "Dataflows"), h("span", { class: "spacer" }),
           h("a", { class: "button", href: `#/groups/${enc(name)}/new`, id: "new-dataflow" }, "New dataflow")),
-        table(["Name", "Sources → pipelines → sinks", "#Revision", "Updated", "By"], rows,
+        h("p", { class: "muted" }, runners.length
+          ? `Run by ${runners.map((worker) => worker.hostname).join(", ")}.`
+          : "No worker runs this group yet: assign one on the workers page."),
+        table(["Name", "Sources → pipelines → sinks", "#Revision", "Updated", "By", "On its workers"], rows,
           { empty: "No dataflow yet: create one with New dataflow." })));
   };
   await refresh();

@@ -8,6 +8,16 @@ import { ago, badge, confirmAction, dialog, fill, h, table, toast, when } from "
 const REFRESH_MS = 5000;
 
 /**
+ * Every worker (`GET /workers`) and, on a standalone node, its own worker
+ * (`worker` of `GET /status`; null elsewhere).
+ */
+export async function fleet() {
+  const [workers, health] = await Promise.all([get("/workers"), get("/health")]);
+  const local = health.mode === "standalone" ? (await get("/status")).worker : null;
+  return { workers, local };
+}
+
+/**
  * The dataflows that fail or restart components, on `workers` (from
  * `GET /workers`) and on a standalone node's `local` worker (from
  * `GET /status`), as {group, name, host, state, error, restarting}.
@@ -119,8 +129,7 @@ export async function workersPage(view) {
   const updated = h("span", { class: "muted small" });
   fill(view.main, h("div", { class: "page-head" }, h("h1", {}, "Workers"), updated), body);
   const refresh = async () => {
-    const [workers, health] = await Promise.all([get("/workers"), get("/health")]);
-    const local = health.mode === "standalone" ? (await get("/status")).worker : null;
+    const { workers, local } = await fleet();
     if (view.left) return;
     fill(body,
       local ? localCard(local) : null,
