@@ -12,6 +12,8 @@ while read -r command package; do
     command -v "$command" >/dev/null 2>&1 || missing+=("$package")
 done <<'PACKAGES'
 objdump binutils
+chromium chromium
+chromedriver chromium-driver
 PACKAGES
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""

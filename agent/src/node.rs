@@ -26,7 +26,7 @@ use crate::{
         event_sets::{EventSetError, EventSets, Retention},
         store::{SqliteStore, Store, StoreError},
         taps::TapHub,
-        workers::{Liveness, WorkerRegistry},
+        workers::{Liveness, WorkerRegistry, rates},
     },
     resources::Placement,
     runtime::{Environment, ManagerTarget, TokenSource, host_name},
@@ -170,6 +170,11 @@ pub async fn run(
         tokio::spawn(keep_retention(event_sets.clone(), stop.clone()));
         let taps = TapHub::new(stop.clone());
         if let Some(worker) = &worker {
+            tokio::spawn(rates::sample_local(
+                worker.clone(),
+                workers.clone(),
+                stop.clone(),
+            ));
             tokio::spawn(follow_store(
                 worker.clone(),
                 store.clone(),

@@ -1,7 +1,8 @@
 //! The manager's REST API over HTTP on a real node: the lifecycle of groups
 //! and dataflows, revisions, ETags and `If-Match`, restore, every error
 //! status, token roles, the audit log, concurrent writers, and a SIGKILL in
-//! the middle of a burst of writes.
+//! the middle of a burst of writes; the groups' event rates and the
+//! workers' CPU use from heartbeats.
 
 mod support;
 
@@ -501,5 +502,80 @@ async fn a_sigkill_during_a_burst_of_writes_loses_nothing_acknowledged() {
         .put("/api/v1/groups/default/dataflows/later", &flow("later", 1))
         .await;
     assert_eq!(after.status, 201, "{}", after.body);
+    node.terminate(Duration::from_secs(10));
+}
+
+/// A heartbeat of `identity` whose dataflow in `group` counted `events_in`
+/// and `events_out` so far, after `cpu_seconds` of CPU time; it also
+/// reports the same counts for a group it does not run.
+fn beat(identity: &Value, group: &str, counts: (u64, u64), cpu_seconds: f64) -> Value {
+    let report = |group: &str| {
+        json!({
+            "group": group, "name": "tail", "state": "running", "revision": 1,
+            "document_sha256": null, "wanted_revision": 1, "last_error": null,
+            "restarting": 0, "events_in": counts.0, "events_out": counts.1, "errors": 0
+        })
+    };
+    json!({
+        "identity": identity,
+        "applied_revision": 0,
+        "dataflows": [report(group), report("not_its_group")],
+        "cpu_seconds": cpu_seconds,
+        "resident_bytes": 50_000_000,
+        "load1": 0.5
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_feed_the_groups_event_rates_and_the_workers_cpu_use() {
+    let dir = home();
+    let node = start(dir.path(), &[("DATASCALE_SERVICE_MODE", "manager")]);
+    let admin = Api::admin(&node, dir.path());
+    let enrollment = Api::with_token(&node, &worker_token(dir.path()));
+    let identity = json!({"id": "w-rates", "hostname": "rates.example", "version": "1.0.0",
+                          "groups": ["default"], "address": "127.0.0.1:1"});
+    let enrolled = enrollment.post("/api/v1/workers/enroll", &identity).await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    let worker = Api::with_token(&node, enrolled.body["credential"].as_str().unwrap());
+
+    // Nothing counted yet: no group to chart.
+    let rates = admin.get("/api/v1/overview/rates").await;
+    assert_eq!(rates.status, 200, "{}", rates.body);
+    assert_eq!(rates.body, json!({"step_secs": 10, "groups": []}));
+
+    // The first heartbeat only sets where counting starts: what its
+    // counters held before is not a rate of now.
+    for (counts, cpu) in [((1_000, 900), 10.0), ((1_500, 1_300), 10.5)] {
+        let answer = worker
+            .post(
+                "/api/v1/heartbeat",
+                &beat(&identity, "default", counts, cpu),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    // Only the groups the worker runs are charted.
+    let rates = admin.get("/api/v1/overview/rates").await.body;
+    let groups = rates["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{rates}");
+    assert_eq!(groups[0]["group"], "default");
+    let counted: Vec<&Value> = groups[0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|point| point["events_in_per_sec"].as_f64().unwrap() > 0.0)
+        .collect();
+    // 500 in and 400 out, in the step of the second heartbeat.
+    assert_eq!(counted.len(), 1, "{rates}");
+    let (events_in, events_out) = (
+        counted[0]["events_in_per_sec"].as_f64().unwrap(),
+        counted[0]["events_out_per_sec"].as_f64().unwrap(),
+    );
+    assert!(events_in <= 500.0, "{rates}");
+    assert!((events_in / events_out - 1.25).abs() < 1e-9, "{rates}");
+
+    let workers = admin.get("/api/v1/workers").await.body;
+    let cpu = workers[0]["cpu_percent"].as_f64().unwrap();
+    assert!(cpu > 0.0, "{workers}");
     node.terminate(Duration::from_secs(10));
 }

@@ -88,6 +88,7 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/groups/{group}/dataflows/{name}/revisions/{revision}/restore",
         "/api/v1/dataflows/validate",
         "/api/v1/overview",
+        "/api/v1/overview/rates",
         "/api/v1/workers",
         "/api/v1/workers/{id}",
         "/api/v1/workers/{id}/groups",

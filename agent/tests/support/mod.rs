@@ -1,11 +1,14 @@
 //! Test harness: starts the real `datascale` binary in a temporary install
 //! directory on ephemeral loopback ports, and reads back the addresses it
-//! bound from its JSON log.
+//! bound from its JSON log; `browser` drives a headless Chromium for the
+//! Web UI's tests.
 
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of the harness"
 )]
+
+pub mod browser;
 
 use std::{
     io::{BufRead, BufReader},

@@ -1,10 +1,12 @@
 //! `GET /api/v1/overview`: the counts the monitoring dashboard shows:
 //! managers, workers by state, groups, dataflows, and components by kind
-//! and type.
+//! and type; and `GET /api/v1/overview/rates`: each group's events in and
+//! out per second over the last hour, for its charts.
 
 use std::collections::BTreeMap;
 
 use axum::{Json, extract::State};
+use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,11 +15,13 @@ use super::{AdminErrors, ManagerState};
 use crate::{
     api::{ApiError, VERSION},
     config::Mode,
-    manager::workers::WorkerState,
+    manager::workers::{WorkerState, rates::RateSeries},
 };
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
-    OpenApiRouter::new().routes(routes!(overview))
+    OpenApiRouter::new()
+        .routes(routes!(overview))
+        .routes(routes!(rates))
 }
 
 /// Body of `GET /api/v1/overview`.
@@ -115,4 +119,21 @@ async fn overview(State(state): State<ManagerState>) -> Result<Json<Overview>, A
         dataflows: dataflows.len(),
         components,
     }))
+}
+
+/// Each group's events in and out per second over the last hour, in steps,
+/// from the counters in workers' heartbeats (and a standalone node's own
+/// worker).
+#[utoipa::path(
+    get,
+    path = "/api/v1/overview/rates",
+    operation_id = "overview_rates",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The rates of each group that counted events in the last hour", body = RateSeries),
+        AdminErrors
+    )
+)]
+async fn rates(State(state): State<ManagerState>) -> Json<RateSeries> {
+    Json(state.workers.rates().series(Utc::now()))
 }

@@ -8,9 +8,11 @@
 //! as of the store's current cluster revision, read once when it moves on;
 //! each heartbeat locks only its own worker's status; and a worker's
 //! record can be followed on its own, so that a change to one worker wakes
-//! only the sync that waits for it.
+//! only the sync that waits for it. Heartbeats also feed the groups'
+//! recent event rates (`rates`) and each worker's CPU use.
 
 pub mod phi;
+pub mod rates;
 
 use std::{
     collections::HashMap,
@@ -24,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, watch};
 use utoipa::ToSchema;
 
-use self::phi::PhiDetector;
+use self::{phi::PhiDetector, rates::RateHistory};
 use super::store::{Change, Store, StoreError, WorkerRecord, Written};
 use crate::{
     auth::{WorkerCredentials, new_token},
@@ -77,6 +79,9 @@ pub struct WorkerView {
     pub desired_revision: u64,
     /// What its last heartbeat said, if one came.
     pub status: Option<Heartbeat>,
+    /// Its process's CPU use between its last two heartbeats, in percent
+    /// of one core.
+    pub cpu_percent: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -91,6 +96,7 @@ struct Entry {
 struct Status {
     detector: PhiDetector,
     last_heartbeat: Option<(String, Heartbeat)>,
+    cpu_percent: Option<f64>,
 }
 
 /// What the workers of one group run, as of one cluster revision.
@@ -124,6 +130,8 @@ pub struct WorkerRegistry {
     revision: watch::Receiver<u64>,
     /// The groups workers asked for.
     groups: RwLock<GroupCache>,
+    /// The groups' recent event rates.
+    rates: RateHistory,
 }
 
 /// The SHA-256 of a credential, in hex: all the manager keeps of it.
@@ -142,6 +150,7 @@ impl WorkerRegistry {
             credentials: RwLock::default(),
             revision: store.subscribe(),
             groups: RwLock::default(),
+            rates: RateHistory::default(),
         });
         for record in store.workers().await? {
             registry.remember(record);
@@ -176,6 +185,7 @@ impl WorkerRegistry {
                         status: Mutex::new(Status {
                             detector,
                             last_heartbeat: None,
+                            cpu_percent: None,
                         }),
                     },
                 );
@@ -266,7 +276,22 @@ impl WorkerRegistry {
         let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = workers.get(&identity.id) {
             let mut status = entry.status.lock().unwrap_or_else(PoisonError::into_inner);
-            status.detector.heartbeat(Instant::now());
+            let arrived = Instant::now();
+            if let (Some((_, previous)), Some(then)) =
+                (&status.last_heartbeat, status.detector.last_heartbeat())
+            {
+                let secs = arrived.saturating_duration_since(then).as_secs_f64();
+                let busy = (heartbeat.cpu_seconds - previous.cpu_seconds).max(0.0);
+                // Only the groups it runs count, so that the groups kept
+                // are the cluster's, whatever a worker reports.
+                let runs = heartbeat
+                    .dataflows
+                    .iter()
+                    .filter(|report| record.groups().contains(&report.group));
+                self.rates.record(&previous.dataflows, runs, Utc::now());
+                status.cpu_percent = (secs > 0.0).then(|| busy / secs * 100.0);
+            }
+            status.detector.heartbeat(arrived);
             status.last_heartbeat = Some((now, heartbeat));
         }
         Ok(Some(record))
@@ -411,6 +436,7 @@ impl WorkerRegistry {
                     let heard = entry.status.lock().unwrap_or_else(PoisonError::into_inner);
                     let (state, phi) = self.judge(&heard, now);
                     let (last_heartbeat, status) = heard.last_heartbeat.clone().unzip();
+                    let cpu_percent = heard.cpu_percent;
                     WorkerView {
                         groups: record.groups().to_vec(),
                         record,
@@ -419,6 +445,7 @@ impl WorkerRegistry {
                         last_heartbeat,
                         desired_revision: 0,
                         status,
+                        cpu_percent,
                     }
                 })
                 .collect()
@@ -428,6 +455,11 @@ impl WorkerRegistry {
             view.desired_revision = self.desired_revision(&view.record).await?;
         }
         Ok(views)
+    }
+
+    /// The groups' recent event rates.
+    pub fn rates(&self) -> &RateHistory {
+        &self.rates
     }
 
     /// How long nothing was heard from a worker: since its last heartbeat,
