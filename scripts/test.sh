@@ -12,6 +12,9 @@ while read -r command package; do
     command -v "$command" >/dev/null 2>&1 || missing+=("$package")
 done <<'PACKAGES'
 objdump binutils
+debootstrap debootstrap
+ssh openssh-client
+ssh-keygen openssh-client
 PACKAGES
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
@@ -20,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Python tools some tests run (OpenAPI validation, API fuzzing), in a virtual
+# Python tools some tests run (OpenAPI validation, API fuzzing, Ansible), in a virtual
 # environment outside the clone, rebuilt only when their pinned list changes.
 requirements=agent/tests/requirements.txt
 venv="$HOME/.cache/datascale/venv-$(sha256sum "$requirements" | cut -c1-16)"
