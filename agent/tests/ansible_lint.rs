@@ -7,18 +7,12 @@ mod support;
 
 use std::process::Command;
 
-use support::{run_tool, tool};
+use support::{run_tool_successfully, tool};
 
 /// Runs a lint tool in the repository; fails the test with its report.
 fn lint(mut command: Command) {
     command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let output = run_tool(command);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_tool_successfully(command);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Api, home, run_tool, start, tool};
+use support::{Api, home, run_tool, run_tool_successfully, start, tool};
 
 async fn document(api: &Api) -> Value {
     let answer = api.get("/api/v1/openapi.json").await;
@@ -30,13 +30,7 @@ async fn the_document_is_valid_openapi_3() {
     std::fs::write(&file, document.to_string()).unwrap();
     let mut validator = tool("openapi-spec-validator");
     validator.arg(&file);
-    let output = run_tool(validator);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_tool_successfully(validator);
     node.terminate(Duration::from_secs(10));
 }
 

@@ -57,6 +57,19 @@ pub fn run_tool(mut command: Command) -> Output {
     })
 }
 
+/// Runs a test tool to completion and fails the test, with the tool's
+/// output, unless it succeeds.
+pub fn run_tool_successfully(command: Command) -> Output {
+    let output = run_tool(command);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Runs a `datascale` command to completion.
 pub fn run(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command(home)
