@@ -65,4 +65,7 @@ docker import \
     --change 'CMD ["/sbin/init"]' \
     --change 'ENV container=docker' \
     "$rootfs" "$tag" >/dev/null
+# Images of older versions of this script are not needed any more.
+docker images --format '{{.Repository}}:{{.Tag}}' datascale-test-host |
+    grep -vxF "$tag" | xargs -r docker rmi >/dev/null || true
 echo "$tag"
