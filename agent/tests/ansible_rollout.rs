@@ -290,8 +290,13 @@ async fn the_toolkit_installs_upgrades_and_removes_a_cluster() {
     let agent = build(&first, "1700000000");
     let toolkit = unpack(work.path(), &first, &agent, &hosts);
 
-    // Check mode on new hosts: everything to do, nothing done.
-    toolkit.play("site.yml", &["--check"]);
+    // Check mode on new hosts: changes reported, nothing done.
+    let check = toolkit.play("site.yml", &["--check"]);
+    assert!(
+        changed(&check).values().all(|&count| count > 0),
+        "{}",
+        recap_text(&check)
+    );
     for host in &hosts.hosts {
         assert_eq!(
             host.sh("test -e /opt/datascale && echo present || echo absent"),
