@@ -14,6 +14,9 @@ done <<'PACKAGES'
 objdump binutils
 chromium chromium
 chromedriver chromium-driver
+debootstrap debootstrap
+ssh openssh-client
+ssh-keygen openssh-client
 PACKAGES
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
@@ -22,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Python tools some tests run (OpenAPI validation, API fuzzing), in a virtual
+# Python tools some tests run (OpenAPI validation, API fuzzing, Ansible), in a virtual
 # environment outside the clone, rebuilt only when their pinned list changes.
 requirements=agent/tests/requirements.txt
 venv="$HOME/.cache/datascale/venv-$(sha256sum "$requirements" | cut -c1-16)"

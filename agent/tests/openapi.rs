@@ -7,32 +7,11 @@
 
 mod support;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Api, home, start};
-
-/// A tool from the test tools' environment, or from `PATH` without one.
-fn tool(name: &str) -> Command {
-    let path = std::env::var_os("TEST_TOOLS_BIN")
-        .map(|bin| PathBuf::from(bin).join(name))
-        .unwrap_or_else(|| PathBuf::from(name));
-    let mut command = Command::new(&path);
-    command.env_remove("PYTHONPATH");
-    command
-}
-
-fn run_tool(mut command: Command) -> std::process::Output {
-    command.output().unwrap_or_else(|err| {
-        panic!(
-            "cannot run {:?} ({err}); install the test tools with \
-             `pip install -r agent/tests/requirements.txt` (scripts/test.sh does) \
-             and set TEST_TOOLS_BIN to their bin directory",
-            command.get_program()
-        )
-    })
-}
+use support::{Api, home, run_tool, run_tool_successfully, start, tool};
 
 async fn document(api: &Api) -> Value {
     let answer = api.get("/api/v1/openapi.json").await;
@@ -51,13 +30,7 @@ async fn the_document_is_valid_openapi_3() {
     std::fs::write(&file, document.to_string()).unwrap();
     let mut validator = tool("openapi-spec-validator");
     validator.arg(&file);
-    let output = run_tool(validator);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_tool_successfully(validator);
     node.terminate(Duration::from_secs(10));
 }
 

@@ -36,6 +36,44 @@ pub fn command(home: &Path) -> Command {
     command
 }
 
+/// A program of the Python test tools (`agent/tests/requirements.txt`):
+/// from `TEST_TOOLS_BIN`, where `scripts/test.sh` installs them, or from
+/// `PATH` without it.
+pub fn tool(name: &str) -> Command {
+    let path = std::env::var_os("TEST_TOOLS_BIN")
+        .map(|bin| PathBuf::from(bin).join(name))
+        .unwrap_or_else(|| PathBuf::from(name));
+    let mut command = Command::new(&path);
+    command.env_remove("PYTHONPATH");
+    command
+}
+
+/// Runs a test tool to completion; fails the test, saying how to install
+/// the tools, when it cannot run.
+pub fn run_tool(mut command: Command) -> Output {
+    command.output().unwrap_or_else(|err| {
+        panic!(
+            "cannot run {:?} ({err}); install the test tools with \
+             `pip install -r agent/tests/requirements.txt` (scripts/test.sh does) \
+             and set TEST_TOOLS_BIN to their bin directory",
+            command.get_program()
+        )
+    })
+}
+
+/// Runs a test tool to completion and fails the test, with the tool's
+/// output, unless it succeeds.
+pub fn run_tool_successfully(command: Command) -> Output {
+    let output = run_tool(command);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Runs a `datascale` command to completion.
 pub fn run(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command(home)
