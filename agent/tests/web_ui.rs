@@ -366,6 +366,39 @@ async fn scenario(browser: &Browser, ui: &str, api: &Api) {
     assert_eq!(summaries.last().unwrap(), "login failed for user0");
     assert!(browser.all("#next-page").await.is_empty(), "the last page");
 
+    // Watch the dataflow's source live, from its page: worker2's events
+    // arrive through the manager, newest on top, until stopped.
+    let workers = api.get("/api/v1/workers").await.body;
+    let worker2 = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|worker| worker["hostname"] == "worker2")
+        .and_then(|worker| worker["id"].as_str())
+        .unwrap()
+        .to_owned();
+    browser
+        .goto(&format!("{ui}/#/groups/edge/dataflows/web_flow"))
+        .await;
+    browser.click("#open-tap").await;
+    browser.at("#/tap/edge/web_flow").await;
+    browser.find("#tap-component option[value='gen']").await;
+    browser.click("#tap-start").await;
+    browser
+        .text_with(
+            "#tap-status",
+            &["Watching edge/web_flow/gen", "event(s) so far"],
+        )
+        .await;
+    let shown_by = texts(browser, "#tap-events tr.tapped td:nth-child(2)").await;
+    assert!(
+        !shown_by.is_empty() && shown_by.iter().all(|worker| *worker == worker2),
+        "{shown_by:?}"
+    );
+    browser.click("#tap-stop").await;
+    browser.text_with("#tap-status", &["Stopped."]).await;
+    console.extend(browser.console().await);
+
     // Log out: the token is forgotten.
     browser.click("#logout").await;
     browser.find("#token").await;

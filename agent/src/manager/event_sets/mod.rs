@@ -400,15 +400,23 @@ impl EventSets {
                 .unwrap_or(i64::MAX);
             let lower = query.from_ms.map_or(0, first_id_at);
             let mut values = vec![SqlValue::Integer(upper), SqlValue::Integer(lower)];
-            let mut sql = match query.terms.is_empty() {
-                true => {
-                    "SELECT e.id, e.body FROM events e WHERE e.id < ?1 AND e.id >= ?2".to_owned()
-                }
+            // Newest first by the id of the table that drives the scan, so
+            // that it is read in that order and stops at the limit (with
+            // terms, the index hands out ids newest first; ordering by the
+            // joined table's id instead would sort every match).
+            let (mut sql, newest_first) = match query.terms.is_empty() {
+                true => (
+                    "SELECT e.id, e.body FROM events e WHERE e.id < ?1 AND e.id >= ?2".to_owned(),
+                    "e.id DESC",
+                ),
                 false => {
                     values.push(SqlValue::Text(match_expression(&query.terms)));
-                    "SELECT e.id, e.body FROM events_fts f JOIN events e ON e.id = f.rowid
-                     WHERE events_fts MATCH ?3 AND f.rowid < ?1 AND f.rowid >= ?2"
-                        .to_owned()
+                    (
+                        "SELECT e.id, e.body FROM events_fts f JOIN events e ON e.id = f.rowid
+                         WHERE events_fts MATCH ?3 AND f.rowid < ?1 AND f.rowid >= ?2"
+                            .to_owned(),
+                        "f.rowid DESC",
+                    )
                 }
             };
             for (field, value) in &query.fields {
@@ -420,7 +428,7 @@ impl EventSets {
                     path + 1
                 ));
             }
-            sql.push_str(&format!(" ORDER BY e.id DESC LIMIT {}", limit + 1));
+            sql.push_str(&format!(" ORDER BY {newest_first} LIMIT {}", limit + 1));
             let reader = set.reader.lock().unwrap_or_else(PoisonError::into_inner);
             let mut statement = reader.prepare(&sql)?;
             let mut rows: Vec<(i64, String)> = statement

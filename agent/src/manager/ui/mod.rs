@@ -58,6 +58,7 @@ static ASSETS: &[Asset] = assets![
     "js/jsonpath.js" => JS,
     "js/diff.js" => JS,
     "js/graph.js" => JS,
+    "js/tap.js" => JS,
     "js/events.js" => JS,
 ];
 

@@ -6,6 +6,7 @@ import { dataflowPage } from "./dataflow.js";
 import { fill, h, toast } from "./dom.js";
 import { eventsPage } from "./events.js";
 import { groupPage, groupsPage } from "./groups.js";
+import { tapPage } from "./tap.js";
 import { workersPage } from "./workers.js";
 
 /** Pages by hash pattern; `:name` parts become parameters. */
@@ -17,6 +18,8 @@ const ROUTES = [
   ["groups/:group/new", "groups", dataflowPage],
   ["groups/:group/dataflows/:name", "groups", dataflowPage],
   ["events", "events", eventsPage],
+  ["tap", "tap", tapPage],
+  ["tap/:group/:name", "tap", tapPage],
 ];
 
 const main = document.getElementById("main");
@@ -45,7 +48,13 @@ class View {
     this.main = main;
     this.params = params;
     this.timers = [];
+    this.cleanups = [];
     this.left = false;
+  }
+
+  /** Calls `cleanup` when the page is left (to close a stream, say). */
+  whenLeft(cleanup) {
+    this.cleanups.push(cleanup);
   }
 
   /**
@@ -65,6 +74,7 @@ class View {
   leave() {
     this.left = true;
     this.timers.forEach(clearTimeout);
+    this.cleanups.forEach((cleanup) => cleanup());
   }
 }
 

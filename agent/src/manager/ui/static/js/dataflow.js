@@ -305,7 +305,8 @@ export async function dataflowPage(view) {
   fill(view.main,
     h("div", { class: "page-head" },
       h("span", { class: "crumbs" }, h("a", { href: "#/groups" }, "Groups"), " / ", h("a", { href: `#/groups/${enc(group)}` }, group), " /"),
-      h("h1", {}, creating ? "New dataflow" : name), heading),
+      h("h1", {}, creating ? "New dataflow" : name), heading,
+      creating ? null : h("a", { id: "open-tap", href: `#/tap/${enc(group)}/${enc(name)}` }, "Live tap")),
     h("div", { class: "tabs", role: "tablist" }, tabs),
     editorPanel, graphPanel, historyPanel);
   select("editor");
