@@ -470,3 +470,79 @@ fn the_example_collector_prints_json_lines() {
     assert_eq!(event["mount"], "/");
     assert!(event["available_kb"].is_number(), "{event}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_installs_a_directory_that_a_standalone_node_runs_and_removes() {
+    let dir = home();
+    let node = start(dir.path(), &[]);
+    let api = Api::admin(&node, dir.path());
+    let url = node.api_url("");
+    let client = [
+        ("DATASCALE_URL", url.as_str()),
+        ("DATASCALE_TOKEN", api.token.as_str()),
+    ];
+    let cli = |args: &[&str]| {
+        let output = support::run(dir.path(), args, &client);
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (
+            output.status.code(),
+            text(&output.stdout),
+            text(&output.stderr),
+        )
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collectors/examples/disk_usage");
+    let example = example.to_str().unwrap();
+
+    let (code, out, err) = cli(&["collector", "install", example]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("installed collector `disk_usage` version 1.0.0"),
+        "{out}"
+    );
+    let (_, out, _) = cli(&["collector", "install", example]);
+    assert!(out.starts_with("already installed"), "{out}");
+    let (code, out, _) = cli(&["collector", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.lines().nth(1).unwrap().starts_with("disk_usage  1.0.0"),
+        "{out}"
+    );
+
+    // The standalone node's own worker runs it, unpacked in the install
+    // directory's collectors/.
+    let events = dir.path().join("out/disk.json");
+    let created = api
+        .put(
+            "/api/v1/groups/default/dataflows/disk",
+            &disk_dataflow(&events),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    event_where(&events, "disk usage of /", |event| event["mount"] == "/").await;
+    let unpacked = dir
+        .path()
+        .join("collectors/disk_usage/1.0.0/bin/disk_usage.sh");
+    assert!(unpacked.is_file());
+
+    let (code, _, err) = cli(&["collector", "remove", "disk_usage"]);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("default/disk"), "{err}");
+    let (code, _, _) = cli(&["collector", "remove", "disk_usage", "--version", "9.9.9"]);
+    assert_eq!(code, Some(4));
+    assert_eq!(
+        api.delete("/api/v1/groups/default/dataflows/disk")
+            .await
+            .status,
+        200
+    );
+    let (code, out, err) = cli(&["collector", "remove", "disk_usage"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("1.0.0"), "{out}");
+    eventually(WAIT, "the unpacked copy removed", || async {
+        (!dir.path().join("collectors/disk_usage").exists()).then_some(())
+    })
+    .await;
+    let (code, _, _) = cli(&["collector", "show", "disk_usage"]);
+    assert_eq!(code, Some(4));
+    node.terminate(Duration::from_secs(10));
+}

@@ -183,3 +183,47 @@ fn remove_file(path: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn packaged(version: &str) -> (DesiredCollector, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = format!("name = \"probe\"\nversion = \"{version}\"\nentrypoint = \"run\"\n");
+        fs::write(dir.path().join(super::super::MANIFEST), manifest).unwrap();
+        fs::write(dir.path().join("run"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(dir.path().join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+        let bytes = package::pack(dir.path()).unwrap();
+        let collector = DesiredCollector {
+            name: "probe".into(),
+            version: version.into(),
+            sha256: package::sha256(&bytes),
+        };
+        (collector, bytes)
+    }
+
+    #[test]
+    fn versions_are_installed_verified_and_swept_and_other_files_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let shelf = Shelf::new(dir.path());
+        fs::create_dir_all(dir.path().join("examples/disk_usage")).unwrap();
+        let (one, one_bytes) = packaged("1.0.0");
+        let (two, two_bytes) = packaged("2.0.0");
+        assert!(!shelf.has(&one));
+        let wrong = shelf.install(&one, &two_bytes).unwrap_err();
+        assert!(wrong.to_string().contains("SHA-256"), "{wrong}");
+        shelf.install(&one, &one_bytes).unwrap();
+        shelf.install(&two, &two_bytes).unwrap();
+        assert!(shelf.has(&one) && shelf.has(&two));
+        assert!(shelf.package_dir("probe", "1.0.0").join("run").is_file());
+        shelf.keep_only(std::slice::from_ref(&two));
+        assert!(!shelf.package_dir("probe", "1.0.0").exists());
+        assert!(shelf.has(&two));
+        shelf.keep_only(&[]);
+        assert!(!dir.path().join("probe").exists());
+        assert!(dir.path().join("examples/disk_usage").is_dir());
+    }
+}

@@ -1185,6 +1185,82 @@ mod tests {
         assert!(matches!(missing, StoreError::NotFound(_)));
     }
 
+    fn package(version: &str, sha256: &str) -> Checked {
+        let manifest = format!("name = \"probe\"\nversion = \"{version}\"\nentrypoint = \"run\"\n");
+        Checked {
+            manifest: collector::Manifest::parse(&manifest).unwrap(),
+            sha256: sha256.to_owned(),
+            size: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_collector_version_in_use_stays_and_the_latest_counts_as_used() {
+        let (_dir, store) = open();
+        for (version, sha256) in [("1.9.0", "a"), ("1.10.0", "b")] {
+            let written = store
+                .put_collector(&package(version, sha256), &admin())
+                .await
+                .unwrap();
+            assert_eq!(written.outcome, Outcome::Created);
+        }
+        let again = store
+            .put_collector(&package("1.10.0", "b"), &admin())
+            .await
+            .unwrap();
+        assert_eq!(again.outcome, Outcome::Unchanged);
+        let other = store
+            .put_collector(&package("1.10.0", "c"), &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(other, StoreError::Conflict(_)), "{other}");
+        let versions: Vec<_> = store
+            .collectors()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(versions, ["1.9.0", "1.10.0"]);
+
+        let latest = json!({"name": "tail", "sources": [{"name": "s", "type": "collector", "conf": {"collector": "probe"}}],
+                            "sinks": [{"name": "k", "type": "blackhole", "inputs": ["s"]}]});
+        store
+            .put_dataflow("default", "tail", &latest, Precondition::None, &admin())
+            .await
+            .unwrap();
+        let refused = store
+            .delete_collector("probe", Some("1.10.0"), &admin())
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("default/tail"), "{refused}");
+        let refused = store
+            .delete_collector("probe", None, &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+        let deleted = store
+            .delete_collector("probe", Some("1.9.0"), &admin())
+            .await
+            .unwrap();
+        assert_eq!(deleted[0].version, "1.9.0");
+        let missing = store
+            .delete_collector("probe", Some("1.9.0"), &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+        store
+            .delete_dataflow("default", "tail", Precondition::None, &admin())
+            .await
+            .unwrap();
+        let deleted = store
+            .delete_collector("probe", None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        assert!(store.collectors().await.unwrap().is_empty());
+    }
+
     fn worker(id: &str, credential: &str) -> WorkerRecord {
         WorkerRecord {
             id: id.to_owned(),
