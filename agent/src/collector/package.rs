@@ -112,8 +112,11 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
             return Err(refused(format!("it holds more than {MAX_ENTRIES} entries")));
         }
         let mut entry = entry.map_err(unreadable)?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
+        if kind == EntryType::XGlobalHeader {
+            continue; // metadata for the whole archive, such as `git archive` writes
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let Some(path) = package_path(&raw) else {
             if raw.starts_with('/') {
                 return Err(refused(format!("entry `{raw}` is an absolute path")));
@@ -131,9 +134,9 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
         if seen.contains_key(&path) {
             return Err(refused(format!("entry `{path}` appears twice")));
         }
-        if let Some(parent) = parent_link(&seen, &path) {
+        if let Some(parent) = parent_not_directory(&seen, &path) {
             return Err(refused(format!(
-                "entry `{path}` lies below `{parent}`, which is a link"
+                "entry `{path}` lies below `{parent}`, which is not a directory"
             )));
         }
         let target = into.map(|root| root.join(&path));
@@ -179,7 +182,10 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
             EntryType::Symlink => {
                 let link = entry.link_name_bytes().unwrap_or_default();
                 let link = String::from_utf8_lossy(&link).into_owned();
-                if link.starts_with('/') || link.split('/').any(|part| part == "..") {
+                if link.is_empty()
+                    || link.starts_with('/')
+                    || link.split('/').any(|part| part == "..")
+                {
                     return Err(refused(format!(
                         "entry `{path}` is a symlink to `{link}`, outside the package; links may only point down into it (no absolute path, no `..`)"
                     )));
@@ -254,15 +260,18 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
     })
 }
 
-/// The link that `path` would lie below, if any.
-fn parent_link(seen: &BTreeMap<String, Seen>, path: &str) -> Option<String> {
+/// The link or file that `path` would lie below, if any.
+fn parent_not_directory(seen: &BTreeMap<String, Seen>, path: &str) -> Option<String> {
     let mut prefix = String::new();
     for part in path.split('/').collect::<Vec<_>>().split_last()?.1 {
         if !prefix.is_empty() {
             prefix.push('/');
         }
         prefix.push_str(part);
-        if seen.get(&prefix) == Some(&Seen::Link) {
+        if seen
+            .get(&prefix)
+            .is_some_and(|kind| *kind != Seen::Directory)
+        {
             return Some(prefix);
         }
     }
@@ -370,6 +379,28 @@ mod tests {
             fs::read_link(into.join("run")).unwrap(),
             Path::new("bin/run.sh")
         );
+    }
+
+    #[test]
+    fn an_entry_below_a_link_or_a_file_is_refused() {
+        for (parent, below) in [("run", "run/x"), ("bin/run.sh", "bin/run.sh/x")] {
+            let mut archive = tar::Builder::new(Vec::new());
+            let dir = directory();
+            archive.append_dir_all(".", dir.path()).unwrap();
+            // `tar`'s own setters refuse such names: write them as they are.
+            let mut header = tar::Header::new_old();
+            header.as_old_mut().name[..below.len()].copy_from_slice(below.as_bytes());
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(0);
+            header.set_cksum();
+            archive.append(&header, io::empty()).unwrap();
+            let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+            io::Write::write_all(&mut gzip, &archive.into_inner().unwrap()).unwrap();
+            let err = check(&gzip.finish().unwrap(), 1 << 20).unwrap_err();
+            let expected = format!("lies below `{parent}`, which is not a directory");
+            assert!(err.to_string().contains(&expected), "{err}");
+        }
     }
 
     #[test]
