@@ -680,6 +680,38 @@ mod tests {
         })
     }
 
+    #[test]
+    fn collectors_are_checked_where_the_installed_ones_are_known() {
+        let document = |conf: Value| {
+            json!({"name": "disks",
+                   "sources": [{"name": "usage", "type": "collector", "conf": conf}],
+                   "sinks": [{"name": "out", "type": "blackhole", "inputs": ["usage"]}]})
+        };
+        let context = ValidationContext {
+            collectors: Some(BTreeMap::from([(
+                "disk_usage".to_owned(),
+                vec!["1.0.0".to_owned()],
+            )])),
+        };
+        let latest = document(json!({"collector": "disk_usage", "interval_secs": 5}));
+        assert!(parse_in(&latest, &context).is_ok());
+        let unknown = parse_in(&document(json!({"collector": "nope"})), &context).unwrap_err();
+        assert_eq!(unknown.0[0].path, "sources[0].conf.collector");
+        assert!(
+            unknown.0[0].message.contains("installed: disk_usage"),
+            "{unknown}"
+        );
+        let version = json!({"collector": "disk_usage", "version": "2.0.0"});
+        let missing = parse_in(&document(version.clone()), &context).unwrap_err();
+        assert_eq!(missing.0[0].path, "sources[0].conf.version");
+        // Without the installed collectors (a worker, the CLI), only the shape counts.
+        assert!(parse(&document(version)).is_ok());
+        let zero = parse(&document(
+            json!({"collector": "disk_usage", "interval_secs": 0}),
+        ));
+        assert_eq!(zero.unwrap_err().0[0].path, "sources[0].conf.interval_secs");
+    }
+
     fn errors_of(document: Value) -> Vec<ValidationError> {
         parse(&document).expect_err("the document is invalid").0
     }
