@@ -78,8 +78,12 @@ chmod 0755 "$agent/bin/datascale"
 cp "$root/config/datascale.toml" "$agent/config/datascale.toml"
 cp "$root/packaging/init/systemd/datascale.service.template" "$agent/init/systemd/"
 cat >"$agent/collectors/README" <<'TEXT'
-Custom collectors live here: programs that `exec` sources of dataflows run.
+Custom collectors live here. A worker unpacks each version its dataflows
+use into <name>/<version>/ (service.collectors_dir) and removes it when no
+dataflow uses it any more. examples/ holds collectors to start from: upload
+one with `bin/datascale collector install collectors/examples/disk_usage`.
 TEXT
+copy_sources "$agent" collectors/examples
 {
     echo "DataScale $version ($arch Linux)"
     echo

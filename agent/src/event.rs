@@ -81,6 +81,26 @@ impl Event {
         }
     }
 
+    /// An event of a JSON object's fields, stamped like
+    /// [`Event::from_fields`]; for any other JSON value, the kind of value
+    /// it is.
+    pub fn from_json(value: serde_json::Value, origin: &Origin) -> Result<Self, &'static str> {
+        let serde_json::Value::Object(object) = value else {
+            return Err(match value {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::String(_) => "a string",
+                _ => "an array",
+            });
+        };
+        let fields: ObjectMap = object
+            .into_iter()
+            .map(|(name, value)| (name.into(), Value::from(value)))
+            .collect();
+        Ok(Self::from_fields(fields, origin))
+    }
+
     /// The `message` field as text, when there is one.
     pub fn message(&self) -> Option<String> {
         self.field("message")

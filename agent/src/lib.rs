@@ -2,7 +2,8 @@
 //!
 //! One binary runs as a manager, a worker, or both (standalone). The modules
 //! are the concerns: `config` (datascale.toml and its overrides), `cli`,
-//! `cluster` (the protocol between workers and managers), `node` (start-up
+//! `cluster` (the protocol between workers and managers), `collector`
+//! (custom collectors: manifest, packages, what a worker unpacked), `node` (start-up
 //! and shutdown of a process), `api` (HTTP plumbing every
 //! node shares), `auth` (tokens), `manager` (the control plane and its Web UI),
 //! `logging`, `metrics` (counters and `/metrics`), `resources` (cgroup
@@ -13,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod collector;
 pub mod config;
 pub mod dataflow;
 pub mod durable;

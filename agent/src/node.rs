@@ -23,6 +23,7 @@ use crate::{
         self,
         api::ManagerState,
         audit::AuditLog,
+        collectors::PackageFiles,
         event_sets::{EventSetError, EventSets, Retention},
         store::{SqliteStore, Store, StoreError},
         taps::TapHub,
@@ -149,7 +150,7 @@ pub async fn run(
         started: Instant::now(),
         resources,
     };
-    let mut environment = Environment::new(&service.data_dir);
+    let mut environment = Environment::new(&service.data_dir, &service.collectors_dir);
     environment.managers = manager_target(config, api_address);
     let metrics = environment.metrics.clone();
     let deadline = Duration::from_secs(service.shutdown_timeout_secs);
@@ -169,6 +170,7 @@ pub async fn run(
     if let Some((store, audit, workers, event_sets)) = manager_parts {
         tokio::spawn(keep_retention(event_sets.clone(), stop.clone()));
         let taps = TapHub::new(stop.clone());
+        let packages = PackageFiles::new(&service.data_dir.join("collectors"));
         if let Some(worker) = &worker {
             tokio::spawn(rates::sample_local(
                 worker.clone(),
@@ -178,6 +180,7 @@ pub async fn run(
             tokio::spawn(follow_store(
                 worker.clone(),
                 store.clone(),
+                packages.clone(),
                 service.worker.groups.clone(),
                 stop.clone(),
             ));
@@ -201,6 +204,8 @@ pub async fn run(
             event_sets,
             ingest_limit: config.event_sets.max_body_mb.saturating_mul(1024 * 1024),
             taps,
+            packages,
+            collector_limit: service.manager.max_collector_mb.saturating_mul(1024 * 1024),
         };
         manager_routes = Some(manager::api::router(
             state,

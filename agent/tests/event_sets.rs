@@ -34,26 +34,12 @@ fn ndjson(events: &[Value]) -> Vec<u8> {
 }
 
 async fn ingest(api: &Api, set: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
-    let mut request = api
-        .client
-        .post(format!("{}/api/v1/event_sets/{set}/events", api.base))
-        .bearer_auth(&api.token)
-        .body(body);
+    let mut headers = headers.to_vec();
     if !headers.iter().any(|(name, _)| *name == "Content-Type") {
-        request = request.header("Content-Type", "application/x-ndjson");
+        headers.push(("Content-Type", "application/x-ndjson"));
     }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    api.post_bytes(&format!("/api/v1/event_sets/{set}/events"), body, &headers)
+        .await
 }
 
 fn event(n: u64, host: &str) -> Value {

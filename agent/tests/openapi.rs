@@ -75,6 +75,10 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
         "/api/v1/event_sets/{name}/retention",
         "/api/v1/groups/{group}/dataflows/{name}/components/{component}/tap",
         "/api/v1/taps/{id}/events",
+        "/api/v1/collectors",
+        "/api/v1/collectors/{name}",
+        "/api/v1/collectors/{name}/{version}",
+        "/api/v1/collectors/{name}/{version}/package",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} is not documented");
@@ -92,6 +96,7 @@ async fn every_documented_route_is_served_with_exactly_its_methods() {
             .replace("{group}", "walk-group")
             .replace("{name}", "walk-flow")
             .replace("{revision}", "1")
+            .replace("{version}", "1.0.0")
             .replace("{component}", "walk-component")
             .replace("{id}", "walk-worker");
         for method in &methods {

@@ -77,6 +77,8 @@ fn the_packages_are_reproducible_and_the_agent_renders_its_unit() {
         "datascale/init/systemd/datascale.service.template",
         "datascale/collectors/",
         "datascale/collectors/README",
+        "datascale/collectors/examples/disk_usage/collector.toml",
+        "datascale/collectors/examples/disk_usage/bin/disk_usage.sh",
     ] {
         assert!(
             files.iter().any(|file| file == expected),

@@ -231,6 +231,24 @@ impl Client {
         if let Some(revision) = if_match {
             request = request.header(IF_MATCH, format!("\"{revision}\""));
         }
+        self.answer(&shown, request)
+    }
+
+    /// POSTs `bytes` as `application/gzip` to `url`, and returns the
+    /// answer as [`Client::send`] does.
+    pub fn upload(&self, url: Url, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let shown = url.to_string();
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(bytes);
+        self.answer(&shown, request)
+    }
+
+    /// Sends `request` and reads its answer's JSON.
+    fn answer(&self, shown: &str, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let (status, bytes) = self
             .runtime
             .block_on(async {
@@ -247,7 +265,7 @@ impl Client {
                 format!("{shown} answered {status} with something else than JSON")
             });
         }
-        Err(self.refusal(&shown, status, &bytes).into())
+        Err(self.refusal(shown, status, &bytes).into())
     }
 
     /// Reads the server-sent events at `url`, giving the data of each to

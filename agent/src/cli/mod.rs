@@ -3,6 +3,7 @@
 //! a service manager can tell a broken configuration from a crash.
 
 mod client;
+mod collector_cmd;
 mod config_cmd;
 mod dataflow_cmd;
 mod events_cmd;
@@ -41,7 +42,7 @@ DATASCALE_SERVICE_MODE for service.mode), and --set flags.
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.
 The commands that ask a node (status, overview, group, dataflow, worker,
-events, tap) also exit 3 when the server cannot be reached, 4 when it has no
+collector, events, tap) also exit 3 when the server cannot be reached, 4 when it has no
 such object, and 5 on a conflict. They find the node and its token in the
 local configuration, or take --url and --token (DATASCALE_URL,
 DATASCALE_TOKEN).";
@@ -99,6 +100,9 @@ enum Command {
     /// delete them.
     #[command(subcommand)]
     Worker(worker_cmd::WorkerCommand),
+    /// Install, list, show and remove the custom collectors on the manager.
+    #[command(subcommand)]
+    Collector(collector_cmd::CollectorCommand),
     /// Search and list the manager's event sets.
     #[command(subcommand)]
     Events(events_cmd::EventsCommand),
@@ -123,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::Dataflow(command) => dataflow_cmd::run(&cli.global, command),
         Command::Group(command) => group_cmd::run(&cli.global, command),
         Command::Worker(command) => worker_cmd::run(&cli.global, command),
+        Command::Collector(command) => collector_cmd::run(&cli.global, command),
         Command::Events(command) => events_cmd::run(&cli.global, command),
         Command::Tap(args) => tap_cmd::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),

@@ -45,7 +45,10 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
     let tokio = super::async_runtime();
     let result = tokio.block_on(async {
         let stop = super::start::termination_signal().await?;
-        let environment = runtime::Environment::new(&loaded.config.service.data_dir);
+        let environment = runtime::Environment::new(
+            &loaded.config.service.data_dir,
+            &loaded.config.service.collectors_dir,
+        );
         let mut running = Vec::new();
         for dataflow in &dataflows {
             running.push(runtime::start(dataflow, "", &environment)?);

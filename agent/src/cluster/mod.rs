@@ -119,10 +119,26 @@ pub struct DesiredState {
     pub groups: Vec<String>,
     /// The dataflows of those groups.
     pub dataflows: Vec<DesiredDataflow>,
+    /// The custom collectors those dataflows use, each version once; a
+    /// source that names no version runs the highest of its collector here.
+    #[serde(default)]
+    pub collectors: Vec<DesiredCollector>,
     /// The live taps open on the manager, for a worker that asked with
     /// `taps`; not kept with the rest, since they end with their watchers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taps: Option<TapRequests>,
+}
+
+/// One version of a custom collector a worker should have unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct DesiredCollector {
+    /// The collector's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// The SHA-256 (hex) of its package, from
+    /// `GET /api/v1/collectors/{name}/{version}/package`.
+    pub sha256: String,
 }
 
 /// A person watching one component of a dataflow through the manager: the

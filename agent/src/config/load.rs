@@ -248,6 +248,7 @@ pub fn load(overrides: &Overrides) -> Result<LoadedConfig, ConfigError> {
         return Err(ConfigError::Invalid(issues));
     }
     config.service.data_dir = overrides.install_dir.join(&config.service.data_dir);
+    config.service.collectors_dir = overrides.install_dir.join(&config.service.collectors_dir);
     if !config.log.file.as_os_str().is_empty() {
         config.log.file = overrides.install_dir.join(&config.log.file);
     }
@@ -276,6 +277,10 @@ fn cross_checks(config: &Config, origins: &BTreeMap<String, Origin>) -> Vec<Conf
         (
             "service.manager.phi_threshold",
             u64::from(service.manager.phi_threshold),
+        ),
+        (
+            "service.manager.max_collector_mb",
+            service.manager.max_collector_mb,
         ),
     ] {
         if value == 0 {
@@ -590,6 +595,7 @@ mod tests {
             ("DATASCALE_SERVICE_ADDRESS", "127.0.0.1:9001"),
             ("DATASCALE_SERVICE_UI_ADDRESS", "127.0.0.1:9000"),
             ("DATASCALE_SERVICE_DATA_DIR", "/var/lib/datascale"),
+            ("DATASCALE_SERVICE_COLLECTORS_DIR", "plugins"),
             ("DATASCALE_SERVICE_CLUSTER_NAME", "prod"),
             ("DATASCALE_SERVICE_SHUTDOWN_TIMEOUT_SECS", "3"),
             ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", "admin-secret"),
@@ -599,6 +605,7 @@ mod tests {
                 "alice:alice-secret-0123456789,ci:ci-secret-0123456789",
             ),
             ("DATASCALE_SERVICE_MANAGER_MAX_BODY_BYTES", "65536"),
+            ("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "8"),
             ("DATASCALE_SERVICE_MANAGER_PHI_THRESHOLD", "10"),
             ("DATASCALE_SERVICE_MANAGER_PHI_MIN_STD_DEV_MS", "100"),
             ("DATASCALE_SERVICE_MANAGER_WORKER_OFFLINE_SECS", "12"),
@@ -632,6 +639,10 @@ mod tests {
         assert_eq!(c.service.address.to_string(), "127.0.0.1:9001");
         assert_eq!(c.service.ui_address.to_string(), "127.0.0.1:9000");
         assert_eq!(c.service.data_dir, PathBuf::from("/var/lib/datascale"));
+        assert_eq!(
+            c.service.collectors_dir,
+            PathBuf::from("/opt/datascale/plugins")
+        );
         assert_eq!(c.service.cluster_name, "prod");
         assert_eq!(c.service.shutdown_timeout_secs, 3);
         assert_eq!(c.service.manager.admin_token, "admin-secret");
@@ -641,6 +652,7 @@ mod tests {
             vec!["alice:alice-secret-0123456789", "ci:ci-secret-0123456789"]
         );
         assert_eq!(c.service.manager.max_body_bytes, 65536);
+        assert_eq!(c.service.manager.max_collector_mb, 8);
         assert_eq!(c.service.manager.phi_threshold, 10);
         assert_eq!(c.service.manager.phi_min_std_dev_ms, 100);
         assert_eq!(c.service.manager.worker_offline_secs, 12);

@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     pub ui_address: SocketAddr,
     /// Where state is kept; relative paths start at the install directory.
     pub data_dir: PathBuf,
+    /// Where a worker unpacks the custom collectors its dataflows use;
+    /// relative paths start at the install directory.
+    pub collectors_dir: PathBuf,
     /// A manager refuses workers and clients of another cluster.
     #[serde(deserialize_with = "name")]
     pub cluster_name: String,
@@ -71,6 +74,7 @@ impl Default for ServiceConfig {
             address: SocketAddr::from(([0, 0, 0, 0], 7881)),
             ui_address: SocketAddr::from(([0, 0, 0, 0], 7880)),
             data_dir: PathBuf::from("data"),
+            collectors_dir: PathBuf::from("collectors"),
             cluster_name: "datascale".to_owned(),
             shutdown_timeout_secs: 10,
             manager: ManagerConfig::default(),
@@ -128,6 +132,9 @@ pub struct ManagerConfig {
     /// The largest request body the API accepts, in bytes.
     #[serde(deserialize_with = "whole_number")]
     pub max_body_bytes: u64,
+    /// The largest custom collector package, in MB, packed and unpacked.
+    #[serde(deserialize_with = "whole_number")]
+    pub max_collector_mb: u64,
     /// Phi at and above which a worker whose heartbeat is overdue is suspect.
     #[serde(deserialize_with = "whole_number")]
     pub phi_threshold: u32,
@@ -149,6 +156,7 @@ impl Default for ManagerConfig {
             admin_tokens: Vec::new(),
             worker_token: String::new(),
             max_body_bytes: 1024 * 1024,
+            max_collector_mb: 64,
             phi_threshold: 8,
             phi_min_std_dev_ms: 500,
             worker_offline_secs: 30,

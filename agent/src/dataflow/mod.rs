@@ -9,7 +9,10 @@ mod validate;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-pub use validate::{ValidationError, ValidationErrors, document_from_text, parse, parse_text};
+pub use validate::{
+    ValidationContext, ValidationError, ValidationErrors, document_from_text, parse, parse_in,
+    parse_text,
+};
 
 use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 

@@ -54,8 +54,25 @@ pub fn document_from_text(text: &str) -> Result<Value, ValidationErrors> {
     }
 }
 
+/// What validation may know beyond the document itself.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationContext {
+    /// The custom collectors installed, each with its versions; `None` where
+    /// they are not known (a worker, the CLI), which leaves them unchecked.
+    pub collectors: Option<BTreeMap<String, Vec<String>>>,
+}
+
 /// Validates a document and returns the typed dataflow.
 pub fn parse(document: &Value) -> Result<Dataflow, ValidationErrors> {
+    parse_in(document, &ValidationContext::default())
+}
+
+/// Validates a document against what `context` knows, and returns the
+/// typed dataflow.
+pub fn parse_in(
+    document: &Value,
+    context: &ValidationContext,
+) -> Result<Dataflow, ValidationErrors> {
     let Some(fields) = document.as_object() else {
         return Err(single(
             "a dataflow is an object with `name`, `sources`, `pipelines` and `sinks`".to_owned(),
@@ -102,6 +119,9 @@ pub fn parse(document: &Value) -> Result<Dataflow, ValidationErrors> {
     graph.check_inputs(&mut report);
     graph.check_cycles(&mut report);
     check_vrl(&mut report, &pipelines);
+    if let Some(installed) = &context.collectors {
+        check_collectors(&mut report, &sources, installed);
+    }
 
     if !report.errors.is_empty() {
         return Err(ValidationErrors(report.errors));
@@ -112,6 +132,47 @@ pub fn parse(document: &Value) -> Result<Dataflow, ValidationErrors> {
         pipelines: complete(pipelines),
         sinks: complete(sinks),
     })
+}
+
+/// Every `collector` source names an installed collector, and an
+/// installed version of it when it names one.
+fn check_collectors(
+    report: &mut Report,
+    sources: &[Parsed<SourceConfig>],
+    installed: &BTreeMap<String, Vec<String>>,
+) {
+    for parsed in sources {
+        let Some(SourceConfig::Collector(config)) = parsed.component.as_ref().map(|c| &c.config)
+        else {
+            continue;
+        };
+        let path = &parsed.path;
+        match (installed.get(&config.collector), &config.version) {
+            (None, _) => {
+                let known = match installed.is_empty() {
+                    true => "none is installed; upload one with `datascale collector install`"
+                        .to_owned(),
+                    false => format!(
+                        "installed: {}",
+                        installed.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                report.add(
+                    format!("{path}.conf.collector"),
+                    format!("no collector named `{}`; {known}", config.collector),
+                );
+            }
+            (Some(versions), Some(version)) if !versions.contains(version) => report.add(
+                format!("{path}.conf.version"),
+                format!(
+                    "collector `{}` has no version {version}; installed: {}",
+                    config.collector,
+                    versions.join(", ")
+                ),
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// The components of a list that parsed without any error.
@@ -617,6 +678,38 @@ mod tests {
             "sinks": [{"name": "my_sink", "type": "yh", "inputs": ["parse"],
                        "conf": {"event_set": "my_datascale_cluster"}}]
         })
+    }
+
+    #[test]
+    fn collectors_are_checked_where_the_installed_ones_are_known() {
+        let document = |conf: Value| {
+            json!({"name": "disks",
+                   "sources": [{"name": "usage", "type": "collector", "conf": conf}],
+                   "sinks": [{"name": "out", "type": "blackhole", "inputs": ["usage"]}]})
+        };
+        let context = ValidationContext {
+            collectors: Some(BTreeMap::from([(
+                "disk_usage".to_owned(),
+                vec!["1.0.0".to_owned()],
+            )])),
+        };
+        let latest = document(json!({"collector": "disk_usage", "interval_secs": 5}));
+        assert!(parse_in(&latest, &context).is_ok());
+        let unknown = parse_in(&document(json!({"collector": "nope"})), &context).unwrap_err();
+        assert_eq!(unknown.0[0].path, "sources[0].conf.collector");
+        assert!(
+            unknown.0[0].message.contains("installed: disk_usage"),
+            "{unknown}"
+        );
+        let version = json!({"collector": "disk_usage", "version": "2.0.0"});
+        let missing = parse_in(&document(version.clone()), &context).unwrap_err();
+        assert_eq!(missing.0[0].path, "sources[0].conf.version");
+        // Without the installed collectors (a worker, the CLI), only the shape counts.
+        assert!(parse(&document(version)).is_ok());
+        let zero = parse(&document(
+            json!({"collector": "disk_usage", "interval_secs": 0}),
+        ));
+        assert_eq!(zero.unwrap_err().0[0].path, "sources[0].conf.interval_secs");
     }
 
     fn errors_of(document: Value) -> Vec<ValidationError> {

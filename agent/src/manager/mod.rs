@@ -1,5 +1,6 @@
-//! The manager: the control plane. It owns the store of groups and
-//! dataflows (`store/`), the workers it knows and their liveness
+//! The manager: the control plane. It owns the store of groups,
+//! dataflows and collectors (`store/`), the collectors' packages
+//! (`collectors`), the workers it knows and their liveness
 //! (`workers/`), live taps passed from workers to people (`taps`), the
 //! REST API over them (`api/`), the audit log (`audit`), and the Web UI's
 //! assets, served on `service.ui_address` beside the same API, so the UI
@@ -7,6 +8,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod collectors;
 pub mod event_sets;
 pub mod store;
 pub mod taps;

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    collector::shelf::Shelf,
     dataflow::{ComponentConfig, Dataflow, type_name},
     event::{Batch, Origin},
     metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
@@ -218,6 +219,8 @@ pub struct SourceContext {
     pub metrics: Arc<ComponentMetrics>,
     /// Every component's counters, for `internal_metrics`.
     pub registry: Arc<Registry>,
+    /// The custom collectors unpacked on this node, for `collector`.
+    pub collectors: Shelf,
 }
 
 /// What a pipeline runs with.
@@ -311,14 +314,18 @@ pub struct Environment {
     pub managers: Option<ManagerTarget>,
     /// Where the components of its dataflows can be watched.
     pub taps: Arc<Taps>,
+    /// The custom collectors unpacked on this node.
+    pub collectors: Shelf,
 }
 
 impl Environment {
-    /// The environment of a process keeping its state in `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
+    /// The environment of a process keeping its state in `data_dir`, with
+    /// custom collectors unpacked in `collectors_dir`.
+    pub fn new(data_dir: &Path, collectors_dir: &Path) -> Self {
         Self {
             host: host_name(),
             data_dir: data_dir.to_owned(),
+            collectors: Shelf::new(collectors_dir),
             metrics: Registry::new(),
             managers: None,
             taps: Taps::new(),
@@ -405,6 +412,7 @@ pub fn start(
                 .join(&dataflow.name),
             metrics: metrics.clone(),
             registry: environment.metrics.clone(),
+            collectors: environment.collectors.clone(),
         };
         let (name, config) = (source.name.clone(), source.config.clone());
         supervised.push(Supervised::new(&source.name, metrics, move || {

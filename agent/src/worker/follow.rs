@@ -1,20 +1,22 @@
 //! Keeps the local worker of a standalone node in step with the store in the
 //! same process: at start and after every new cluster revision, it runs
-//! exactly the dataflows of its groups, restarting only those that changed.
-//! Its live taps go to the manager in the same process, too.
+//! exactly the dataflows of its groups, restarting only those that changed,
+//! with the custom collectors they use unpacked from the manager's package
+//! files. Its live taps go to the manager in the same process, too.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{
-    DataflowKey, Desired, LocalWorker, desired_set,
+    LocalWorker, PackageSource,
     tap_relay::{ExchangeError, TapExchange, Watched},
 };
 use crate::{
-    cluster::TapRequests,
+    cluster::{DesiredCollector, TapRequests},
     manager::{
+        collectors::{PackageFiles, desired_collectors},
         store::{Store, StoreError},
         taps::TapHub,
     },
@@ -48,21 +50,34 @@ impl TapExchange for LocalTaps {
     }
 }
 
-/// Follows `store` until `stop` is cancelled.
+/// Packages come straight from the manager's files.
+#[async_trait::async_trait]
+impl PackageSource for PackageFiles {
+    async fn package(&self, collector: &DesiredCollector) -> Result<Vec<u8>, String> {
+        let files = self.clone();
+        let sha256 = collector.sha256.clone();
+        tokio::task::spawn_blocking(move || files.read(&sha256))
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| format!("cannot read the package: {err}"))
+    }
+}
+
+/// Follows `store` until `stop` is cancelled, with the collectors'
+/// packages from `packages`.
 pub async fn follow_store(
     worker: Arc<LocalWorker>,
     store: Arc<dyn Store>,
+    packages: PackageFiles,
     groups: Vec<String>,
     stop: CancellationToken,
 ) {
     let mut revisions = store.subscribe();
     loop {
         let revision = *revisions.borrow_and_update();
-        match desired(store.as_ref(), &groups).await {
-            Ok(desired) => {
-                worker.reconcile(desired).await;
-                worker.mark_applied(revision);
-            }
+        match converge(&worker, store.as_ref(), &packages, &groups).await {
+            Ok(true) => worker.mark_applied(revision),
+            Ok(false) => {}
             Err(err) => warn!(error = %err, "Cannot read the dataflows of this worker's groups."),
         }
         tokio::select! {
@@ -72,20 +87,29 @@ pub async fn follow_store(
     }
 }
 
-async fn desired(
+/// Runs the dataflows of `groups` and the collectors they use; `false`
+/// when a collector could not be had.
+async fn converge(
+    worker: &LocalWorker,
     store: &dyn Store,
+    packages: &PackageFiles,
     groups: &[String],
-) -> Result<BTreeMap<DataflowKey, Desired>, StoreError> {
+) -> Result<bool, StoreError> {
     let mut stored = Vec::new();
     for group in groups {
         stored.extend(store.dataflows(Some(group)).await?);
     }
-    Ok(desired_set(stored.iter().map(|dataflow| {
+    let (collectors, _) = desired_collectors(
+        stored.iter().map(|dataflow| &dataflow.document),
+        &store.collectors().await?,
+    );
+    let dataflows = stored.iter().map(|dataflow| {
         (
             dataflow.group.as_str(),
             dataflow.name.as_str(),
             dataflow.revision,
             &dataflow.document,
         )
-    })))
+    });
+    Ok(worker.converge(dataflows, &collectors, packages).await)
 }

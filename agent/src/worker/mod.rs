@@ -8,6 +8,11 @@
 //! previous version is started again, so a bad change never takes a
 //! working dataflow down, and the failure is kept with the revision that
 //! failed.
+//!
+//! The custom collectors the dataflows use are unpacked before the
+//! dataflows are applied, and the versions no dataflow uses any more are
+//! removed after; a source that names no version runs the highest one
+//! wanted, so that a newer upload restarts the dataflows that use it.
 
 pub mod follow;
 pub mod sync;
@@ -20,8 +25,9 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
 
 use crate::{
-    cluster::DataflowReport,
-    dataflow::Dataflow,
+    cluster::{DataflowReport, DesiredCollector},
+    collector::{self, shelf::Shelf},
+    dataflow::{Dataflow, sources::SourceConfig},
     metrics::{ComponentReport, ComponentState},
     runtime::{self, BuildError, Environment, RunningDataflow},
 };
@@ -105,25 +111,59 @@ pub struct Desired {
     pub group: String,
     /// The revision of its document.
     pub revision: u64,
-    /// The document.
+    /// The document, with the version of each collector it runs.
     pub dataflow: Dataflow,
+    /// What it runs: its document as read here, and whether each collector
+    /// it runs is unpacked; a dataflow whose fingerprint changes is applied
+    /// again even at the same revision.
+    fingerprint: String,
 }
 
-/// The dataflows to run, from `(group, name, revision, document)`. A
+/// Where a worker gets the packages of collectors.
+#[async_trait::async_trait]
+pub trait PackageSource: Send + Sync {
+    /// The package of `collector`, or why it cannot be had.
+    async fn package(&self, collector: &DesiredCollector) -> Result<Vec<u8>, String>;
+}
+
+/// The dataflows to run, from `(group, name, revision, document)`, each
+/// collector source given the version it runs among `collectors`. A
 /// document that does not validate with this version is left out and logged.
-pub fn desired_set<'a>(
+fn desired_set<'a>(
     dataflows: impl IntoIterator<Item = (&'a str, &'a str, u64, &'a serde_json::Value)>,
+    collectors: &[DesiredCollector],
+    shelf: &Shelf,
 ) -> BTreeMap<DataflowKey, Desired> {
     let mut desired = BTreeMap::new();
     for (group, name, revision, document) in dataflows {
         match crate::dataflow::parse(document) {
-            Ok(dataflow) => {
+            Ok(mut dataflow) => {
+                let mut fingerprint = String::new();
+                for source in &mut dataflow.sources {
+                    if let SourceConfig::Collector(config) = &mut source.config {
+                        let versions = collectors
+                            .iter()
+                            .filter(|c| c.name == config.collector)
+                            .map(|c| c.version.as_str());
+                        let chosen = collector::resolve(versions, config.version.as_deref());
+                        let unpacked = collectors.iter().find(|c| {
+                            c.name == config.collector && Some(c.version.as_str()) == chosen
+                        });
+                        fingerprint.push_str(match unpacked {
+                            Some(found) if shelf.has(found) => &found.sha256,
+                            _ => "missing",
+                        });
+                        config.version = config.version.take().or(chosen.map(str::to_owned));
+                    }
+                }
+                fingerprint.insert_str(0, &document_sha256(&dataflow));
                 desired.insert(
                     DataflowKey::new(group, name),
                     Desired {
                         group: group.to_owned(),
                         revision,
                         dataflow,
+                        fingerprint,
                     },
                 );
             }
@@ -160,6 +200,8 @@ fn document_sha256(dataflow: &Dataflow) -> String {
 struct Deployed {
     /// The revision last asked for: running, or failed to start.
     wanted: u64,
+    /// The fingerprint of what was last asked for.
+    fingerprint: String,
     running: Option<Running>,
     last_failure: Option<Failure>,
 }
@@ -213,6 +255,7 @@ impl LocalWorker {
             group,
             revision,
             dataflow,
+            fingerprint,
         } = desired;
         let mut dataflows = self.dataflows.lock().await;
         let key = DataflowKey::new(&group, &dataflow.name);
@@ -227,6 +270,7 @@ impl LocalWorker {
                 key,
                 Deployed {
                     wanted: revision,
+                    fingerprint,
                     running: previous,
                     last_failure: None,
                 },
@@ -254,6 +298,7 @@ impl LocalWorker {
                     key,
                     Deployed {
                         wanted: revision,
+                        fingerprint,
                         running: Some(running),
                         last_failure: None,
                     },
@@ -289,6 +334,7 @@ impl LocalWorker {
             key,
             Deployed {
                 wanted: revision,
+                fingerprint,
                 running: restarted,
                 last_failure: Some(Failure {
                     revision,
@@ -301,27 +347,66 @@ impl LocalWorker {
     /// Makes the worker run exactly `desired`: dataflows not in it stop, and
     /// only those whose revision changed are applied again. A dataflow that
     /// cannot start is reported in its status.
-    pub async fn reconcile(&self, desired: BTreeMap<DataflowKey, Desired>) {
-        let current: Vec<(DataflowKey, u64)> = self
+    async fn reconcile(&self, desired: BTreeMap<DataflowKey, Desired>) {
+        let current: Vec<(DataflowKey, u64, String)> = self
             .dataflows
             .lock()
             .await
             .iter()
-            .map(|(key, deployed)| (key.clone(), deployed.wanted))
+            .map(|(key, deployed)| (key.clone(), deployed.wanted, deployed.fingerprint.clone()))
             .collect();
-        for (key, _) in current.iter().filter(|(key, _)| !desired.contains_key(key)) {
+        for (key, _, _) in current
+            .iter()
+            .filter(|(key, _, _)| !desired.contains_key(key))
+        {
             info!(group = %key.group, dataflow = %key.name, "Dataflow removed.");
             self.remove(key).await;
         }
         for (key, wanted) in desired {
-            let seen = current
-                .iter()
-                .any(|(known, at)| *known == key && *at == wanted.revision);
+            let seen = current.iter().any(|(known, at, fingerprint)| {
+                *known == key && *at == wanted.revision && *fingerprint == wanted.fingerprint
+            });
             if !seen {
                 // A failure is kept in the dataflow's status.
                 self.apply(wanted).await;
             }
         }
+    }
+
+    /// Makes the worker run `dataflows` (`(group, name, revision,
+    /// document)`) with `collectors`: unpacks the collectors it lacks, from
+    /// `packages`, applies the dataflows, then removes the collectors not
+    /// wanted any more. `false` when a collector could not be had: the
+    /// dataflows that use it are reported failed, and run once it is had.
+    pub async fn converge<'a>(
+        &self,
+        dataflows: impl IntoIterator<Item = (&'a str, &'a str, u64, &'a serde_json::Value)>,
+        collectors: &[DesiredCollector],
+        packages: &dyn PackageSource,
+    ) -> bool {
+        let shelf = &self.environment.collectors;
+        let mut complete = true;
+        for collector in collectors.iter().filter(|c| !shelf.has(c)) {
+            let installed = match packages.package(collector).await {
+                Ok(bytes) => {
+                    let (shelf, collector) = (shelf.clone(), collector.clone());
+                    tokio::task::spawn_blocking(move || shelf.install(&collector, &bytes))
+                        .await
+                        .map_err(|err| err.to_string())
+                        .and_then(|installed| installed.map_err(|err| err.to_string()))
+                }
+                Err(why) => Err(why),
+            };
+            if let Err(error) = installed {
+                warn!(collector = %collector.name, version = %collector.version, error = %error, "Cannot install a collector; the dataflows that use it wait for it.");
+                complete = false;
+            }
+        }
+        self.reconcile(desired_set(dataflows, collectors, shelf))
+            .await;
+        let (shelf, wanted) = (shelf.clone(), collectors.to_vec());
+        let _ = tokio::task::spawn_blocking(move || shelf.keep_only(&wanted)).await;
+        complete
     }
 
     /// Stops and forgets a dataflow; `false` when there was none such.

@@ -5,7 +5,8 @@
 //! dataflow at a time. The last desired state is kept on disk
 //! (`data_dir/desired.json`) and run at start, so a worker keeps working
 //! while no manager answers; it fails over between managers and retries
-//! with backoff.
+//! with backoff. The packages of the custom collectors the desired state
+//! names are downloaded with the worker's credential.
 
 use std::{
     io,
@@ -26,15 +27,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{
-    LocalWorker, desired_set,
+    LocalWorker, PackageSource,
     tap_relay::{ExchangeError, TapExchange, Watched, relay_taps},
 };
 use crate::{
     api::{CLUSTER_HEADER, VERSION},
     auth::{read_token, store_token},
     cluster::{
-        DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS, TapDelivered,
-        TapRequests, TappedEvents,
+        DesiredCollector, DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity,
+        SYNC_WAIT_SECS, TapDelivered, TapRequests, TappedEvents,
     },
     config::Config,
     durable,
@@ -122,15 +123,16 @@ struct Link {
 
 impl Link {
     /// Sends a request to the manager in use, failing over to the next one
-    /// when it cannot be reached. `None` answers 304.
-    async fn send<T: DeserializeOwned>(
+    /// when it cannot be reached, and returns its successful answer. `None`
+    /// answers 304.
+    async fn exchange(
         &self,
         method: Method,
         path: &str,
         token: &str,
         body: Option<&impl Serialize>,
         timeout: Duration,
-    ) -> Result<Option<T>, LinkError> {
+    ) -> Result<Option<(String, reqwest::Response)>, LinkError> {
         let count = self.settings.managers.len().max(1);
         let mut last_error = String::from("no manager_address is configured");
         for _ in 0..count {
@@ -172,9 +174,7 @@ impl Link {
                     message,
                 });
             }
-            return response.json().await.map(Some).map_err(|err| {
-                LinkError::Unreachable(format!("{url} sent an unexpected answer: {err}"))
-            });
+            return Ok(Some((url, response)));
         }
         Err(LinkError::Unreachable(last_error))
     }
@@ -191,14 +191,16 @@ impl Link {
         {
             return Ok(credential.insert(stored).clone());
         }
-        let enrolled: Enrolled = self
-            .send(
+        let answer = self
+            .exchange(
                 Method::POST,
                 "/api/v1/workers/enroll",
                 &self.settings.enrollment_token,
                 Some(&self.identity),
                 Duration::from_secs(10),
             )
+            .await?;
+        let enrolled: Enrolled = read_json(answer)
             .await?
             .ok_or_else(|| LinkError::Unreachable("an empty answer to enrollment".to_owned()))?;
         store_token("worker", &path, &enrolled.credential)
@@ -219,8 +221,9 @@ impl Link {
         }
     }
 
-    /// A request with this worker's credential; on 401 the credential is
-    /// forgotten, to enroll again on the next attempt.
+    /// A request with this worker's credential, its answer read as JSON;
+    /// on 401 the credential is forgotten, to enroll again on the next
+    /// attempt.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -229,16 +232,37 @@ impl Link {
         timeout: Duration,
     ) -> Result<Option<T>, LinkError> {
         let credential = self.credential().await?;
-        let answer = self.send(method, path, &credential, body, timeout).await;
+        let answer = self
+            .exchange(method, path, &credential, body, timeout)
+            .await;
+        self.forget_refused(&answer).await;
+        read_json(answer?).await
+    }
+
+    /// Forgets the credential when `answer` says the manager refused it.
+    async fn forget_refused<T>(&self, answer: &Result<T, LinkError>) {
         if let Err(LinkError::Refused {
             status: StatusCode::UNAUTHORIZED,
             ..
-        }) = &answer
+        }) = answer
         {
             self.forget_credential().await;
         }
-        answer
     }
+}
+
+/// The JSON of an answer from [`Link::exchange`]; `None` for 304.
+async fn read_json<T: DeserializeOwned>(
+    answer: Option<(String, reqwest::Response)>,
+) -> Result<Option<T>, LinkError> {
+    let Some((url, response)) = answer else {
+        return Ok(None);
+    };
+    response
+        .json()
+        .await
+        .map(Some)
+        .map_err(|err| LinkError::Unreachable(format!("{url} sent an unexpected answer: {err}")))
 }
 
 /// This worker's stable id: the one in `data_dir/worker.id`, created once.
@@ -258,8 +282,8 @@ fn worker_id(data_dir: &Path) -> io::Result<String> {
 }
 
 /// Runs the desired state kept on disk, if any, and returns its epoch.
-async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) -> Option<u64> {
-    let path = settings.desired_path();
+async fn run_cached(worker: &LocalWorker, link: &Link) -> Option<u64> {
+    let path = link.settings.desired_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
@@ -274,7 +298,7 @@ async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) -> Option<u64
                 revision = desired.revision,
                 "Running the desired state kept from the last sync."
             );
-            apply(worker, &desired).await;
+            apply(worker, &desired, link).await;
             Some(desired.epoch)
         }
         Err(err) => {
@@ -284,17 +308,54 @@ async fn run_cached(worker: &LocalWorker, settings: &SyncSettings) -> Option<u64
     }
 }
 
-async fn apply(worker: &LocalWorker, desired: &DesiredState) {
-    let set = desired_set(desired.dataflows.iter().map(|dataflow| {
+/// Applies a desired state, with the collectors' packages from `packages`;
+/// it counts as applied once every collector could be had.
+async fn apply(worker: &LocalWorker, desired: &DesiredState, packages: &dyn PackageSource) -> bool {
+    let dataflows = desired.dataflows.iter().map(|dataflow| {
         (
             dataflow.group.as_str(),
             dataflow.name.as_str(),
             dataflow.revision,
             &dataflow.document,
         )
-    }));
-    worker.reconcile(set).await;
-    worker.mark_applied(desired.revision);
+    });
+    let complete = worker
+        .converge(dataflows, &desired.collectors, packages)
+        .await;
+    if complete {
+        worker.mark_applied(desired.revision);
+    }
+    complete
+}
+
+/// Packages come from the managers, with this worker's credential.
+#[async_trait::async_trait]
+impl PackageSource for Link {
+    async fn package(&self, collector: &DesiredCollector) -> Result<Vec<u8>, String> {
+        let path = format!(
+            "/api/v1/collectors/{}/{}/package",
+            collector.name, collector.version
+        );
+        let credential = self.credential().await.map_err(|err| err.to_string())?;
+        let answer = self
+            .exchange(
+                Method::GET,
+                &path,
+                &credential,
+                None::<&()>,
+                Duration::from_secs(300),
+            )
+            .await;
+        self.forget_refused(&answer).await;
+        let (url, response) = answer
+            .map_err(|err| err.to_string())?
+            .ok_or_else(|| format!("{path} answered 304"))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| format!("{url}: {err}"))?;
+        Ok(bytes.to_vec())
+    }
 }
 
 /// Follows the managers until `stop` is cancelled: runs the kept desired
@@ -311,7 +372,6 @@ pub async fn follow_manager(
             return;
         }
     };
-    let epoch = run_cached(&worker, &settings).await;
     let identity = Identity {
         id,
         hostname: host_name(),
@@ -330,6 +390,7 @@ pub async fn follow_manager(
         current: AtomicUsize::new(0),
         credential: Mutex::new(None),
     });
+    let epoch = run_cached(&worker, &link).await;
     let (open_taps, open) = watch::channel(None);
     let taps = Arc::new(RemoteTaps {
         link: link.clone(),
@@ -497,8 +558,13 @@ async fn syncs(
                         dataflows = desired.dataflows.len(),
                         "Applying the desired state from the manager."
                     );
-                    apply(worker, &desired).await;
                     epoch = Some(desired.epoch);
+                    if !apply(worker, &desired, link).await {
+                        // The dataflows waiting for a collector get it on a later try.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
                 }
             }
             Err(err) => {

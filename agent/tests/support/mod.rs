@@ -316,6 +316,24 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads a response: its JSON body, else its text, else `Null`.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = match bytes.is_empty() {
+            true => serde_json::Value::Null,
+            false => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            }),
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// The `ETag` header, if any.
     pub fn etag(&self) -> Option<&str> {
         self.headers.get("etag").and_then(|v| v.to_str().ok())
@@ -356,21 +374,20 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.expect("the node answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.unwrap();
-        let body = match bytes.is_empty() {
-            true => serde_json::Value::Null,
-            false => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            }),
-        };
-        Answer {
-            status,
-            headers,
-            body,
+        Answer::read(request.send().await.expect("the node answers")).await
+    }
+
+    /// POSTs `body` as bytes, with `headers` (such as its `Content-Type`).
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
+        Answer::read(request.send().await.expect("the node answers")).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

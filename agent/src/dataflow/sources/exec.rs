@@ -1,5 +1,7 @@
 //! The `exec` source: runs a command on a schedule, or once as a stream
-//! (respawned when it exits), and turns each line it prints into an event.
+//! (respawned when it exits), and turns each line it prints into an event:
+//! the line as its `message`, or with `decoding.codec = "json"` the fields
+//! of the JSON object it holds. The `collector` source runs here too.
 
 use std::{process::Stdio, time::Duration};
 
@@ -12,9 +14,9 @@ use tokio::{
 use tracing::{info, warn};
 use vrl::value::Value;
 
-use super::{ExecCommand, ExecConfig, ExecMode, lines::read_line};
+use super::{DecodingCodec, ExecCommand, ExecConfig, ExecMode, lines::read_line};
 use crate::{
-    event::{Batch, Event},
+    event::{Batch, Event, Origin},
     runtime::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
 };
 
@@ -94,9 +96,7 @@ async fn run_once(config: &ExecConfig, context: &SourceContext, timeout: Option<
         tokio::select! {
             line = received.recv() => match line {
                 Some((text, stream)) => {
-                    let mut event = Event::from_message(text, &context.origin);
-                    event.insert("stream", Value::from(stream));
-                    events.push(event);
+                    events.push(line_event(config.decoding.codec, text, stream, context));
                     let batch_complete = events.len() >= MAX_BATCH_EVENTS || received.is_empty();
                     if batch_complete
                         && context.output.send(Batch::unacknowledged(std::mem::take(&mut events))).await.is_err()
@@ -131,6 +131,33 @@ async fn run_once(config: &ExecConfig, context: &SourceContext, timeout: Option<
         reader.abort();
     }
     keep_going && !context.shutdown.is_cancelled()
+}
+
+/// The event of one line: its `message` and `stream`; with a JSON codec the
+/// fields of the object on it (a line that holds none is kept as a
+/// `message`, and counted as an error).
+fn line_event(
+    codec: DecodingCodec,
+    text: Bytes,
+    stream: &'static str,
+    context: &SourceContext,
+) -> Event {
+    let origin: &Origin = &context.origin;
+    if codec != DecodingCodec::Bytes {
+        let decoded = serde_json::from_slice(&text)
+            .map_err(|_| "not JSON")
+            .and_then(|value| Event::from_json(value, origin));
+        match decoded {
+            Ok(event) => return event,
+            Err(kind) => {
+                context.metrics.error(1);
+                warn!(source = %origin.source(), stream, problem = kind, "A line is not a JSON object; kept as its message.");
+            }
+        }
+    }
+    let mut event = Event::from_message(text, origin);
+    event.insert("stream", Value::from(stream));
+    event
 }
 
 /// Reaps the command, killing it if it still runs, and logs how it ended.

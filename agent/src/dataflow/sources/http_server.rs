@@ -14,7 +14,6 @@ use axum::{
     routing::post,
 };
 use tracing::{info, warn};
-use vrl::value::{ObjectMap, Value};
 
 use super::{DecodingCodec, HttpServerConfig};
 use crate::{
@@ -144,12 +143,12 @@ fn decode(codec: DecodingCodec, body: Bytes, origin: &Origin) -> Result<Vec<Even
                     .into_iter()
                     .enumerate()
                     .map(|(index, item)| {
-                        object_event(item, origin).map_err(|kind| {
+                        Event::from_json(item, origin).map_err(|kind| {
                             format!("item {index} of the array is {kind}, not an object")
                         })
                     })
                     .collect(),
-                other => object_event(other, origin)
+                other => Event::from_json(other, origin)
                     .map(|event| vec![event])
                     .map_err(|kind| {
                         format!("the body is {kind}; send an object or an array of objects")
@@ -164,33 +163,17 @@ fn decode(codec: DecodingCodec, body: Bytes, origin: &Origin) -> Result<Vec<Even
                 let number = index + 1;
                 let value = serde_json::from_slice(line)
                     .map_err(|err| format!("line {number} is not valid JSON: {err}"))?;
-                object_event(value, origin)
+                Event::from_json(value, origin)
                     .map_err(|kind| format!("line {number} is {kind}, not an object"))
             })
             .collect(),
     }
 }
 
-/// An event of a JSON object's fields; otherwise the kind of value it is.
-fn object_event(value: serde_json::Value, origin: &Origin) -> Result<Event, &'static str> {
-    let serde_json::Value::Object(object) = value else {
-        return Err(match value {
-            serde_json::Value::Null => "null",
-            serde_json::Value::Bool(_) => "a boolean",
-            serde_json::Value::Number(_) => "a number",
-            serde_json::Value::String(_) => "a string",
-            _ => "an array",
-        });
-    };
-    let fields: ObjectMap = object
-        .into_iter()
-        .map(|(name, value)| (name.into(), Value::from(value)))
-        .collect();
-    Ok(Event::from_fields(fields, origin))
-}
-
 #[cfg(test)]
 mod tests {
+    use vrl::value::Value;
+
     use super::*;
 
     fn origin() -> Origin {

@@ -6,8 +6,13 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ComponentConfig;
-use crate::runtime::{BuildError, ComponentTask, SourceContext};
+use crate::{
+    collector::check_version,
+    config::check_name,
+    runtime::{BuildError, ComponentTask, SourceContext},
+};
 
+mod collector;
 mod demo;
 mod exec;
 mod file;
@@ -29,6 +34,8 @@ mod syslog;
 pub enum SourceConfig {
     /// Runs a command and turns each line it prints into an event.
     Exec(ExecConfig),
+    /// Runs a custom collector installed on the manager.
+    Collector(CollectorConfig),
     /// Tails files.
     File(FileConfig),
     /// Generates sample events.
@@ -75,6 +82,33 @@ pub struct ExecConfig {
     /// Longest line, in bytes; longer ones are truncated and logged.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// How each line becomes an event: `bytes` (the line is the `message`)
+    /// or `json` (the line is an object whose fields make the event).
+    #[serde(default)]
+    pub decoding: Decoding,
+}
+
+/// `collector`: runs a custom collector, uploaded to the manager as a
+/// package, as its manifest says (entrypoint, mode, env, output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The collector's name, as uploaded to the manager.
+    pub collector: String,
+    /// The version to run; the highest uploaded when left out, so that a
+    /// new upload replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Arguments after the entrypoint; the manifest's `args` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Seconds between two runs of a scheduled collector; the manifest's
+    /// `interval_secs` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u64>,
+    /// A scheduled run still going after this many seconds is killed; 0 never kills.
+    #[serde(default)]
+    pub timeout_secs: u64,
 }
 
 /// The command of an `exec` source.
@@ -378,6 +412,16 @@ impl SourceConfig {
             SourceConfig::Demo(config) => Ok(Box::pin(demo::run(config.clone(), context))),
             SourceConfig::Stdin(config) => Ok(Box::pin(stdin::run(config.clone(), context))),
             SourceConfig::Exec(config) => Ok(Box::pin(exec::run(config.clone(), context))),
+            SourceConfig::Collector(config) => {
+                let exec =
+                    collector::exec_config(config, &context.collectors).map_err(|message| {
+                        BuildError::Invalid {
+                            component: name.to_owned(),
+                            message,
+                        }
+                    })?;
+                Ok(Box::pin(exec::run(exec, context)))
+            }
             SourceConfig::File(config) => {
                 let patterns =
                     file::Patterns::new(config).map_err(|message| BuildError::Invalid {
@@ -451,6 +495,17 @@ impl ComponentConfig for SourceConfig {
                 }
                 if exec.scheduled.exec_interval_secs == 0 {
                     add("scheduled.exec_interval_secs", "must be at least 1");
+                }
+            }
+            SourceConfig::Collector(collector) => {
+                if let Err(why) = check_name(&collector.collector) {
+                    add("collector", &why);
+                }
+                if let Some(Err(why)) = collector.version.as_deref().map(check_version) {
+                    add("version", &why);
+                }
+                if collector.interval_secs == Some(0) {
+                    add("interval_secs", "must be at least 1");
                 }
             }
             SourceConfig::File(file) => {

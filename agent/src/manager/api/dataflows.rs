@@ -3,8 +3,10 @@
 //! `…/revisions/{n}/restore`, and `POST /api/v1/dataflows/validate`. Every
 //! document is validated before it is stored; on a node with a local worker
 //! in the group, answers also carry that worker's status of the dataflow.
+//! Validation here knows the custom collectors installed, so a source that
+//! names an unknown one is refused.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use axum::{
     Extension, Json,
@@ -24,7 +26,7 @@ use super::{
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ErrorBody},
     auth::Caller,
-    dataflow::{self, ValidationError, ValidationErrors},
+    dataflow::{self, ValidationContext, ValidationError, ValidationErrors},
     manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
     worker::{DataflowKey, DataflowStatus},
 };
@@ -130,9 +132,27 @@ fn checked_names(group: &str, name: &str) -> Result<(), ApiError> {
     checked_name("dataflow", name)
 }
 
+/// What validation knows on this manager: the collectors installed.
+async fn context(state: &ManagerState) -> Result<ValidationContext, ApiError> {
+    let mut collectors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for stored in state.store.collectors().await? {
+        collectors
+            .entry(stored.name)
+            .or_default()
+            .push(stored.version);
+    }
+    Ok(ValidationContext {
+        collectors: Some(collectors),
+    })
+}
+
 /// Validates a document; the name in it, when given, must be the one in the
 /// path, and is filled in from the path when missing.
-fn validated(mut document: Value, name: Option<&str>) -> Result<Value, ApiError> {
+async fn validated(
+    state: &ManagerState,
+    mut document: Value,
+    name: Option<&str>,
+) -> Result<Value, ApiError> {
     if let (Some(name), Some(fields)) = (name, document.as_object_mut()) {
         match fields.get("name") {
             None => {
@@ -151,7 +171,7 @@ fn validated(mut document: Value, name: Option<&str>) -> Result<Value, ApiError>
             Some(_) => {}
         }
     }
-    dataflow::parse(&document).map_err(ApiError::InvalidDataflow)?;
+    dataflow::parse_in(&document, &context(state).await?).map_err(ApiError::InvalidDataflow)?;
     Ok(document)
 }
 
@@ -169,8 +189,12 @@ fn validated(mut document: Value, name: Option<&str>) -> Result<Value, ApiError>
         BodyErrors
     )
 )]
-async fn validate(ApiJson(document): ApiJson<Value>) -> Result<Json<Valid>, ApiError> {
-    let dataflow = dataflow::parse(&document).map_err(ApiError::InvalidDataflow)?;
+async fn validate(
+    State(state): State<ManagerState>,
+    ApiJson(document): ApiJson<Value>,
+) -> Result<Json<Valid>, ApiError> {
+    let dataflow = dataflow::parse_in(&document, &context(&state).await?)
+        .map_err(ApiError::InvalidDataflow)?;
     let (sources, pipelines, sinks) = dataflow.counts();
     Ok(Json(Valid {
         valid: true,
@@ -236,7 +260,7 @@ async fn create(
     ApiJson(document): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     checked_name("group", &group)?;
-    let document = validated(document, None)?;
+    let document = validated(&state, document, None).await?;
     let name = document["name"].as_str().unwrap_or_default().to_owned();
     let result = state
         .store
@@ -315,7 +339,7 @@ async fn replace(
     ApiJson(document): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     checked_names(&group, &name)?;
-    let document = validated(document, Some(&name))?;
+    let document = validated(&state, document, Some(&name)).await?;
     let done = state
         .store
         .put_dataflow(
@@ -477,7 +501,7 @@ async fn restore(
             "revision {revision} deleted dataflow `{name}`; restore a revision that stored it"
         ))
     })?;
-    let document = validated(document, Some(&name))?;
+    let document = validated(&state, document, Some(&name)).await?;
     let change = Change {
         token: caller.name,
         restored_from: Some(revision),

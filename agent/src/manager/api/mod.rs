@@ -1,12 +1,14 @@
 //! The manager's REST API over the store: groups (`groups`), dataflows with
 //! their history (`dataflows`), workers (`workers`: enrollment, heartbeats
 //! and sync for workers; listing, assignment and revocation for admins), and
-//! the dashboard's counts (`overview`), and live taps (`taps`). Admin routes need an admin token and
+//! the dashboard's counts (`overview`), live taps (`taps`), and custom
+//! collectors (`collectors`: uploads by admins, packages for workers). Admin routes need an admin token and
 //! their changes are written to the audit log; worker routes need the
 //! enrollment token or a worker's own credential. Bodies are limited to
 //! `service.manager.max_body_bytes`; writes honour `If-Match` (412 when
 //! stale) and answers carry the object's revision as its `ETag`.
 
+mod collectors;
 mod dataflows;
 mod event_sets;
 mod groups;
@@ -33,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     audit::{self, AuditLog},
+    collectors::PackageFiles,
     event_sets::EventSets,
     store::{Precondition, Store},
     taps::TapHub,
@@ -59,6 +62,10 @@ pub struct ManagerState {
     pub ingest_limit: u64,
     /// The live taps open on this manager.
     pub taps: Arc<TapHub>,
+    /// The custom collectors' packages.
+    pub packages: PackageFiles,
+    /// The largest collector package, in bytes, packed and unpacked.
+    pub collector_limit: u64,
 }
 
 /// The most bytes a body may have, and the key that sets it.
@@ -80,8 +87,9 @@ impl BodyLimit {
 }
 
 /// The manager's routes: the admin ones with their changes audited, the
-/// workers' ones, with bodies limited to `max_body_bytes`; and event ingest,
-/// for both, with bodies limited to the state's `ingest_limit`.
+/// workers' ones, with bodies limited to `max_body_bytes`; event ingest and
+/// collector packages, for both, ingest with bodies limited to the state's
+/// `ingest_limit`; and collector uploads, limited to `collector_limit`.
 pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) -> OpenApiRouter {
     let api = state.api.clone();
     let limit = BodyLimit {
@@ -92,6 +100,10 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         bytes: state.ingest_limit,
         key: "event_sets.max_body_mb",
     };
+    let collector_limit = BodyLimit {
+        bytes: state.collector_limit,
+        key: "service.manager.max_collector_mb",
+    };
     let admin = OpenApiRouter::new()
         .merge(groups::router())
         .merge(dataflows::router())
@@ -99,6 +111,14 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         .merge(workers::admin_router())
         .merge(event_sets::admin_router())
         .merge(taps::admin_router())
+        .merge(collectors::admin_router())
+        .route_layer(middleware::from_fn(require_admin))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
+        .layer(middleware::from_fn_with_state(
+            audit.clone(),
+            audit::record_changes,
+        ));
+    let upload = collectors::upload_router()
         .route_layer(middleware::from_fn(require_admin))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
         .layer(middleware::from_fn_with_state(audit, audit::record_changes));
@@ -106,11 +126,13 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         .merge(taps::worker_router())
         .route_layer(middleware::from_fn(require_worker))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
-    let ingest =
-        event_sets::ingest_router().route_layer(middleware::from_fn_with_state(api, require_token));
+    let ingest = event_sets::ingest_router()
+        .merge(collectors::package_router())
+        .route_layer(middleware::from_fn_with_state(api, require_token));
     limit
         .apply(admin.merge(worker))
         .merge(ingest_limit.apply(ingest))
+        .merge(collector_limit.apply(upload))
         .with_state(state)
 }
 

@@ -1,5 +1,6 @@
 //! Schemas of the OpenAPI document for what the handlers take as plain JSON
-//! and check themselves: the dataflow document.
+//! or bytes and check themselves: the dataflow document, and the collector
+//! package.
 
 use std::collections::BTreeMap;
 
@@ -37,3 +38,8 @@ pub struct Component {
     #[schema(value_type = Option<Object>)]
     pub conf: Option<BTreeMap<String, Value>>,
 }
+
+/// A custom collector package: a `.tar.gz` with `collector.toml` at its root.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct CollectorPackage(pub Vec<u8>);

@@ -1,4 +1,6 @@
-//! The manager's store of groups and dataflows, behind the [`Store`] trait.
+//! The manager's store of groups, dataflows, workers and custom collectors
+//! (their metadata; the packages are files, see `manager::collectors`),
+//! behind the [`Store`] trait.
 //!
 //! Every change increments one cluster-wide revision and is journaled with
 //! the time and the name of the token that made it; each dataflow keeps its
@@ -17,6 +19,8 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 
 pub use sqlite::SqliteStore;
+
+use crate::collector::{Manifest, package::Checked};
 
 /// The group every new store starts with.
 pub const DEFAULT_GROUP: &str = "default";
@@ -89,6 +93,27 @@ impl WorkerRecord {
     pub fn groups(&self) -> &[String] {
         self.assigned_groups.as_deref().unwrap_or(&self.own_groups)
     }
+}
+
+/// One version of a custom collector, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StoredCollector {
+    /// The collector's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// The SHA-256 of its package, in hex.
+    pub sha256: String,
+    /// The size of its package, in bytes.
+    pub size: u64,
+    /// Its manifest, `collector.toml`.
+    pub manifest: Manifest,
+    /// The cluster revision of its upload.
+    pub revision: u64,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: String,
+    /// The name of the token that uploaded it.
+    pub uploaded_by: String,
 }
 
 /// What a change to a dataflow did.
@@ -352,6 +377,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Forgets a worker; it may enroll again.
     async fn delete_worker(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Every version of every custom collector, by name, then from the
+    /// lowest version to the highest.
+    async fn collectors(&self) -> Result<Vec<StoredCollector>, StoreError>;
+
+    /// Records the upload of a checked package. The same package again
+    /// changes nothing; another package of a stored version is a
+    /// [`StoreError::Conflict`].
+    async fn put_collector(
+        &self,
+        package: &Checked,
+        change: &Change,
+    ) -> Result<Written<StoredCollector>, StoreError>;
+
+    /// Deletes one version of a collector, or all of them (`None`), and
+    /// returns what was deleted. Refused ([`StoreError::Conflict`], naming
+    /// the dataflows) while a dataflow uses one of them: pins it, or names no
+    /// version and it is the highest.
+    async fn delete_collector(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        change: &Change,
+    ) -> Result<Vec<StoredCollector>, StoreError>;
 
     /// One entry of a dataflow's history, with its document.
     async fn history_entry(

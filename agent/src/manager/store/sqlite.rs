@@ -20,11 +20,12 @@ use tokio::sync::watch;
 
 use super::{
     Action, Change, DEFAULT_GROUP, Group, HistoryEntry, Outcome, Precondition, Store, StoreError,
-    StoredDataflow, WorkerRecord, Written,
+    StoredCollector, StoredDataflow, WorkerRecord, Written,
 };
+use crate::collector::{self, package::Checked};
 
 /// The version of the schema below, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -76,7 +77,21 @@ CREATE TABLE IF NOT EXISTS workers (
     enrolled_at TEXT NOT NULL,
     credential_sha256 TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS collectors (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
 ";
+
+const COLLECTOR_COLUMNS: &str =
+    "name, version, sha256, size, manifest, revision, uploaded_at, uploaded_by";
 
 const WORKER_COLUMNS: &str = "id, hostname, version, own_groups, assigned_groups,
      groups_revision, revoked, enrolled_at, credential_sha256";
@@ -353,6 +368,75 @@ fn read_worker(connection: &Connection, id: &str) -> Result<Option<WorkerRecord>
             worker_row,
         )
         .optional()?)
+}
+
+fn collector_row(row: &Row<'_>) -> rusqlite::Result<StoredCollector> {
+    Ok(StoredCollector {
+        name: row.get(0)?,
+        version: row.get(1)?,
+        sha256: row.get(2)?,
+        size: row.get(3)?,
+        manifest: json_column(&row.get::<_, String>(4)?)?,
+        revision: row.get(5)?,
+        uploaded_at: row.get(6)?,
+        uploaded_by: row.get(7)?,
+    })
+}
+
+/// The versions of collector `name` (every collector's when `None`), from
+/// the lowest to the highest.
+fn read_collectors(
+    connection: &Connection,
+    name: Option<&str>,
+) -> Result<Vec<StoredCollector>, StoreError> {
+    let mut statement = connection.prepare(&format!(
+        "SELECT {COLLECTOR_COLUMNS} FROM collectors WHERE ?1 IS NULL OR name = ?1"
+    ))?;
+    let mut collectors = statement
+        .query_map(params![name], collector_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    collectors.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then_with(|| collector::compare_versions(&a.version, &b.version))
+    });
+    Ok(collectors)
+}
+
+/// The dataflows (`group/name`) that would lose a collector version they
+/// run if `doomed` were deleted from `versions`, the versions of `name`.
+fn dataflows_using(
+    connection: &Connection,
+    name: &str,
+    versions: &[StoredCollector],
+    doomed: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let latest = collector::resolve(versions.iter().map(|c| c.version.as_str()), None);
+    let mut statement = connection
+        .prepare("SELECT group_name, name, document FROM dataflows ORDER BY group_name, name")?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            json_column::<Value>(&row.get::<_, String>(2)?)?,
+        ))
+    })?;
+    let mut users = Vec::new();
+    for row in rows {
+        let (group, dataflow, document) = row?;
+        let uses = collector::uses(&document).into_iter().any(|used| {
+            used.collector == name
+                && match (doomed, used.version.as_deref()) {
+                    (None, _) => true,
+                    (Some(doomed), Some(pinned)) => pinned == doomed,
+                    (Some(doomed), None) => latest == Some(doomed),
+                }
+        });
+        if uses {
+            users.push(format!("{group}/{dataflow}"));
+        }
+    }
+    Ok(users)
 }
 
 fn no_worker(id: &str) -> StoreError {
@@ -763,6 +847,106 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn collectors(&self) -> Result<Vec<StoredCollector>, StoreError> {
+        self.read(|connection| read_collectors(connection, None))
+            .await
+    }
+
+    async fn put_collector(
+        &self,
+        package: &Checked,
+        change: &Change,
+    ) -> Result<Written<StoredCollector>, StoreError> {
+        let package = package.clone();
+        self.change(change, move |writing| {
+            let (name, version) = (&package.manifest.name, &package.manifest.version);
+            let current = read_collectors(writing.tx, Some(name))?
+                .into_iter()
+                .find(|stored| stored.version == *version);
+            match current {
+                Some(stored) if stored.sha256 == package.sha256 => {
+                    return Ok((
+                        Written {
+                            value: stored,
+                            outcome: Outcome::Unchanged,
+                        },
+                        None,
+                    ));
+                }
+                Some(stored) => {
+                    return Err(StoreError::Conflict(format!(
+                        "collector `{name}` already has a version {version}, from another package (SHA-256 {}); give the new package another version, or delete this one first",
+                        stored.sha256
+                    )));
+                }
+                None => {}
+            }
+            let manifest = serde_json::to_string(&package.manifest).expect("a manifest serializes");
+            writing.tx.execute(
+                &format!("INSERT INTO collectors ({COLLECTOR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    name,
+                    version,
+                    package.sha256,
+                    package.size,
+                    manifest,
+                    writing.revision,
+                    writing.time,
+                    writing.change.token
+                ],
+            )?;
+            let value = read_collectors(writing.tx, Some(name))?
+                .into_iter()
+                .find(|stored| stored.version == *version)
+                .ok_or_else(|| StoreError::Backend(format!("collector {name} {version} was not stored")))?;
+            Ok((
+                Written {
+                    value,
+                    outcome: Outcome::Created,
+                },
+                Some(format!("upload collector {name} {version}")),
+            ))
+        })
+        .await
+    }
+
+    async fn delete_collector(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        change: &Change,
+    ) -> Result<Vec<StoredCollector>, StoreError> {
+        let (name, version) = (name.to_owned(), version.map(str::to_owned));
+        self.change(change, move |writing| {
+            let versions = read_collectors(writing.tx, Some(&name))?;
+            let doomed: Vec<StoredCollector> = versions
+                .iter()
+                .filter(|stored| version.as_ref().is_none_or(|v| stored.version == *v))
+                .cloned()
+                .collect();
+            let what = match &version {
+                Some(version) => format!("collector `{name}` version {version}"),
+                None => format!("collector `{name}`"),
+            };
+            if doomed.is_empty() {
+                return Err(StoreError::NotFound(format!("no {what}")));
+            }
+            let users = dataflows_using(writing.tx, &name, &versions, version.as_deref())?;
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "{what} is in use by dataflow(s) {}; change or delete them first",
+                    users.join(", ")
+                )));
+            }
+            writing.tx.execute(
+                "DELETE FROM collectors WHERE name = ?1 AND (?2 IS NULL OR version = ?2)",
+                params![name, version],
+            )?;
+            Ok((doomed, Some(format!("delete {what}"))))
+        })
+        .await
+    }
+
     async fn history(&self, group: &str, name: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let (group, name) = (group.to_owned(), name.to_owned());
         self.read(move |connection| {
@@ -999,6 +1183,82 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(missing, StoreError::NotFound(_)));
+    }
+
+    fn package(version: &str, sha256: &str) -> Checked {
+        let manifest = format!("name = \"probe\"\nversion = \"{version}\"\nentrypoint = \"run\"\n");
+        Checked {
+            manifest: collector::Manifest::parse(&manifest).unwrap(),
+            sha256: sha256.to_owned(),
+            size: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_collector_version_in_use_stays_and_the_latest_counts_as_used() {
+        let (_dir, store) = open();
+        for (version, sha256) in [("1.9.0", "a"), ("1.10.0", "b")] {
+            let written = store
+                .put_collector(&package(version, sha256), &admin())
+                .await
+                .unwrap();
+            assert_eq!(written.outcome, Outcome::Created);
+        }
+        let again = store
+            .put_collector(&package("1.10.0", "b"), &admin())
+            .await
+            .unwrap();
+        assert_eq!(again.outcome, Outcome::Unchanged);
+        let other = store
+            .put_collector(&package("1.10.0", "c"), &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(other, StoreError::Conflict(_)), "{other}");
+        let versions: Vec<_> = store
+            .collectors()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(versions, ["1.9.0", "1.10.0"]);
+
+        let latest = json!({"name": "tail", "sources": [{"name": "s", "type": "collector", "conf": {"collector": "probe"}}],
+                            "sinks": [{"name": "k", "type": "blackhole", "inputs": ["s"]}]});
+        store
+            .put_dataflow("default", "tail", &latest, Precondition::None, &admin())
+            .await
+            .unwrap();
+        let refused = store
+            .delete_collector("probe", Some("1.10.0"), &admin())
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("default/tail"), "{refused}");
+        let refused = store
+            .delete_collector("probe", None, &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+        let deleted = store
+            .delete_collector("probe", Some("1.9.0"), &admin())
+            .await
+            .unwrap();
+        assert_eq!(deleted[0].version, "1.9.0");
+        let missing = store
+            .delete_collector("probe", Some("1.9.0"), &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+        store
+            .delete_dataflow("default", "tail", Precondition::None, &admin())
+            .await
+            .unwrap();
+        let deleted = store
+            .delete_collector("probe", None, &admin())
+            .await
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        assert!(store.collectors().await.unwrap().is_empty());
     }
 
     fn worker(id: &str, credential: &str) -> WorkerRecord {

@@ -15,7 +15,7 @@ pub mod phi;
 pub mod rates;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
@@ -27,10 +27,13 @@ use tokio::sync::{OnceCell, watch};
 use utoipa::ToSchema;
 
 use self::{phi::PhiDetector, rates::RateHistory};
-use super::store::{Change, Store, StoreError, WorkerRecord, Written};
+use super::{
+    collectors::desired_collectors,
+    store::{Change, Store, StoreError, WorkerRecord, Written},
+};
 use crate::{
     auth::{WorkerCredentials, new_token},
-    cluster::{DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity},
+    cluster::{DesiredCollector, DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity},
 };
 
 /// How the manager judges whether workers are alive.
@@ -102,10 +105,13 @@ struct Status {
 /// What the workers of one group run, as of one cluster revision.
 #[derive(Debug)]
 struct GroupState {
-    /// The revision of the newest change to its dataflows (0: none).
+    /// The revision of the newest change to its dataflows, or of the newest
+    /// upload of a collector version they run (0: none).
     revision: u64,
     /// Its dataflows.
     dataflows: Vec<DesiredDataflow>,
+    /// The collector versions its dataflows run.
+    collectors: Vec<DesiredCollector>,
 }
 
 /// The groups read from the store, current while the store is at
@@ -344,12 +350,16 @@ impl WorkerRegistry {
 
     /// Reads the state of a group from the store.
     async fn read_group(&self, name: &str) -> Result<Arc<GroupState>, StoreError> {
+        let revision = self.store.dataflows_revision(&[name.to_owned()]).await?;
+        let dataflows = self.store.dataflows(Some(name)).await?;
+        let (collectors, uploaded) = desired_collectors(
+            dataflows.iter().map(|stored| &stored.document),
+            &self.store.collectors().await?,
+        );
         Ok(Arc::new(GroupState {
-            revision: self.store.dataflows_revision(&[name.to_owned()]).await?,
-            dataflows: self
-                .store
-                .dataflows(Some(name))
-                .await?
+            revision: revision.max(uploaded),
+            collectors,
+            dataflows: dataflows
                 .into_iter()
                 .map(|stored| DesiredDataflow {
                     group: stored.group,
@@ -378,6 +388,12 @@ impl WorkerRegistry {
             dataflows: states
                 .iter()
                 .flat_map(|state| state.dataflows.iter().cloned())
+                .collect(),
+            collectors: states
+                .iter()
+                .flat_map(|state| state.collectors.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
                 .collect(),
             taps: None,
         })
