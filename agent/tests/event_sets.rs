@@ -313,5 +313,17 @@ async fn a_standalone_nodes_yh_sink_writes_to_its_own_event_set() {
             .iter()
             .all(|e| e["dataflow"] == "to_set" && e["source"] == "gen")
     );
+    // The sink counts what the manager accepted.
+    let sent = "datascale_component_sent_events_total{dataflow=\"to_set\",component=\"out\",component_type=\"yh\",group=\"default\"} 25";
+    support::eventually(Duration::from_secs(20), "the sink's count", || async {
+        let metrics = reqwest::get(node.api_url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics.contains(sent).then_some(())
+    })
+    .await;
     node.terminate(Duration::from_secs(10));
 }

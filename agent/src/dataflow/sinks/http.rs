@@ -203,24 +203,24 @@ impl HttpSink {
             let received = tokio::select! {
                 received = context.input.recv() => received,
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.send(std::mem::take(&mut pending), &context.name).await;
+                    self.send(std::mem::take(&mut pending), &context).await;
                     continue;
                 }
             };
             match received {
-                Some(batch) => self.add(batch, &mut pending, &context.name).await,
+                Some(batch) => self.add(batch, &mut pending, &context).await,
                 None => break,
             }
         }
         if pending.events > 0 {
-            self.send(pending, &context.name).await;
+            self.send(pending, &context).await;
         }
         Ok(())
     }
 
     /// Adds a batch's events to the pending request, sending it whenever
     /// it is full; each request the batch reaches holds a share of its token.
-    async fn add(&self, batch: Batch, pending: &mut Pending, name: &str) {
+    async fn add(&self, batch: Batch, pending: &mut Pending, context: &SinkContext) {
         let Batch { events, delivery } = batch;
         if events.is_empty() {
             if let Some(token) = delivery {
@@ -235,7 +235,7 @@ impl HttpSink {
             self.encode(event, &mut encoded);
             // One byte each for a JSON array's separator and closing bracket.
             if pending.events > 0 && pending.body.len() + encoded.len() + 2 > self.max_bytes {
-                self.send(std::mem::take(pending), name).await;
+                self.send(std::mem::take(pending), context).await;
                 holds_token = false;
             }
             if !holds_token {
@@ -251,7 +251,7 @@ impl HttpSink {
             pending.events += 1;
             pending.opened.get_or_insert_with(Instant::now);
             if pending.events >= self.max_events {
-                self.send(std::mem::take(pending), name).await;
+                self.send(std::mem::take(pending), context).await;
                 holds_token = false;
             }
         }
@@ -266,8 +266,9 @@ impl HttpSink {
         line_codec.encode_line(event, out);
     }
 
-    /// Sends a request and settles every batch it carried by the outcome.
-    async fn send(&self, pending: Pending, name: &str) {
+    /// Sends a request, counts what it delivered, and settles every batch
+    /// it carried by the outcome.
+    async fn send(&self, pending: Pending, context: &SinkContext) {
         let Pending {
             mut body,
             events,
@@ -288,7 +289,11 @@ impl HttpSink {
                     .expect("gzip into memory does not fail")
             }
         };
-        let outcome = self.deliver(Bytes::from(body), events, name).await;
+        let bytes = body.len();
+        let outcome = self.deliver(Bytes::from(body), events, &context.name).await;
+        if outcome == Delivery::Delivered {
+            context.metrics.sent(events, bytes);
+        }
         for token in tokens {
             token.finish(outcome);
         }
