@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts
     USING fts5(text, content = '', contentless_delete = 1);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO events_fts (events_fts, rank) VALUES ('automerge', 16);
+INSERT INTO events_fts (events_fts, rank) VALUES ('crisismerge', 64);
 ";
 
 /// How long and how much a set keeps.
@@ -187,11 +189,15 @@ pub struct EventSets {
     sequence: AtomicU64,
 }
 
+/// A connection to a set's file: WAL, synced at every commit (an
+/// acknowledged write is on disk), with 8 MiB of page cache, since the
+/// full-text index reads back the segments it merges.
 fn open_connection(path: &Path) -> Result<Connection, EventSetError> {
     let connection = Connection::open(path)
         .map_err(|err| EventSetError::Backend(format!("cannot open {}: {err}", path.display())))?;
     connection.execute_batch(
-        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         PRAGMA cache_size = -8192;",
     )?;
     connection.execute_batch(SCHEMA)?;
     Ok(connection)
@@ -256,24 +262,22 @@ fn parse_lines(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Parsed>, EventSetE
             .and_then(Value::as_str)
             .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
             .map(|time| time.timestamp_millis());
-        let ms = match stamped {
-            Some(ms) => ms,
+        // An event with its time is kept as it came (a checked JSON
+        // object, so valid UTF-8); one without gets the time of arrival.
+        let (ms, body) = match stamped {
+            Some(ms) => (ms, String::from_utf8_lossy(line.trim_ascii()).into_owned()),
             None => {
                 fields.insert(
                     "timestamp".to_owned(),
                     Value::String(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
                 );
-                now.timestamp_millis()
+                let body = serde_json::to_string(&fields).expect("JSON values serialize");
+                (now.timestamp_millis(), body)
             }
         };
-        let event = Value::Object(fields);
         let mut text = String::new();
-        indexed_text(&event, &mut text);
-        events.push(Parsed {
-            ms,
-            body: event.to_string(),
-            text,
-        });
+        fields.values().for_each(|value| indexed_text(value, &mut text));
+        events.push(Parsed { ms, body, text });
     }
     Ok(events)
 }
