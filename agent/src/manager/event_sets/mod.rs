@@ -276,7 +276,9 @@ fn parse_lines(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Parsed>, EventSetE
             }
         };
         let mut text = String::new();
-        fields.values().for_each(|value| indexed_text(value, &mut text));
+        fields
+            .values()
+            .for_each(|value| indexed_text(value, &mut text));
         events.push(Parsed { ms, body, text });
     }
     Ok(events)
