@@ -11,7 +11,10 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 use axum::{
     Extension, Json, Router,
     extract::{Request, State},
-    http::{HeaderValue, header::AUTHORIZATION},
+    http::{
+        HeaderValue,
+        header::{AUTHORIZATION, CONTENT_LENGTH},
+    },
     middleware::{self, Next},
     response::Response,
 };
@@ -169,13 +172,21 @@ impl Modify for BearerAuth {
 /// the manager's routes when this node runs one; `/api/v1/openapi.json`
 /// describes exactly the routes served.
 pub fn node_router(state: ApiState, manager: Option<OpenApiRouter>) -> Router {
+    let admission = Admission {
+        state: state.clone(),
+        audience: Audience::AnyToken,
+        body_limit: None,
+    };
     let protected = OpenApiRouter::new()
         .routes(routes!(status))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .route_layer(middleware::from_fn_with_state(admission, admit));
+    let open = OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(prometheus))
         .routes(routes!(openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_cluster));
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(open)
         .merge(protected)
         .with_state(state.clone())
         .merge(manager.unwrap_or_default())
@@ -184,7 +195,6 @@ pub fn node_router(state: ApiState, manager: Option<OpenApiRouter>) -> Router {
         .layer(Extension(Arc::new(document)))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state, check_cluster))
 }
 
 /// The OpenAPI 3 document of this node's API.
@@ -295,20 +305,27 @@ async fn method_not_allowed(request: Request) -> ApiError {
 }
 
 /// Refuses a request meant for another cluster: one whose
-/// `X-DataScale-Cluster` names another than `service.cluster_name`.
+/// `X-DataScale-Cluster` names another than `service.cluster_name`. The
+/// routes behind [`admit`] are checked there; this layer serves the open ones.
 async fn check_cluster(
     State(state): State<ApiState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    same_cluster(&state, &request)?;
+    Ok(next.run(request).await)
+}
+
+/// Whether a request is for this node's cluster (or names none).
+fn same_cluster(state: &ApiState, request: &Request) -> Result<(), ApiError> {
     let ours = state.node.cluster_name.as_str();
     match request
         .headers()
         .get(CLUSTER_HEADER)
         .map(HeaderValue::to_str)
     {
-        None => Ok(next.run(request).await),
-        Some(Ok(theirs)) if theirs == ours => Ok(next.run(request).await),
+        None => Ok(()),
+        Some(Ok(theirs)) if theirs == ours => Ok(()),
         Some(theirs) => Err(ApiError::Conflict(format!(
             "this node belongs to cluster `{ours}`, but the request is for cluster `{}` ({CLUSTER_HEADER}); check service.cluster_name on both sides",
             theirs.unwrap_or("<not text>")
@@ -316,14 +333,64 @@ async fn check_cluster(
     }
 }
 
-/// Lets a request through only with a valid `Authorization: Bearer` token,
-/// and records the [`Caller`] in the request's extensions and in the
-/// response's, where the audit log finds it.
-pub async fn require_token(
-    State(state): State<ApiState>,
+/// Which tokens the routes behind [`admit`] take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Any valid token.
+    AnyToken,
+    /// Admin tokens only.
+    Admins,
+    /// The enrollment token and workers' own credentials only.
+    Workers,
+}
+
+/// The most bytes a request body may declare, and the key that sets it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    /// The limit.
+    pub bytes: u64,
+    /// The configuration key that sets it, for the error message.
+    pub key: &'static str,
+}
+
+/// The state of [`admit`]: the tokens, who may pass, and with how large a
+/// body.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The node's shared state, with its tokens.
+    pub state: ApiState,
+    /// Who may pass.
+    pub audience: Audience,
+    /// The largest body a request may declare, if the routes take bodies.
+    pub body_limit: Option<BodyLimit>,
+}
+
+/// Lets a request through only when it is for this cluster (409, as
+/// [`check_cluster`]), the body it declares is within the limit (413
+/// before reading it; a body without a declared length is cut off when
+/// read, by `DefaultBodyLimit`), and it carries a valid `Authorization:
+/// Bearer` token of the audience (401 without one, 403 for another role).
+/// It records the [`Caller`] in the request's extensions and in the
+/// response's, where the audit log finds it. One layer does all of this,
+/// since a long-polled request holds every layer's future while it waits.
+pub async fn admit(
+    State(admission): State<Admission>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    same_cluster(&admission.state, &request)?;
+    if let Some(BodyLimit { bytes: limit, key }) = admission.body_limit {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<u64>().ok());
+        if let Some(length) = declared.filter(|&length| length > limit) {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the request body has {length} bytes; {key} allows {limit}"
+            )));
+        }
+    }
     let presented = request
         .headers()
         .get(AUTHORIZATION)
@@ -331,8 +398,20 @@ pub async fn require_token(
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
     let caller: Caller = presented
-        .and_then(|token| state.tokens.identify(token))
+        .and_then(|token| admission.state.tokens.identify(token))
         .ok_or(ApiError::Unauthorized)?;
+    match (admission.audience, caller.role) {
+        (Audience::Admins, Role::Worker) => {
+            return Err(ApiError::Forbidden("manage the cluster"));
+        }
+        (Audience::Workers, Role::Admin) => {
+            return Err(ApiError::Refused(
+                "this route is for workers: present the enrollment token or a worker's credential"
+                    .to_owned(),
+            ));
+        }
+        _ => {}
+    }
     request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
     response.extensions_mut().insert(caller);

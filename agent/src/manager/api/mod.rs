@@ -2,9 +2,11 @@
 //! their history (`dataflows`), workers (`workers`: enrollment, heartbeats
 //! and sync for workers; listing, assignment and revocation for admins), and
 //! the dashboard's counts (`overview`), live taps (`taps`), and custom
-//! collectors (`collectors`: uploads by admins, packages for workers). Admin routes need an admin token and
-//! their changes are written to the audit log; worker routes need the
-//! enrollment token or a worker's own credential. Bodies are limited to
+//! collectors (`collectors`: uploads by admins, packages for workers).
+//! Admin routes need an admin token and their changes are written to the
+//! audit log; worker routes need the enrollment token or a worker's own
+//! credential; one layer (`api::admit`) checks both the token and the
+//! declared body size. Bodies are limited to
 //! `service.manager.max_body_bytes`; writes honour `If-Match` (412 when
 //! stale) and answers carry the object's revision as its `ETag`.
 
@@ -20,14 +22,12 @@ mod workers;
 use std::sync::Arc;
 
 use axum::{
-    Extension,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::DefaultBodyLimit,
     http::{
         HeaderMap, HeaderName, HeaderValue,
-        header::{CONTENT_LENGTH, ETAG, IF_MATCH, IF_NONE_MATCH},
+        header::{ETAG, IF_MATCH, IF_NONE_MATCH},
     },
-    middleware::{self, Next},
-    response::Response,
+    middleware,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -42,8 +42,7 @@ use super::{
     workers::WorkerRegistry,
 };
 use crate::{
-    api::{ApiError, ApiState, ErrorBody, require_token},
-    auth::{Caller, Role},
+    api::{Admission, ApiError, ApiState, Audience, BodyLimit, ErrorBody, admit},
     config::check_name,
 };
 
@@ -66,24 +65,6 @@ pub struct ManagerState {
     pub packages: PackageFiles,
     /// The largest collector package, in bytes, packed and unpacked.
     pub collector_limit: u64,
-}
-
-/// The most bytes a body may have, and the key that sets it.
-#[derive(Debug, Clone, Copy)]
-struct BodyLimit {
-    bytes: u64,
-    key: &'static str,
-}
-
-impl BodyLimit {
-    /// `router` with bodies refused beyond this limit.
-    fn apply(self, router: OpenApiRouter<ManagerState>) -> OpenApiRouter<ManagerState> {
-        router
-            .layer(middleware::from_fn_with_state(self, limit_body))
-            .layer(DefaultBodyLimit::max(
-                usize::try_from(self.bytes).unwrap_or(usize::MAX),
-            ))
-    }
 }
 
 /// The manager's routes: the admin ones with their changes audited, the
@@ -111,74 +92,47 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         .merge(workers::admin_router())
         .merge(event_sets::admin_router())
         .merge(taps::admin_router())
-        .merge(collectors::admin_router())
-        .route_layer(middleware::from_fn(require_admin))
-        .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
-        .layer(middleware::from_fn_with_state(
-            audit.clone(),
-            audit::record_changes,
-        ));
-    let upload = collectors::upload_router()
-        .route_layer(middleware::from_fn(require_admin))
-        .route_layer(middleware::from_fn_with_state(api.clone(), require_token))
-        .layer(middleware::from_fn_with_state(audit, audit::record_changes));
-    let worker = workers::worker_router()
-        .merge(taps::worker_router())
-        .route_layer(middleware::from_fn(require_worker))
-        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
-    let ingest = event_sets::ingest_router()
-        .merge(collectors::package_router())
-        .route_layer(middleware::from_fn_with_state(api, require_token));
-    limit
-        .apply(admin.merge(worker))
-        .merge(ingest_limit.apply(ingest))
-        .merge(collector_limit.apply(upload))
+        .merge(collectors::admin_router());
+    let admin = only(admin, &api, Audience::Admins, limit).layer(middleware::from_fn_with_state(
+        audit.clone(),
+        audit::record_changes,
+    ));
+    let upload = only(
+        collectors::upload_router(),
+        &api,
+        Audience::Admins,
+        collector_limit,
+    )
+    .layer(middleware::from_fn_with_state(audit, audit::record_changes));
+    let worker = workers::worker_router().merge(taps::worker_router());
+    let worker = only(worker, &api, Audience::Workers, limit);
+    let ingest = event_sets::ingest_router().merge(collectors::package_router());
+    let ingest = only(ingest, &api, Audience::AnyToken, ingest_limit);
+    admin
+        .merge(worker)
+        .merge(ingest)
+        .merge(upload)
         .with_state(state)
 }
 
-async fn require_admin(
-    Extension(caller): Extension<Caller>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    match caller.role {
-        Role::Admin => Ok(next.run(request).await),
-        Role::Worker => Err(ApiError::Forbidden("manage the cluster")),
-    }
-}
-
-async fn require_worker(
-    Extension(caller): Extension<Caller>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    match caller.role {
-        Role::Worker => Ok(next.run(request).await),
-        Role::Admin => Err(ApiError::Refused(
-            "this route is for workers: present the enrollment token or a worker's credential"
-                .to_owned(),
-        )),
-    }
-}
-
-/// Refuses a body whose declared length is over the limit before reading
-/// it; a body without a declared length is cut off by `DefaultBodyLimit`.
-async fn limit_body(
-    State(BodyLimit { bytes: limit, key }): State<BodyLimit>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit => Err(ApiError::PayloadTooLarge(format!(
-            "the request body has {length} bytes; {key} allows {limit}"
-        ))),
-        _ => Ok(next.run(request).await),
-    }
+/// `router` behind [`admit`]: only valid tokens of `audience`, and only
+/// bodies within `limit`.
+fn only(
+    router: OpenApiRouter<ManagerState>,
+    api: &ApiState,
+    audience: Audience,
+    limit: BodyLimit,
+) -> OpenApiRouter<ManagerState> {
+    let admission = Admission {
+        state: api.clone(),
+        audience,
+        body_limit: Some(limit),
+    };
+    router
+        .route_layer(middleware::from_fn_with_state(admission, admit))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(limit.bytes).unwrap_or(usize::MAX),
+        ))
 }
 
 /// The errors every route here may answer, for the OpenAPI document.
