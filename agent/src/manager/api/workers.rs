@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::{
     Extension, Json,
     extract::State,
-    http::StatusCode,
+    http::{StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -239,11 +239,9 @@ async fn sync(
             || taps_changed
             || state.workers.desired_revision(&record).await? != query.revision
         {
-            let mut desired = state.workers.desired_state(&record).await?;
-            if query.taps.is_some() {
-                desired.taps = Some(state.taps.requests());
-            }
-            return Ok(Json(desired).into_response());
+            let taps = query.taps.map(|_| state.taps.requests());
+            let desired = state.workers.desired_body(&record, taps).await?;
+            return Ok(([(CONTENT_TYPE, "application/json")], desired).into_response());
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() {

@@ -20,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -33,7 +34,9 @@ use super::{
 };
 use crate::{
     auth::{WorkerCredentials, new_token},
-    cluster::{DesiredCollector, DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity},
+    cluster::{
+        DesiredCollector, DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity, TapRequests,
+    },
 };
 
 /// How the manager judges whether workers are alive.
@@ -138,7 +141,24 @@ pub struct WorkerRegistry {
     groups: RwLock<GroupCache>,
     /// The groups' recent event rates.
     rates: RateHistory,
+    /// Desired states as served, by what makes them, so that the workers
+    /// of the same groups share one body instead of holding one each.
+    bodies: Mutex<HashMap<BodyKey, Bytes>>,
 }
+
+/// What a served desired state is made of: the store's epoch and the
+/// revision (which changes with any change to the groups or the worker's
+/// assignment), the groups, and the version of the live taps it carries.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BodyKey {
+    epoch: u64,
+    revision: u64,
+    groups: Vec<String>,
+    taps: Option<u64>,
+}
+
+/// The most desired-state bodies kept; past it, the kept ones are let go.
+const MOST_BODIES: usize = 64;
 
 /// The SHA-256 of a credential, in hex: all the manager keeps of it.
 fn credential_hash(credential: &str) -> String {
@@ -157,6 +177,7 @@ impl WorkerRegistry {
             revision: store.subscribe(),
             groups: RwLock::default(),
             rates: RateHistory::default(),
+            bodies: Mutex::default(),
         });
         for record in store.workers().await? {
             registry.remember(record);
@@ -378,12 +399,43 @@ impl WorkerRegistry {
         Ok(revision_of(record, &states))
     }
 
-    /// Everything a worker should run.
-    pub async fn desired_state(&self, record: &WorkerRecord) -> Result<DesiredState, StoreError> {
+    /// Everything a worker should run, with `taps` (the live taps open),
+    /// as the JSON body of a sync's answer. Workers of the same groups at
+    /// the same revision share one body.
+    pub async fn desired_body(
+        &self,
+        record: &WorkerRecord,
+        taps: Option<TapRequests>,
+    ) -> Result<Bytes, StoreError> {
         let states = self.group_states(record.groups()).await?;
-        Ok(DesiredState {
+        let key = BodyKey {
             epoch: self.store.epoch(),
             revision: revision_of(record, &states),
+            groups: record.groups().to_vec(),
+            taps: taps.as_ref().map(|taps| taps.version),
+        };
+        if let Some(body) = self.kept_bodies().get(&key) {
+            return Ok(body.clone());
+        }
+        let mut desired = self.desired_of(record, &states);
+        desired.taps = taps;
+        let body = Bytes::from(serde_json::to_vec(&desired).expect("a desired state serializes"));
+        let mut kept = self.kept_bodies();
+        if kept.len() >= MOST_BODIES {
+            kept.clear();
+        }
+        kept.insert(key, body.clone());
+        Ok(body)
+    }
+
+    fn kept_bodies(&self) -> std::sync::MutexGuard<'_, HashMap<BodyKey, Bytes>> {
+        self.bodies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn desired_of(&self, record: &WorkerRecord, states: &[Arc<GroupState>]) -> DesiredState {
+        DesiredState {
+            epoch: self.store.epoch(),
+            revision: revision_of(record, states),
             groups: record.groups().to_vec(),
             dataflows: states
                 .iter()
@@ -396,7 +448,7 @@ impl WorkerRegistry {
                 .into_iter()
                 .collect(),
             taps: None,
-        })
+        }
     }
 
     /// Assigns a worker's groups (none: back to its own).
@@ -549,6 +601,12 @@ mod tests {
         }
     }
 
+    /// The desired state a worker is served, read back.
+    async fn served(registry: &WorkerRegistry, record: &WorkerRecord) -> DesiredState {
+        let body = registry.desired_body(record, None).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
     fn admin() -> Change {
         Change::by("admin")
     }
@@ -573,7 +631,7 @@ mod tests {
             .put_dataflow("default", "tail", &flow(1), Precondition::None, &admin())
             .await
             .unwrap();
-        let desired = registry.desired_state(&record).await.unwrap();
+        let desired = served(&registry, &record).await;
         assert_eq!(desired.revision, written.value.revision);
         assert_eq!(desired.dataflows.len(), 1);
         assert_eq!(desired.dataflows[0].document, flow(1));
@@ -594,17 +652,14 @@ mod tests {
             .delete_dataflow("default", "tail", Precondition::None, &admin())
             .await
             .unwrap();
-        let desired = registry.desired_state(&record).await.unwrap();
+        let desired = served(&registry, &record).await;
         assert_eq!((desired.revision, desired.dataflows.len()), (deleted, 0));
         // An assignment counts, and brings the assigned group's dataflows.
         let assigned = registry
             .assign("w1", Some(vec!["edge".to_owned()]), &admin())
             .await
             .unwrap();
-        let desired = registry
-            .desired_state(&registry.record("w1").unwrap())
-            .await
-            .unwrap();
+        let desired = served(&registry, &registry.record("w1").unwrap()).await;
         assert_eq!(desired.revision, assigned.value.groups_revision);
         assert_eq!(desired.dataflows[0].group, "edge");
     }
