@@ -66,17 +66,7 @@ impl Manager {
     /// the manager's worker (enrollment) token.
     fn worker(&self, dir: &Path, hostname: &str, groups: &str) -> Node {
         let token = std::fs::read_to_string(support::token_file(self.home(), "worker")).unwrap();
-        start(
-            dir,
-            &[
-                ("HOSTNAME", hostname),
-                ("DATASCALE_SERVICE_MODE", "worker"),
-                ("DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS", &self.url()),
-                ("DATASCALE_SERVICE_WORKER_GROUPS", groups),
-                ("DATASCALE_SERVICE_WORKER_TOKEN", token.trim()),
-                ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
-            ],
-        )
+        support::start_worker(dir, hostname, &self.url(), groups, token.trim(), &[])
     }
 
     /// Runs `datascale ARGS --url … --token …` with `input` on standard input.

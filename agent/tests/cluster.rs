@@ -8,21 +8,19 @@ mod support;
 use std::{path::Path, time::Duration};
 
 use serde_json::{Value, json};
-use support::{Api, Node, eventually, home, start, wait_for_output};
+use support::{Api, Node, eventually, home, start, start_manager, start_worker, wait_for_output};
 
 const ADMIN: &str = "admin-secret-for-tests";
 const ENROLL: &str = "enrollment-secret-for-tests";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn manager(dir: &Path, address: &str) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    start(
+    start_manager(
         dir,
+        ADMIN,
+        ENROLL,
         &[
-            ("DATASCALE_SERVICE_MODE", "manager"),
             ("DATASCALE_SERVICE_ADDRESS", address),
-            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
-            ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", ENROLL),
             ("DATASCALE_SERVICE_MANAGER_PHI_MIN_STD_DEV_MS", "100"),
             ("DATASCALE_SERVICE_MANAGER_WORKER_OFFLINE_SECS", "4"),
         ],
@@ -48,19 +46,8 @@ fn worker_of_cluster(
     token: &str,
     cluster: &str,
 ) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    start(
-        dir,
-        &[
-            ("HOSTNAME", hostname),
-            ("DATASCALE_SERVICE_MODE", "worker"),
-            ("DATASCALE_SERVICE_CLUSTER_NAME", cluster),
-            ("DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS", manager_url),
-            ("DATASCALE_SERVICE_WORKER_GROUPS", groups),
-            ("DATASCALE_SERVICE_WORKER_TOKEN", token),
-            ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
-        ],
-    )
+    let extra = [("DATASCALE_SERVICE_CLUSTER_NAME", cluster)];
+    start_worker(dir, hostname, manager_url, groups, token, &extra)
 }
 
 /// A dataflow that writes demo events into `<dir>/<prefix>-<host>.json`.

@@ -15,42 +15,29 @@ use std::{
 
 use flate2::{Compression, write::GzEncoder};
 use serde_json::{Value, json};
-use support::{Answer, Api, Node, eventually, home, json_lines, start};
+use support::{
+    Answer, Api, Node, eventually, home, json_lines, start, start_manager, start_worker,
+};
 
 const ADMIN: &str = "admin-secret-for-tests";
 const ENROLL: &str = "enrollment-secret-for-tests";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn manager(dir: &Path, extra: &[(&str, &str)]) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut env = vec![
-        ("DATASCALE_SERVICE_MODE", "manager"),
-        ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
-        ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", ENROLL),
-    ];
-    env.extend_from_slice(extra);
-    start(dir, &env)
+    start_manager(dir, ADMIN, ENROLL, extra)
 }
 
 /// A worker in group `default` that unpacks collectors into `dir/unpacked`.
 fn worker(dir: &Path, manager: &Node) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    let url = manager.api_url("");
     let collectors = dir.join("unpacked");
-    start(
+    let collectors = collectors.to_str().unwrap();
+    start_worker(
         dir,
-        &[
-            ("HOSTNAME", "worker1"),
-            ("DATASCALE_SERVICE_MODE", "worker"),
-            ("DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS", &url),
-            ("DATASCALE_SERVICE_WORKER_GROUPS", "default"),
-            ("DATASCALE_SERVICE_WORKER_TOKEN", ENROLL),
-            ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
-            (
-                "DATASCALE_SERVICE_COLLECTORS_DIR",
-                collectors.to_str().unwrap(),
-            ),
-        ],
+        "worker1",
+        &manager.api_url(""),
+        "default",
+        ENROLL,
+        &[("DATASCALE_SERVICE_COLLECTORS_DIR", collectors)],
     )
 }
 

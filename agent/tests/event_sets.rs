@@ -14,14 +14,11 @@ const ADMIN: &str = "admin-secret-for-tests";
 const WORKER: &str = "worker-secret-for-tests";
 
 fn manager(dir: &std::path::Path) -> support::Node {
-    start(
+    support::start_manager(
         dir,
-        &[
-            ("DATASCALE_SERVICE_MODE", "manager"),
-            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
-            ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", WORKER),
-            ("DATASCALE_EVENT_SETS_MAX_BODY_MB", "1"),
-        ],
+        ADMIN,
+        WORKER,
+        &[("DATASCALE_EVENT_SETS_MAX_BODY_MB", "1")],
     )
 }
 

@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{Api, Node, eventually, home, run, start};
+use support::{Api, Node, eventually, home, run, start, start_manager, start_worker};
 
 const ADMIN: &str = "admin-secret-for-tests";
 const ENROLL: &str = "enrollment-secret-for-tests";
@@ -186,33 +186,11 @@ async fn a_missing_component_or_dataflow_and_a_bad_rate_are_refused() {
 }
 
 fn manager(dir: &Path) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    start(
-        dir,
-        &[
-            ("DATASCALE_SERVICE_MODE", "manager"),
-            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
-            ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", ENROLL),
-        ],
-    )
+    start_manager(dir, ADMIN, ENROLL, &[])
 }
 
 fn worker(dir: &Path, hostname: &str, manager: &Node) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    start(
-        dir,
-        &[
-            ("HOSTNAME", hostname),
-            ("DATASCALE_SERVICE_MODE", "worker"),
-            (
-                "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
-                &manager.api_url(""),
-            ),
-            ("DATASCALE_SERVICE_WORKER_GROUPS", "default"),
-            ("DATASCALE_SERVICE_WORKER_TOKEN", ENROLL),
-            ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
-        ],
-    )
+    start_worker(dir, hostname, &manager.api_url(""), "default", ENROLL, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::{
     Api, Node,
     browser::{Browser, ENTER},
-    eventually, home, start,
+    eventually, home, start_manager, start_worker,
 };
 
 const ADMIN: &str = "admin-secret-for-web-tests";
@@ -23,33 +23,11 @@ const ENROLL: &str = "enrollment-secret-for-web-tests";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn manager(dir: &Path) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    start(
-        dir,
-        &[
-            ("DATASCALE_SERVICE_MODE", "manager"),
-            ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
-            ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", ENROLL),
-        ],
-    )
+    start_manager(dir, ADMIN, ENROLL, &[])
 }
 
 fn worker(dir: &Path, hostname: &str, manager: &Node, groups: &str) -> Node {
-    std::fs::create_dir_all(dir).unwrap();
-    start(
-        dir,
-        &[
-            ("HOSTNAME", hostname),
-            ("DATASCALE_SERVICE_MODE", "worker"),
-            (
-                "DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS",
-                &manager.api_url(""),
-            ),
-            ("DATASCALE_SERVICE_WORKER_GROUPS", groups),
-            ("DATASCALE_SERVICE_WORKER_TOKEN", ENROLL),
-            ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
-        ],
-    )
+    start_worker(dir, hostname, &manager.api_url(""), groups, ENROLL, &[])
 }
 
 /// The dataflow the test edits: a demo source into a blackhole sink that

@@ -159,6 +159,43 @@ pub fn start(home: &Path, env: &[(&str, &str)]) -> Node {
     }
 }
 
+/// Starts a manager in `dir` (made if missing) with these admin and
+/// enrollment tokens, and `extra` settings over them.
+pub fn start_manager(dir: &Path, admin: &str, enrollment: &str, extra: &[(&str, &str)]) -> Node {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut env = vec![
+        ("DATASCALE_SERVICE_MODE", "manager"),
+        ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", admin),
+        ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", enrollment),
+    ];
+    env.extend_from_slice(extra);
+    start(dir, &env)
+}
+
+/// Starts a worker in `dir` (made if missing) as host `hostname`, in
+/// `groups`, following the manager at `manager_url` with `token` and
+/// heartbeating every second, with `extra` settings over these.
+pub fn start_worker(
+    dir: &Path,
+    hostname: &str,
+    manager_url: &str,
+    groups: &str,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> Node {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut env = vec![
+        ("HOSTNAME", hostname),
+        ("DATASCALE_SERVICE_MODE", "worker"),
+        ("DATASCALE_SERVICE_WORKER_MANAGER_ADDRESS", manager_url),
+        ("DATASCALE_SERVICE_WORKER_GROUPS", groups),
+        ("DATASCALE_SERVICE_WORKER_TOKEN", token),
+        ("DATASCALE_SERVICE_WORKER_HEARTBEAT_INTERVAL_SECS", "1"),
+    ];
+    env.extend_from_slice(extra);
+    start(dir, &env)
+}
+
 impl Node {
     pub fn api_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.api)
