@@ -50,6 +50,16 @@ fn worker_of_cluster(
     start_worker(dir, hostname, manager_url, groups, token, &extra)
 }
 
+/// worker1 and worker2 of the tutorial, in `dir/w1` and `dir/w2`, each in
+/// its group of `groups`, enrolling with the enrollment token.
+fn tutorial_workers(dir: &Path, manager: &Node, groups: [&str; 2]) -> (Node, Node) {
+    let [first, second] = groups;
+    (
+        worker(&dir.join("w1"), "worker1", manager, first, ENROLL),
+        worker(&dir.join("w2"), "worker2", manager, second, ENROLL),
+    )
+}
+
 /// A dataflow that writes demo events into `<dir>/<prefix>-<host>.json`.
 fn demo_to_file(name: &str, dir: &Path, prefix: &str) -> Value {
     json!({
@@ -118,20 +128,7 @@ async fn each_worker_runs_its_groups_dataflows_and_follows_changes() {
         .await;
     assert_eq!(put.status, 201, "{}", put.body);
 
-    let worker1 = worker(
-        &dir.path().join("w1"),
-        "worker1",
-        &manager,
-        "default",
-        ENROLL,
-    );
-    let worker2 = worker(
-        &dir.path().join("w2"),
-        "worker2",
-        &manager,
-        "another_group",
-        ENROLL,
-    );
+    let (worker1, worker2) = tutorial_workers(dir.path(), &manager, ["default", "another_group"]);
     grows(&out.join("default-worker1.json"), "worker1's events").await;
     grows(&out.join("another-worker2.json"), "worker2's events").await;
     assert!(!out.join("default-worker2.json").exists());
@@ -317,20 +314,7 @@ async fn a_wrong_token_another_cluster_and_a_revoked_worker_are_refused() {
         "{line}"
     );
 
-    let worker1 = worker(
-        &dir.path().join("w1"),
-        "worker1",
-        &manager,
-        "default",
-        ENROLL,
-    );
-    let worker2 = worker(
-        &dir.path().join("w2"),
-        "worker2",
-        &manager,
-        "default",
-        ENROLL,
-    );
+    let (worker1, worker2) = tutorial_workers(dir.path(), &manager, ["default", "default"]);
     let id = listed(&api, "worker1").await["id"]
         .as_str()
         .unwrap()
@@ -455,20 +439,7 @@ async fn both_workers_events_reach_the_event_set() {
             .await;
         assert_eq!(answer.status, 201, "{}", answer.body);
     }
-    let worker1 = worker(
-        &dir.path().join("w1"),
-        "worker1",
-        &manager,
-        "default",
-        ENROLL,
-    );
-    let worker2 = worker(
-        &dir.path().join("w2"),
-        "worker2",
-        &manager,
-        "another_group",
-        ENROLL,
-    );
+    let (worker1, worker2) = tutorial_workers(dir.path(), &manager, ["default", "another_group"]);
     for (host, dataflow) in [
         ("worker1", "default_dataflow"),
         ("worker2", "another_group_dataflow"),
