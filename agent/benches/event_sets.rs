@@ -75,6 +75,19 @@ fn event(n: usize) -> String {
     .to_string()
 }
 
+/// The JSON the manager answers to `GET url` with the admin token.
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("the manager answers")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[at.min(sorted.len() - 1)]
@@ -139,17 +152,8 @@ async fn main() {
         let mut found = 0;
         for _ in 0..30 {
             let begun = Instant::now();
-            let page: Value = client
-                .get(format!(
-                    "{base}/api/v1/event_sets/bench/events?q={q}&limit=100"
-                ))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .expect("the manager answers")
-                .json()
-                .await
-                .expect("a page");
+            let url = format!("{base}/api/v1/event_sets/bench/events?q={q}&limit=100");
+            let page = get_json(&client, &url).await;
             latencies.push(begun.elapsed());
             found = page["events"].as_array().map_or(0, Vec::len);
         }
@@ -161,15 +165,7 @@ async fn main() {
             percentile(&latencies, 0.99),
         ));
     }
-    let sets: Value = client
-        .get(format!("{base}/api/v1/event_sets"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("the manager answers")
-        .json()
-        .await
-        .expect("the list of sets");
+    let sets = get_json(&client, &format!("{base}/api/v1/event_sets")).await;
     let disk = sets[0]["size_bytes"].as_u64().unwrap_or(0);
     let stored = sets[0]["events"].as_u64().unwrap_or(0);
     let peak_kib = status_kib(pid, "VmHWM:");
