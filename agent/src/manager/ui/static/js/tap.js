@@ -128,12 +128,14 @@ export async function tapPage(view) {
     h("div", { class: "field" }, h("label", { for: "tap-rate" }, "At most"), rate),
     start, stop);
 
+  // The table's body is the one events arrive in.
+  const events = table(["Time", "Worker", "Event"], [], { className: "events" });
+  events.tBodies[0].replaceWith(rows);
   fill(view.main,
     h("div", { class: "page-head" }, h("h1", {}, "Live tap")),
     h("section", { class: "card" }, form,
       h("p", { class: "muted small" }, "A copy of what the component puts out (a sink: takes in) on every worker that runs the dataflow. Watching never slows a dataflow down: what exceeds the rate is left out.")),
-    h("section", { class: "card" }, status, table(["Time", "Worker", "Event"], [], { className: "events" })));
-  view.main.querySelector("section:last-child table tbody").replaceWith(rows);
+    h("section", { class: "card" }, status, events));
 
   const [chosenGroup, chosenDataflow] = [view.params.group, view.params.name];
   if (chosenGroup && groups.some((one) => one.name === chosenGroup)) group.value = chosenGroup;
