@@ -550,3 +550,142 @@ async fn a_worker_follows_a_manager_whose_store_was_made_anew() {
     drop(worker1);
     second.terminate(Duration::from_secs(10));
 }
+
+/// A sample of the worker's `/metrics`: `family` of component `component`.
+async fn worker_gauge(worker: &Node, family: &str, component: &str) -> Option<u64> {
+    let text = reqwest::get(worker.api_url("/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let label = format!("component=\"{component}\"");
+    text.lines()
+        .find(|line| line.starts_with(&format!("{family}{{")) && line.contains(&label))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// Sends `messages` to `address` as syslog datagrams, a few at a time, each
+/// time waiting until the worker's source has received them, so that no
+/// datagram is lost to a full socket buffer instead of to the sink.
+async fn send_syslog(worker: &Node, address: &str, messages: std::ops::Range<u32>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let received = || worker_gauge(worker, "datascale_component_received_events_total", "in");
+    let mut expected = received().await.unwrap_or(0);
+    let numbers: Vec<u32> = messages.collect();
+    for chunk in numbers.chunks(50) {
+        for n in chunk {
+            let datagram = format!("<13>Dec  2 10:00:00 worker1 app: line-{n}");
+            socket.send_to(datagram.as_bytes(), address).unwrap();
+        }
+        expected += chunk.len() as u64;
+        eventually(WAIT, "the source to receive the datagrams", || async {
+            (received().await? >= expected).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Waits until the worker's syslog source at `address` receives: a probe
+/// datagram a while until one arrives.
+async fn listening(worker: &Node, address: &str) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    eventually(WAIT, "the syslog source to listen", || async {
+        socket
+            .send_to(b"<13>Dec  2 10:00:00 worker1 app: probe", address)
+            .unwrap();
+        let received =
+            worker_gauge(worker, "datascale_component_received_events_total", "in").await?;
+        (received > 0).then_some(())
+    })
+    .await;
+}
+
+/// The distinct `line-N` messages in `my_datascale_cluster`.
+async fn lines_stored(api: &Api) -> std::collections::BTreeSet<String> {
+    let answer = api
+        .get("/api/v1/event_sets/my_datascale_cluster/events?limit=10000")
+        .await;
+    answer.body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|event| event["message"].as_str())
+        .filter_map(|message| message.split_whitespace().find(|w| w.starts_with("line-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_buffer_keeps_what_syslog_received_through_a_manager_outage_and_a_worker_restart() {
+    let dir = home();
+    let address = support::free_address().to_string();
+    let manager_home = dir.path().join("manager");
+    let first = manager(&manager_home, &address);
+    let api = Api::with_token(&first, ADMIN);
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let document = json!({
+        "name": "udp",
+        "sources": [{"name": "in", "type": "syslog", "conf": {"address": syslog, "mode": "udp"}}],
+        "sinks": [{"name": "out", "type": "yh", "inputs": ["in"],
+                   "buffer": {"type": "disk", "max_size": 8 << 20},
+                   "conf": {"event_set": "my_datascale_cluster"}}]
+    });
+    let answer = api
+        .put("/api/v1/groups/default/dataflows/udp", &document)
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let worker_home = dir.path().join("w1");
+    let worker1 = worker(&worker_home, "worker1", &first, "default", ENROLL);
+    listening(&worker1, &syslog).await;
+    send_syslog(&worker1, &syslog, 0..100).await;
+    eventually(WAIT, "the first lines", || async {
+        (lines_stored(&api).await.len() == 100).then_some(())
+    })
+    .await;
+
+    // The manager is killed; what arrives meanwhile waits on the worker's disk.
+    drop(first);
+    send_syslog(&worker1, &syslog, 100..600).await;
+    let waiting = || worker_gauge(&worker1, "datascale_component_disk_buffer_events", "out");
+    eventually(WAIT, "500 events waiting in the disk buffer", || async {
+        (waiting().await? >= 500).then_some(())
+    })
+    .await;
+
+    // The worker is killed too, and starts again with no manager to ask.
+    drop(worker1);
+    let manager_url = format!("http://{address}");
+    let worker1 = worker_of_cluster(
+        &worker_home,
+        "worker1",
+        &manager_url,
+        "default",
+        ENROLL,
+        "datascale",
+    );
+    listening(&worker1, &syslog).await;
+    let waiting = worker_gauge(&worker1, "datascale_component_disk_buffer_events", "out")
+        .await
+        .unwrap();
+    assert!(waiting >= 500, "{waiting} events left after the restart");
+    send_syslog(&worker1, &syslog, 600..700).await;
+
+    let second = manager(&manager_home, &address);
+    let api = Api::with_token(&second, ADMIN);
+    eventually(WAIT, "every line once the manager is back", || async {
+        (lines_stored(&api).await.len() == 700).then_some(())
+    })
+    .await;
+    eventually(WAIT, "the disk buffer to empty", || async {
+        (worker_gauge(&worker1, "datascale_component_disk_buffer_events", "out").await? == 0)
+            .then_some(())
+    })
+    .await;
+    drop(worker1);
+    second.terminate(Duration::from_secs(10));
+}

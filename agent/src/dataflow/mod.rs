@@ -14,7 +14,11 @@ pub use validate::{
     parse_text,
 };
 
-use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
+use self::{
+    pipelines::PipelineConfig,
+    sinks::{BufferConfig, BufferType, SinkConfig},
+    sources::SourceConfig,
+};
 
 /// The `type` of a component's configuration, as written in the document.
 pub fn type_name<C: Serialize>(config: &C) -> String {
@@ -59,6 +63,9 @@ pub struct Component<C> {
     pub inputs: Vec<String>,
     /// Its type and that type's configuration.
     pub config: C,
+    /// Where its events wait for it (`buffer`): only a sink's may be other
+    /// than the default, memory.
+    pub buffer: BufferConfig,
 }
 
 impl Dataflow {
@@ -88,7 +95,8 @@ impl Serialize for Dataflow {
     }
 }
 
-/// Serializes as the document's component: `{"name", "type", "inputs", "conf"}`.
+/// Serializes as the document's component: `{"name", "type", "inputs",
+/// "buffer", "conf"}`, with `inputs` and `buffer` only where they are set.
 impl<C: Serialize> Serialize for Component<C> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let tagged = serde_json::to_value(&self.config).map_err(serde::ser::Error::custom)?;
@@ -97,6 +105,9 @@ impl<C: Serialize> Serialize for Component<C> {
         map.serialize_entry("type", &tagged["type"])?;
         if !self.inputs.is_empty() {
             map.serialize_entry("inputs", &self.inputs)?;
+        }
+        if self.buffer.kind != BufferType::Memory {
+            map.serialize_entry("buffer", &self.buffer)?;
         }
         map.serialize_entry("conf", &tagged["conf"])?;
         map.end()

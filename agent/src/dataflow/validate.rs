@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{
     Component, ComponentConfig, Dataflow,
     pipelines::{PipelineConfig, VrlRole},
-    sinks::SinkConfig,
+    sinks::{BufferConfig, SinkConfig},
     sources::SourceConfig,
 };
 use crate::config::check_name;
@@ -287,7 +287,8 @@ fn parse_component<C: DeserializeOwned + ComponentConfig>(
     };
     let allowed: &[&str] = match kind {
         Kind::Source => &["name", "type", "conf"],
-        _ => &["name", "type", "inputs", "conf"],
+        Kind::Pipeline => &["name", "type", "inputs", "conf"],
+        Kind::Sink => &["name", "type", "inputs", "buffer", "conf"],
     };
     for key in fields.keys() {
         if key == "inputs" && kind == Kind::Source {
@@ -333,6 +334,10 @@ fn parse_component<C: DeserializeOwned + ComponentConfig>(
     if kind != Kind::Source {
         parsed.inputs = parse_inputs(report, fields.get("inputs"), kind, &path);
     }
+    let buffer = match fields.get("buffer") {
+        Some(buffer) if kind == Kind::Sink => parse_buffer(report, buffer, &path),
+        _ => Some(BufferConfig::default()),
+    };
     let Some(type_name) = fields.get("type") else {
         report.add(
             format!("{path}.type"),
@@ -369,14 +374,36 @@ fn parse_component<C: DeserializeOwned + ComponentConfig>(
         report.add(format!("{path}.conf.{below}"), message);
     }
     parsed.named_outputs = config.named_outputs();
-    if valid_name {
+    if let (true, Some(buffer)) = (valid_name, buffer) {
         parsed.component = Some(Component {
             name: parsed.name.clone().unwrap_or_default(),
             inputs: parsed.inputs.clone(),
             config,
+            buffer,
         });
     }
     parsed
+}
+
+/// A sink's `buffer`, or `None` with its problems reported at their paths.
+fn parse_buffer(report: &mut Report, buffer: &Value, path: &str) -> Option<BufferConfig> {
+    match serde_path_to_error::deserialize::<_, BufferConfig>(buffer) {
+        Ok(config) => {
+            let problems = config.problems();
+            for (below, message) in &problems {
+                report.add(format!("{path}.buffer.{below}"), message.clone());
+            }
+            problems.is_empty().then_some(config)
+        }
+        Err(err) => {
+            let at = match err.path().to_string().as_str() {
+                "." => format!("{path}.buffer"),
+                below => format!("{path}.buffer.{below}"),
+            };
+            report.add(at, err.inner().to_string());
+            None
+        }
+    }
 }
 
 /// Component names are names of the safe charset without `.`, which
@@ -742,6 +769,62 @@ mod tests {
             parse(&back).unwrap(),
             dataflow,
             "the serialized form parses to the same dataflow"
+        );
+    }
+
+    #[test]
+    fn a_sink_may_have_a_disk_buffer_and_keeps_it_when_serialized() {
+        let mut document = contract_example();
+        document["sinks"][0]["buffer"] = json!({"type": "disk", "max_size": 8 << 20});
+        let dataflow = parse(&document).unwrap();
+        let buffer = &dataflow.sinks[0].buffer;
+        assert_eq!(buffer.kind, crate::dataflow::sinks::BufferType::Disk);
+        assert_eq!(buffer.max_size, 8 << 20);
+        assert_eq!(buffer.when_full, crate::dataflow::sinks::WhenFull::Block);
+        let back = serde_json::to_value(&dataflow).unwrap();
+        assert_eq!(back["sinks"][0]["buffer"]["type"], "disk");
+        assert_eq!(parse(&back).unwrap(), dataflow);
+        // The default, memory, is not written out.
+        let plain = serde_json::to_value(parse(&contract_example()).unwrap()).unwrap();
+        assert!(plain["sinks"][0].get("buffer").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn a_bad_buffer_is_reported_at_its_path() {
+        let with_buffer = |kind: &str, buffer: Value| {
+            let mut document = contract_example();
+            document[kind][0]["buffer"] = buffer;
+            errors_of(document)
+        };
+        let small = with_buffer("sinks", json!({"type": "disk", "max_size": 1024}));
+        assert!(
+            message_at(&small, "sinks[0].buffer.max_size").contains("at least 1048576"),
+            "{small:#?}"
+        );
+        let memory = with_buffer("sinks", json!({"when_full": "drop_newest"}));
+        assert!(
+            message_at(&memory, "sinks[0].buffer.when_full").contains("disk buffers only"),
+            "{memory:#?}"
+        );
+        let unknown = with_buffer("sinks", json!({"type": "disk", "max_events": 5}));
+        assert!(
+            message_at(&unknown, "sinks[0].buffer.max_events").contains("expected one of `type`"),
+            "{unknown:#?}"
+        );
+        let kind = with_buffer("sinks", json!({"type": "tape"}));
+        assert!(
+            message_at(&kind, "sinks[0].buffer.type").contains("expected `memory` or `disk`"),
+            "{kind:#?}"
+        );
+        let full = with_buffer("sinks", json!({"type": "disk", "when_full": "panic"}));
+        assert!(
+            message_at(&full, "sinks[0].buffer.when_full").contains("drop_newest"),
+            "{full:#?}"
+        );
+        let on_source = with_buffer("sources", json!({"type": "disk"}));
+        assert!(
+            message_at(&on_source, "sources[0].buffer").contains("unknown field `buffer`"),
+            "{on_source:#?}"
         );
     }
 

@@ -33,6 +33,12 @@ pub struct ComponentMetrics {
     pub restarts: AtomicU64,
     /// Unix seconds of the last error, 0 for none.
     pub last_error_at: AtomicU64,
+    /// Events in a sink's disk buffer that it has not written yet.
+    pub disk_buffer_events: AtomicU64,
+    /// Bytes of a sink's disk buffer files.
+    pub disk_buffer_bytes: AtomicU64,
+    /// Most bytes a sink's disk buffer keeps; 0 for a sink without one.
+    pub disk_buffer_max_bytes: AtomicU64,
     /// What the component is doing now, and its last error.
     health: Mutex<Health>,
 }

@@ -51,17 +51,53 @@ pub const COMPONENT_COUNTERS: [Family; 7] = [
     ),
 ];
 
-/// Renders every series: per component counters and channel fill, the
+/// The gauges of a sink's disk buffer, shown for sinks that have one.
+const DISK_BUFFER_GAUGES: [Family; 3] = [
+    (
+        "datascale_component_disk_buffer_events",
+        "Events in a sink's disk buffer that the sink has not written yet.",
+        |m| m.disk_buffer_events.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_disk_buffer_bytes",
+        "Bytes of a sink's disk buffer files.",
+        |m| m.disk_buffer_bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "datascale_component_disk_buffer_max_bytes",
+        "Most bytes a sink's disk buffer keeps.",
+        |m| m.disk_buffer_max_bytes.load(Ordering::Relaxed),
+    ),
+];
+
+/// Each family's header and its sample for every component `shown` picks.
+fn families(
+    out: &mut String,
+    families: &[Family],
+    kind: &str,
+    components: &[std::sync::Arc<Registered>],
+    shown: impl Fn(&Registered) -> bool,
+) {
+    for (name, help, read) in families {
+        header(out, name, help, kind);
+        for registered in components.iter().filter(|registered| shown(registered)) {
+            sample(out, name, registered, read(&registered.metrics));
+        }
+    }
+}
+
+/// Renders every series: per component counters, channel fill and disk buffers, the
 /// process's CPU time and resident memory, and the `limits` it runs under.
 pub fn render(registry: &Registry, limits: &EffectiveLimits) -> String {
     let components = registry.components();
     let mut out = String::new();
-    for (name, help, read) in COMPONENT_COUNTERS {
-        header(&mut out, name, help, "counter");
-        for registered in &components {
-            sample(&mut out, name, registered, read(&registered.metrics));
-        }
-    }
+    families(
+        &mut out,
+        &COMPONENT_COUNTERS,
+        "counter",
+        &components,
+        |_| true,
+    );
     let buffer_gauges: [BufferGauge; 2] = [
         (
             "datascale_component_buffer_batches",
@@ -82,6 +118,20 @@ pub fn render(registry: &Registry, limits: &EffectiveLimits) -> String {
             }
         }
     }
+    let has_disk_buffer = |registered: &Registered| {
+        registered
+            .metrics
+            .disk_buffer_max_bytes
+            .load(Ordering::Relaxed)
+            > 0
+    };
+    families(
+        &mut out,
+        &DISK_BUFFER_GAUGES,
+        "gauge",
+        &components,
+        has_disk_buffer,
+    );
     let usage = ProcessUsage::now();
     header(
         &mut out,

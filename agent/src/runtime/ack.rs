@@ -12,9 +12,13 @@
 //! lines a sink failed to write): components that have not handled the
 //! batch yet let it go instead of writing it twice.
 
-use std::sync::{
-    Arc, Mutex, Weak,
-    atomic::{AtomicBool, AtomicU8, Ordering},
+use std::{
+    pin::Pin,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicU8, Ordering},
+    },
+    task::{Context, Poll},
 };
 
 use tokio::sync::oneshot;
@@ -141,7 +145,19 @@ impl DeliveryReceipt {
 
     /// Waits until every copy is accounted for: `Delivered` or `Failed`.
     pub async fn outcome(self) -> Delivery {
-        self.outcome.await.unwrap_or(Delivery::Failed)
+        self.await
+    }
+}
+
+/// Awaiting a receipt in place (`&mut receipt`) keeps it at hand, so a
+/// source can still abandon it while it waits on another.
+impl Future for DeliveryReceipt {
+    type Output = Delivery;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Delivery> {
+        Pin::new(&mut self.outcome)
+            .poll(cx)
+            .map(|outcome| outcome.unwrap_or(Delivery::Failed))
     }
 }
 

@@ -7,6 +7,7 @@
 //! and end.
 
 pub mod ack;
+mod buffer;
 pub mod tap;
 
 use std::{
@@ -25,9 +26,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use self::buffer::DiskBuffer;
 use crate::{
     collector::shelf::Shelf,
-    dataflow::{ComponentConfig, Dataflow, type_name},
+    dataflow::{ComponentConfig, Dataflow, sinks::BufferType, type_name},
     event::{Batch, Origin},
     metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
     runtime::{
@@ -136,7 +138,8 @@ impl Output {
 #[derive(Debug, Clone)]
 pub struct Input {
     receiver: Arc<Mutex<mpsc::Receiver<Batch>>>,
-    metrics: Arc<ComponentMetrics>,
+    /// Counts what comes in; `None` behind a disk buffer, which counted it.
+    metrics: Option<Arc<ComponentMetrics>>,
     /// Where a sink can be watched: what it takes in.
     tap: Option<Arc<TapPoint>>,
 }
@@ -146,7 +149,17 @@ impl Input {
     pub fn new(receiver: mpsc::Receiver<Batch>, metrics: Arc<ComponentMetrics>) -> Self {
         Self {
             receiver: Arc::new(Mutex::new(receiver)),
-            metrics,
+            metrics: Some(metrics),
+            tap: None,
+        }
+    }
+
+    /// An input reading `receiver` that counts nothing: a sink's behind its
+    /// disk buffer, whose own input counted the events once.
+    fn uncounted(receiver: mpsc::Receiver<Batch>) -> Self {
+        Self {
+            receiver: Arc::new(Mutex::new(receiver)),
+            metrics: None,
             tap: None,
         }
     }
@@ -181,7 +194,9 @@ impl Input {
             batch.finish(Delivery::Dropped);
             return None;
         }
-        self.metrics.received(batch.events.len(), 0);
+        if let Some(metrics) = &self.metrics {
+            metrics.received(batch.events.len(), 0);
+        }
         if let Some(tap) = &self.tap {
             tap.offer(&batch.events);
         }
@@ -443,14 +458,40 @@ pub fn start(
             config.build(&name, context.clone())
         })?);
     }
+    let mut buffers: Vec<ComponentTask> = Vec::new();
     for sink in &dataflow.sinks {
         let metrics = register(&sink.name, type_name(&sink.config));
+        let input = Input {
+            tap: Some(tap_of(&sink.name)),
+            ..input_of(&sink.name, &metrics)
+        };
+        let input = match sink.buffer.kind {
+            BufferType::Memory => input,
+            BufferType::Disk => {
+                let dir = environment
+                    .data_dir
+                    .join("buffers")
+                    .join(group)
+                    .join(&dataflow.name)
+                    .join(&sink.name);
+                let buffer =
+                    DiskBuffer::open(&dir, &sink.buffer, metrics.clone()).map_err(|err| {
+                        BuildError::Invalid {
+                            component: sink.name.clone(),
+                            message: format!(
+                                "cannot open its disk buffer in {}: {err}",
+                                dir.display()
+                            ),
+                        }
+                    })?;
+                let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
+                buffers.extend(buffer.tasks(&sink.name, input, sender, shutdown.child_token()));
+                Input::uncounted(receiver)
+            }
+        };
         let context = SinkContext {
             name: sink.name.clone(),
-            input: Input {
-                tap: Some(tap_of(&sink.name)),
-                ..input_of(&sink.name, &metrics)
-            },
+            input,
             metrics: metrics.clone(),
             managers: environment.managers.clone(),
         };
@@ -465,6 +506,11 @@ pub fn start(
     let mut tasks = JoinSet::new();
     for component in supervised {
         tasks.spawn(component.run(dataflow.name.clone(), shutdown.clone()));
+    }
+    for buffer in buffers {
+        tasks.spawn(async move {
+            let _ = buffer.await;
+        });
     }
     info!(dataflow = %dataflow.name, "Dataflow started.");
     Ok(RunningDataflow {

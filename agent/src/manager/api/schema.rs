@@ -34,6 +34,11 @@ pub struct Component {
     /// Names of the components it reads from (`route.output` for a route's
     /// output); pipelines and sinks only.
     pub inputs: Option<Vec<String>>,
+    /// Where a sink's events wait for it: `{"type": "memory"}` (the
+    /// default) or `{"type": "disk", "max_size": bytes, "when_full":
+    /// "block" | "drop_newest"}`; sinks only.
+    #[schema(value_type = Option<Object>)]
+    pub buffer: Option<BTreeMap<String, Value>>,
     /// The type's own settings.
     #[schema(value_type = Option<Object>)]
     pub conf: Option<BTreeMap<String, Value>>,
