@@ -207,10 +207,12 @@ impl Store {
                     None => break,
                 }
             }
-            let mut settled = Vec::new();
+            let mut settled: Vec<(Batch, u64)> = Vec::new();
             for batch in batches {
                 let payload = encode(&batch.events);
-                let needed = payload.len() as u64 + 12;
+                // Appended and not yet committed counts too.
+                let appended: u64 = settled.iter().map(|(_, bytes)| bytes).sum();
+                let needed = appended + payload.len() as u64 + segments::HEADER_BYTES;
                 if !self.ledger.has_room(needed, self.config.max_size) {
                     if self.config.when_full == WhenFull::DropNewest {
                         self.ledger.metrics.discard(batch.events.len());
@@ -219,6 +221,7 @@ impl Store {
                     }
                     // What is appended already goes out before the wait.
                     self.commit(std::mem::take(&mut settled));
+                    let needed = needed - appended;
                     while !self.ledger.has_room(needed, self.config.max_size) {
                         let freed = self.ledger.freed.notified();
                         if self.ledger.has_room(needed, self.config.max_size) {

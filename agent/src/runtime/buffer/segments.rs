@@ -21,7 +21,7 @@ use tracing::warn;
 use crate::durable;
 
 /// Bytes of a record's header.
-const HEADER_BYTES: u64 = 12;
+pub const HEADER_BYTES: u64 = 12;
 
 /// Largest payload a record may claim; a longer claim is damage.
 const MAX_PAYLOAD_BYTES: u32 = 1 << 30;
