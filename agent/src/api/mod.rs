@@ -5,6 +5,7 @@
 //! a router on a listener until shutdown.
 
 mod error;
+mod serve;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -19,8 +20,6 @@ use axum::{
     response::Response,
 };
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -28,6 +27,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+pub use serve::serve;
 
 use crate::{
     auth::{Caller, Role, Tokens},
@@ -416,20 +416,6 @@ pub async fn admit(
     let mut response = next.run(request).await;
     response.extensions_mut().insert(caller);
     Ok(response)
-}
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets
-/// requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    // The routes are made ready once here, not for each connection: a
-    // manager holds a connection open for each of thousands of workers.
-    axum::serve(listener, router.with_state(()).into_make_service())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 #[cfg(test)]
