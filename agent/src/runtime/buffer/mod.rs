@@ -427,7 +427,8 @@ impl Feed {
 
 /// The events as JSON lines.
 fn encode(events: &[Event]) -> Vec<u8> {
-    let mut payload = Vec::new();
+    // Most events of a log take a few hundred bytes as JSON.
+    let mut payload = Vec::with_capacity(events.len() * 256);
     for event in events {
         serde_json::to_writer(&mut payload, &event.value).expect("a VRL value serializes to JSON");
         payload.push(b'\n');

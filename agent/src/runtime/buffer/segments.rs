@@ -26,7 +26,10 @@ pub const HEADER_BYTES: u64 = 12;
 /// Largest payload a record may claim; a longer claim is damage.
 const MAX_PAYLOAD_BYTES: u32 = 1 << 30;
 
-const CHECKSUM: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+/// CRC-32C, sixteen bytes a step (the crate's bytewise default is several
+/// times slower, and every byte of the buffer passes through it twice).
+const CHECKSUM: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// The name of the file that holds the acknowledged read position.
 const POSITION_FILE: &str = "reader.json";
@@ -306,18 +309,22 @@ impl SegmentWriter {
             .ok()
             .filter(|&length| length <= MAX_PAYLOAD_BYTES)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a batch over 1 GiB"))?;
-        let mut record = Vec::with_capacity(HEADER_BYTES as usize + payload.len());
-        record.extend_from_slice(&length.to_le_bytes());
-        record.extend_from_slice(&events.to_le_bytes());
-        record.extend_from_slice(&checksum_of(events, payload).to_le_bytes());
-        record.extend_from_slice(payload);
-        if let Err(err) = self.file.write_all(&record) {
+        let mut header = [0u8; HEADER_BYTES as usize];
+        header[0..4].copy_from_slice(&length.to_le_bytes());
+        header[4..8].copy_from_slice(&events.to_le_bytes());
+        header[8..12].copy_from_slice(&checksum_of(events, payload).to_le_bytes());
+        let written = self
+            .file
+            .write_all(&header)
+            .and_then(|()| self.file.write_all(payload));
+        if let Err(err) = written {
             let _ = self.file.set_len(self.length);
             return Err(err);
         }
-        self.length += record.len() as u64;
+        let bytes = HEADER_BYTES + u64::from(length);
+        self.length += bytes;
         self.unsynced = true;
-        Ok(record.len() as u64)
+        Ok(bytes)
     }
 
     /// Makes what was appended durable, then begins a new segment when this
