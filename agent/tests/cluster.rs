@@ -559,10 +559,7 @@ async fn worker_gauge(worker: &Node, family: &str, component: &str) -> Option<u6
         .text()
         .await
         .ok()?;
-    let label = format!("component=\"{component}\"");
-    text.lines()
-        .find(|line| line.starts_with(&format!("{family}{{")) && line.contains(&label))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+    support::series_value(&text, family, &[&format!("component=\"{component}\"")])
 }
 
 /// Sends `messages` to `address` as syslog datagrams, a few at a time, each

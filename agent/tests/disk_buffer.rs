@@ -148,10 +148,11 @@ async fn a_full_buffer_holds_its_source_back_or_discards_and_counts() {
         let api = &api;
         async move {
             let text = api.get("/metrics").await.body.as_str()?.to_owned();
-            let labels = format!("dataflow=\"{dataflow}\",component=\"{component}\"");
-            text.lines()
-                .find(|line| line.starts_with(&format!("{family}{{")) && line.contains(&labels))
-                .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            let labels = [
+                format!("dataflow=\"{dataflow}\""),
+                format!("component=\"{component}\""),
+            ];
+            support::series_value(&text, family, &[&labels[0], &labels[1]])
         }
     };
     let discarded = eventually(WAIT, "the dropping buffer to discard", || async {

@@ -508,3 +508,14 @@ pub fn unprivileged(dir: &Path) -> Command {
         .current_dir(dir);
     command
 }
+
+/// The value of the first series of `family` in Prometheus text whose
+/// labels hold every one of `labels` (`name="value"`).
+pub fn series_value(metrics: &str, family: &str, labels: &[&str]) -> Option<u64> {
+    let prefix = format!("{family}{{");
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .find(|rest| labels.iter().all(|label| rest.contains(label)))
+        .and_then(|rest| rest.rsplit(' ').next()?.parse().ok())
+}
