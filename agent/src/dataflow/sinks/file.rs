@@ -129,9 +129,16 @@ pub async fn run(
             codec.encode_line(event, buffer);
         }
         let buffers_len = buffers.values().map(Vec::len).sum();
-        // Written on this worker thread, which tokio hands its other tasks
-        // meanwhile: the buffers are freed where they were made.
-        let written = tokio::task::block_in_place(|| write_all(&mut files, &buffers));
+        // Written on a blocking thread, which allocates nothing on the way
+        // (the buffers come back to be reused here): a thread that allocates
+        // gets a malloc arena of its own, and arenas cost memory.
+        let written;
+        (written, files, buffers) = tokio::task::spawn_blocking(move || {
+            let written = write_all(&mut files, &buffers);
+            (written, files, buffers)
+        })
+        .await
+        .expect("the writer does not panic");
         if written.is_ok() {
             context.metrics.sent(events, buffers_len);
         }
