@@ -207,6 +207,16 @@ fn emit(text: &str) {
     }
 }
 
+/// The single-threaded async runtime of `datascale run`: its components
+/// share one thread, which makes them allocate from one malloc arena
+/// instead of one arena for each thread that ran them.
+fn single_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+}
+
 /// The multi-threaded async runtime of the long-running commands.
 fn async_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
         }
     };
     let deadline = Duration::from_secs(loaded.config.service.shutdown_timeout_secs);
-    let tokio = super::async_runtime();
+    let tokio = super::single_thread_runtime();
     let result = tokio.block_on(async {
         let stop = super::start::termination_signal().await?;
         let environment = runtime::Environment::new(

@@ -51,6 +51,17 @@ pub const CHANNEL_BATCHES: usize = 2;
 /// Most events a source puts in one batch.
 pub const MAX_BATCH_EVENTS: usize = 256;
 
+/// Runs blocking work (a file read, a scrape of the host) from a task. On a
+/// multi-threaded runtime the worker first hands its other tasks to another
+/// thread; on the single-threaded runtime of `datascale run`, which has no
+/// other worker to hand them to, the work runs in place.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => work(),
+        _ => tokio::task::block_in_place(work),
+    }
+}
+
 /// A component's running task.
 pub type ComponentTask = Pin<Box<dyn Future<Output = Result<(), ComponentError>> + Send>>;
 

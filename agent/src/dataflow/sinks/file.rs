@@ -14,7 +14,7 @@ use std::{
 
 use super::Codec;
 use crate::{
-    event::{Event, text_of},
+    event::{Batch, Event, text_of},
     runtime::{ComponentError, SinkContext, ack::Delivery},
 };
 use chrono::format::{Item, StrftimeItems};
@@ -93,61 +93,129 @@ struct OpenFile {
 /// Most events written with one write and fsync per file.
 const WRITE_EVENTS: usize = 4_096;
 
-/// Appends batches until the input ends.
-pub async fn run(
-    template: PathTemplate,
-    codec: Codec,
-    mut context: SinkContext,
-) -> Result<(), ComponentError> {
-    let mut files: BTreeMap<PathBuf, OpenFile> = BTreeMap::new();
-    // Kept from one write to the next, with their capacity, for the paths
-    // that were written last time.
-    let mut buffers: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
-    while let Some(first) = context.input.recv().await {
-        // Batches already waiting are written with the same write and fsync.
-        let mut events = first.events.len();
-        let mut batches = vec![first];
-        while events < WRITE_EVENTS {
-            let Some(batch) = context.input.try_recv() else {
-                break;
-            };
-            events += batch.events.len();
-            batches.push(batch);
-        }
+/// Events encoded for the next write, and the batches they came in, whose
+/// events are let go once encoded: only their delivery tokens wait for the
+/// fsync.
+#[derive(Default)]
+struct Gathered {
+    buffers: BTreeMap<PathBuf, Vec<u8>>,
+    batches: Vec<Batch>,
+    events: usize,
+}
+
+impl Gathered {
+    /// Encodes a batch's events into the buffers of their paths.
+    fn add(&mut self, mut batch: Batch, template: &PathTemplate, codec: Codec) {
         let now = chrono::Utc::now();
+        for event in &batch.events {
+            let path = template.render(event, &now);
+            let buffer = match self.buffers.get_mut(path.as_ref()) {
+                Some(buffer) => buffer,
+                None => self.buffers.entry(path.into_owned()).or_default(),
+            };
+            codec.encode_line(event, buffer);
+        }
+        self.events += batch.events.len();
+        batch.events = Vec::new();
+        self.batches.push(batch);
+    }
+
+    /// Empties the buffers, keeping their capacity for the paths that were
+    /// written last time.
+    fn reuse(mut buffers: BTreeMap<PathBuf, Vec<u8>>) -> Self {
         buffers.retain(|_, buffer| {
             let used = !buffer.is_empty();
             buffer.clear();
             used
         });
-        for event in batches.iter().flat_map(|batch| &batch.events) {
-            let path = template.render(event, &now);
-            let buffer = match buffers.get_mut(path.as_ref()) {
-                Some(buffer) => buffer,
-                None => buffers.entry(path.into_owned()).or_default(),
-            };
-            codec.encode_line(event, buffer);
+        Self {
+            buffers,
+            ..Self::default()
         }
-        let buffers_len = buffers.values().map(Vec::len).sum();
-        // Written on this worker thread, which tokio hands its other tasks
-        // meanwhile: the buffers are freed where they were made.
-        let written = tokio::task::block_in_place(|| write_all(&mut files, &buffers));
-        if written.is_ok() {
-            context.metrics.sent(events, buffers_len);
-        }
-        let outcome = match written {
-            Ok(()) => Delivery::Delivered,
-            Err(_) => Delivery::Failed,
-        };
-        for batch in batches {
-            batch.finish(outcome);
-        }
-        written.map_err(|(path, source)| ComponentError::Io {
-            context: format!("sink `{}` cannot write {}", context.name, path.display()),
-            source,
-        })?;
     }
-    Ok(())
+}
+
+/// A write done on a blocking thread, and what it hands back.
+type Written = (
+    Result<(), (PathBuf, std::io::Error)>,
+    BTreeMap<PathBuf, OpenFile>,
+    Gathered,
+);
+
+/// Appends batches until the input ends. While one write and fsync runs on
+/// a blocking thread, the batches that arrive are encoded for the next one,
+/// so that a slow fsync makes the writes larger instead of holding the
+/// dataflow. The blocking thread allocates nothing (the buffers come back
+/// to be reused here): a thread that allocates gets a malloc arena of its
+/// own, and arenas cost memory.
+pub async fn run(
+    template: PathTemplate,
+    codec: Codec,
+    mut context: SinkContext,
+) -> Result<(), ComponentError> {
+    let mut files = Some(BTreeMap::new());
+    let mut next = Gathered::default();
+    // The buffers of the last write, to gather the one after the next into.
+    let mut spare = None;
+    let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
+    let mut input_open = true;
+    loop {
+        if let Some(write) = writing.as_mut() {
+            tokio::select! {
+                done = write => {
+                    writing = None;
+                    let (written, open, gathered) = done.expect("the writer does not panic");
+                    files = Some(open);
+                    let buffers_len = gathered.buffers.values().map(Vec::len).sum();
+                    let outcome = match written {
+                        Ok(()) => {
+                            context.metrics.sent(gathered.events, buffers_len);
+                            Delivery::Delivered
+                        }
+                        Err(_) => Delivery::Failed,
+                    };
+                    for batch in gathered.batches {
+                        batch.finish(outcome);
+                    }
+                    written.map_err(|(path, source)| ComponentError::Io {
+                        context: format!("sink `{}` cannot write {}", context.name, path.display()),
+                        source,
+                    })?;
+                    spare = Some(gathered.buffers);
+                }
+                batch = context.input.recv(), if input_open && next.events < WRITE_EVENTS => {
+                    match batch {
+                        Some(batch) => next.add(batch, &template, codec),
+                        None => input_open = false,
+                    }
+                }
+            }
+            continue;
+        }
+        if next.events == 0 {
+            if !input_open {
+                return Ok(());
+            }
+            match context.input.recv().await {
+                Some(batch) => next.add(batch, &template, codec),
+                None => return Ok(()),
+            }
+        }
+        // Batches already waiting are written with the same write and fsync.
+        while next.events < WRITE_EVENTS {
+            let Some(batch) = context.input.try_recv() else {
+                break;
+            };
+            next.add(batch, &template, codec);
+        }
+        let gathered =
+            std::mem::replace(&mut next, Gathered::reuse(spare.take().unwrap_or_default()));
+        let mut open = files.take().expect("no write is running");
+        writing = Some(tokio::task::spawn_blocking(move || {
+            let written = write_all(&mut open, &gathered.buffers);
+            (written, open, gathered)
+        }));
+    }
 }
 
 /// Writes and fsyncs every buffer to its file, reopening files that were

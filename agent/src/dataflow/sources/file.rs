@@ -31,7 +31,7 @@ use crate::{
     durable,
     event::{Batch, Event, Origin},
     runtime::{
-        ComponentError, MAX_BATCH_EVENTS, SourceContext,
+        self, ComponentError, MAX_BATCH_EVENTS, SourceContext,
         ack::{Delivery, DeliveryReceipt, DeliveryToken},
     },
 };
@@ -347,7 +347,7 @@ pub async fn run(
             let mut end = start;
             // One hand-over of the worker thread for the whole batch: each
             // `block_in_place` may start a thread, and threads cost memory.
-            tokio::task::block_in_place(|| {
+            runtime::blocking(|| {
                 loop {
                     match watcher.read(&config, &context.origin, &mut chunk) {
                         Ok(Some(read)) => {

@@ -11,7 +11,7 @@ use vrl::value::{ObjectMap, Value};
 use super::{HostCollector, HostMetricsConfig};
 use crate::{
     event::{Batch, Event, Origin},
-    runtime::{ComponentError, SourceContext},
+    runtime::{self, ComponentError, SourceContext},
 };
 
 /// Whether a metric is a level or a running total.
@@ -56,7 +56,7 @@ pub(super) async fn scrape_every(
             _ = ticker.tick() => {}
             () = context.shutdown.cancelled() => return Ok(()),
         }
-        let events = tokio::task::block_in_place(|| scrape(&context.origin));
+        let events = runtime::blocking(|| scrape(&context.origin));
         if context
             .output
             .send(Batch::unacknowledged(events))

@@ -37,7 +37,7 @@ use crate::{
     event::{Batch, Event},
     metrics::ComponentMetrics,
     runtime::{
-        FIRST_RESTART_BACKOFF, Input, MAX_RESTART_BACKOFF,
+        self, FIRST_RESTART_BACKOFF, Input, MAX_RESTART_BACKOFF,
         ack::{Delivery, DeliveryReceipt, DeliveryToken},
     },
 };
@@ -231,7 +231,7 @@ impl Store {
                     }
                 }
                 let events = batch.events.len();
-                match tokio::task::block_in_place(|| self.writer.append(events as u32, &payload)) {
+                match runtime::blocking(|| self.writer.append(events as u32, &payload)) {
                     Ok(bytes) => settled.push((batch, bytes)),
                     Err(err) => {
                         warn!(component = %self.name, error = %err, "Cannot write to the disk buffer; the batch is not acknowledged and its source sends it again.");
@@ -257,7 +257,7 @@ impl Store {
             return;
         }
         let before = self.written.borrow().durable;
-        let synced = tokio::task::block_in_place(|| {
+        let synced = runtime::blocking(|| {
             let synced = self.writer.sync();
             if synced.is_err() {
                 let _ = self.writer.cut_back(before);
@@ -346,7 +346,7 @@ impl Feed {
                 }
                 permit = self.sink.reserve(), if may_send => {
                     let Ok(permit) = permit else { break };
-                    match tokio::task::block_in_place(|| self.reader.next(written.durable)) {
+                    match runtime::blocking(|| self.reader.next(written.durable)) {
                         Ok(Some(record)) => {
                             let (batch, flight) = self.batch_of(record);
                             permit.send(batch);
@@ -412,7 +412,7 @@ impl Feed {
 
     /// Saves the read position, then deletes the segments it has passed.
     fn save(&self, position: Position) {
-        let saved = tokio::task::block_in_place(|| {
+        let saved = runtime::blocking(|| {
             segments::save_position(&self.dir, position)?;
             segments::delete_before(&self.dir, position)
         });
