@@ -312,6 +312,8 @@ impl Feed {
         let mut saved = acknowledged;
         let mut backoff = FIRST_RESTART_BACKOFF;
         let mut ticker = tokio::time::interval(SAVE_EVERY);
+        // A tick missed while nothing was new is not made up in a burst of saves.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Set when the writer went away without saying it finished (aborted).
         let mut writer_gone = false;
         loop {
@@ -325,6 +327,12 @@ impl Feed {
             let may_send = unread && !stopping && in_flight.len() < MAX_IN_FLIGHT;
             tokio::select! {
                 biased;
+                // First, or a sink that keeps acknowledging would starve it;
+                // it is ready only once every SAVE_EVERY.
+                _ = ticker.tick(), if acknowledged != saved => {
+                    self.save(acknowledged);
+                    saved = acknowledged;
+                }
                 outcome = async { (&mut in_flight.front_mut().expect("not empty").receipt).await }, if !in_flight.is_empty() => {
                     let settled = in_flight.pop_front().expect("not empty");
                     if outcome == Delivery::Failed {
@@ -360,10 +368,6 @@ impl Feed {
                             backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
                         }
                     }
-                }
-                _ = ticker.tick(), if acknowledged != saved => {
-                    self.save(acknowledged);
-                    saved = acknowledged;
                 }
                 changed = self.progress.changed(), if !may_send && !finished => {
                     writer_gone = changed.is_err();
