@@ -108,14 +108,11 @@ fn main() {
     );
 
     let out_buffered = dir.path().join("out-buffered.json");
-    let buffered = json!({
-        "name": "file_to_disk_buffer_to_file",
-        "sources": [source],
-        "pipelines": [remap],
-        "sinks": [{"name": "out", "type": "file", "inputs": ["parse"],
-                   "buffer": {"type": "disk", "max_size": 256 << 20},
-                   "conf": {"path": out_buffered.display().to_string()}}]
-    });
+    // The first dataflow, with a disk buffer in front of its sink.
+    let mut buffered = to_file.clone();
+    buffered["name"] = json!("file_to_disk_buffer_to_file");
+    buffered["sinks"][0]["buffer"] = json!({"type": "disk", "max_size": 256 << 20});
+    buffered["sinks"][0]["conf"]["path"] = json!(out_buffered.display().to_string());
     let figures = run_until_written(dir.path(), &buffered, &out_buffered, lines, bytes);
     report("4. file → remap → disk buffer → file", &figures);
     let written = std::fs::read(&out_buffered).expect("the output exists");

@@ -332,7 +332,8 @@ pub fn host_name() -> String {
 pub struct Environment {
     /// This host's name, stamped on events.
     pub host: String,
-    /// Sources keep their state below `data_dir/state/<dataflow>/`.
+    /// Sources keep their state below `data_dir/state/`, disk buffers theirs
+    /// below `data_dir/buffers/`.
     pub data_dir: PathBuf,
     /// Where the components' counters are registered.
     pub metrics: Arc<Registry>,
@@ -345,6 +346,12 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// Where a dataflow of `group` keeps its files of one kind (`state`,
+    /// `buffers`): `data_dir/<kind>/[<group>/]<dataflow>/`.
+    fn dataflow_dir(&self, kind: &str, group: &str, dataflow: &str) -> PathBuf {
+        self.data_dir.join(kind).join(group).join(dataflow)
+    }
+
     /// The environment of a process keeping its state in `data_dir`, with
     /// custom collectors unpacked in `collectors_dir`.
     pub fn new(data_dir: &Path, collectors_dir: &Path) -> Self {
@@ -431,11 +438,7 @@ pub fn start(
             origin: Arc::new(Origin::new(&environment.host, &dataflow.name, &source.name)),
             output: output_of(&source.name, &source.name, &metrics, true),
             shutdown: shutdown.child_token(),
-            state_dir: environment
-                .data_dir
-                .join("state")
-                .join(group)
-                .join(&dataflow.name),
+            state_dir: environment.dataflow_dir("state", group, &dataflow.name),
             metrics: metrics.clone(),
             registry: environment.metrics.clone(),
             collectors: environment.collectors.clone(),
@@ -480,10 +483,7 @@ pub fn start(
             BufferType::Memory => input,
             BufferType::Disk => {
                 let dir = environment
-                    .data_dir
-                    .join("buffers")
-                    .join(group)
-                    .join(&dataflow.name)
+                    .dataflow_dir("buffers", group, &dataflow.name)
                     .join(&sink.name);
                 let buffer =
                     DiskBuffer::open(&dir, &sink.buffer, metrics.clone()).map_err(|err| {

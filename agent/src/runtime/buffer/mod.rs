@@ -33,7 +33,7 @@ use vrl::value::Value;
 
 use self::segments::{Position, Record, SegmentReader, SegmentWriter};
 use crate::{
-    dataflow::sinks::{BufferConfig, WhenFull},
+    dataflow::sinks::{BufferConfig, Codec, WhenFull},
     event::{Batch, Event},
     metrics::ComponentMetrics,
     runtime::{
@@ -429,13 +429,12 @@ impl Feed {
     }
 }
 
-/// The events as JSON lines.
+/// The events as JSON lines, as a `json` sink writes them.
 fn encode(events: &[Event]) -> Vec<u8> {
     // Most events of a log take a few hundred bytes as JSON.
     let mut payload = Vec::with_capacity(events.len() * 256);
     for event in events {
-        serde_json::to_writer(&mut payload, &event.value).expect("a VRL value serializes to JSON");
-        payload.push(b'\n');
+        Codec::Json.encode_line(event, &mut payload);
     }
     payload
 }

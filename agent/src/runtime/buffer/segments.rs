@@ -190,10 +190,10 @@ enum Found {
 }
 
 fn read_record(file: &mut File) -> io::Result<Found> {
-    let mut header = [0u8; HEADER_BYTES as usize];
-    match read_full(file, &mut header)? {
+    let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+    match file.take(HEADER_BYTES).read_to_end(&mut header)? {
         0 => return Ok(Found::End),
-        n if n < header.len() => return Ok(Found::Damaged("a torn record header")),
+        n if n < HEADER_BYTES as usize => return Ok(Found::Damaged("a torn record header")),
         _ => {}
     }
     let field = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
@@ -201,8 +201,8 @@ fn read_record(file: &mut File) -> io::Result<Found> {
     if length > MAX_PAYLOAD_BYTES {
         return Ok(Found::Damaged("a record length past any the writer makes"));
     }
-    let mut payload = vec![0; length as usize];
-    if read_full(file, &mut payload)? < payload.len() {
+    let mut payload = Vec::with_capacity(length as usize);
+    if file.take(u64::from(length)).read_to_end(&mut payload)? < length as usize {
         return Ok(Found::Damaged("a torn record"));
     }
     if checksum_of(events, &payload) != checksum {
@@ -213,20 +213,6 @@ fn read_record(file: &mut File) -> io::Result<Found> {
         payload,
         HEADER_BYTES + u64::from(length),
     ))
-}
-
-/// Reads until `buffer` is full or the file ends; the bytes read.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(filled)
 }
 
 fn checksum_of(events: u32, payload: &[u8]) -> u32 {
