@@ -8,7 +8,9 @@
 //! 3. `demo` → `blackhole`;
 //! 4. the first, with the sink's disk buffer in between;
 //!
-//! and the resident memory of an idle `demo` → `blackhole` dataflow.
+//! and the resident memory of an idle `demo` → `blackhole` dataflow, with
+//! how many of the functions listed in `startup-symbols.txt` (laid out side
+//! by side by the linker, see `build.rs`) the binary still has.
 //!
 //! Run it with `cargo bench --bench pipeline` (`-- --lines N` for another
 //! size). The file source is done when its checkpoint (written at most every
@@ -16,6 +18,7 @@
 //! figures of the file benchmarks include up to 250 ms of that delay.
 
 use std::{
+    collections::HashSet,
     io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -131,6 +134,7 @@ fn main() {
         "idle demo → blackhole: {} KiB resident after 3 s",
         idle_rss_kib(dir.path(), &idle)
     );
+    print_startup_symbols_found();
     println!("rerun: cargo bench --bench pipeline -- --lines {lines}");
 }
 
@@ -273,6 +277,28 @@ fn idle_rss_kib(dir: &Path, document: &Value) -> u64 {
     let rss = status_kib(child.id(), "VmRSS:");
     stop(&mut child);
     rss
+}
+
+/// Prints how many of the listed start-up functions the binary has: names
+/// change with dependencies, and a list that has gone stale shows here (and
+/// in the idle figure) before anywhere else.
+fn print_startup_symbols_found() {
+    let listed = include_str!("../startup-symbols.txt");
+    let Ok(nm) = Command::new("nm").arg(BIN).output() else {
+        println!("startup symbols: cannot run nm, not counted");
+        return;
+    };
+    let defined = String::from_utf8_lossy(&nm.stdout);
+    let defined: HashSet<&str> = defined
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    let found = listed.lines().filter(|name| defined.contains(name)).count();
+    println!(
+        "startup symbols: {found} of {} in agent/startup-symbols.txt are in the binary \
+         (regenerate with scripts/startup-symbols.py when this falls)",
+        listed.lines().count()
+    );
 }
 
 fn stop(child: &mut Child) {

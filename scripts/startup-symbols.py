@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Regenerates agent/startup-symbols.txt, the order in which the release
+build's linker lays out the functions that an idle `datascale run` executes,
+followed by those that an idle standalone `datascale start` adds.
+
+Placing those functions side by side keeps the pages of machine code that an
+idle agent maps into memory few (see agent/build.rs). The list names mangled
+symbols, whose hashes change when dependencies change: rerun this after
+`cargo update` or a new toolchain; `cargo bench --bench pipeline` prints how
+much of the list the binary still matches.
+
+Usage: scripts/startup-symbols.py   (needs valgrind; builds the release binary)
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "agent" / "startup-symbols.txt"
+SECONDS = {"run": 8, "start": 15}
+IDLE_DATAFLOW = {
+    "name": "idle",
+    "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 1}}],
+    "sinks": [{"name": "out", "type": "blackhole", "inputs": ["gen"], "conf": {}}],
+}
+
+
+def release_binary() -> Path:
+    subprocess.run(
+        ["cargo", "build", "--release", "--bin", "datascale"], cwd=ROOT, check=True
+    )
+    metadata = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return Path(json.loads(metadata)["target_directory"]) / "release" / "datascale"
+
+
+def executed_functions(profile: Path, object_suffix: str) -> list[str]:
+    """The functions of one object in a callgrind profile, in the order the
+    profile first names them (callgrind names compressed as `(id) name`)."""
+    objects: dict[str, str] = {}
+    functions: dict[str, str] = {}
+
+    def resolve(table: dict[str, str], text: str) -> str:
+        match = re.match(r"\((\d+)\)(?: (.*))?$", text)
+        if not match:
+            return text
+        key, name = match.groups()
+        if name is not None:
+            table[key] = name
+        return table[key]
+
+    current_object = called_object = None
+    found: dict[str, None] = {}
+    for line in profile.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "ob":
+            current_object, called_object = resolve(objects, value), None
+        elif key == "cob":
+            called_object = resolve(objects, value)
+        elif key in ("fn", "cfn"):
+            function = resolve(functions, value)
+            owner = called_object if key == "cfn" and called_object else current_object
+            if key == "fn":
+                called_object = None
+            if owner and owner.endswith(object_suffix) and not function.startswith("0x"):
+                found.setdefault(function)
+    return list(found)
+
+
+def profile_of(binary: Path, work: Path, command: list[str], seconds: int) -> Path:
+    """Runs `datascale COMMAND` in `work` under callgrind for `seconds`."""
+    profile = work / f"callgrind.{command[0]}.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASCALE_")}
+    env.update(
+        DATASCALE_LOG_LEVEL="warn",
+        DATASCALE_SERVICE_ADDRESS="127.0.0.1:0",
+        DATASCALE_SERVICE_UI_ADDRESS="127.0.0.1:0",
+    )
+    subprocess.run(
+        [
+            "timeout", "--signal=TERM", str(seconds),
+            "valgrind", "--quiet", "--tool=callgrind", "--demangle=no",
+            f"--callgrind-out-file={profile}",
+            str(binary), *command,
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+    return profile
+
+
+def main() -> int:
+    binary = release_binary()
+    symbols: dict[str, None] = {}
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        dataflow = work / "idle.json"
+        dataflow.write_text(json.dumps(IDLE_DATAFLOW))
+        for command in (["run", "--dataflow", str(dataflow)], ["start"]):
+            profile = profile_of(binary, work, command, SECONDS[command[0]])
+            found = executed_functions(profile, "/" + binary.name)
+            if not found:
+                print(f"error: `datascale {command[0]}` ran no function", file=sys.stderr)
+                return 1
+            symbols.update(dict.fromkeys(found))
+    OUTPUT.write_text("".join(f"{symbol}\n" for symbol in symbols))
+    print(f"wrote {len(symbols)} symbols to {OUTPUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
