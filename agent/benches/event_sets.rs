@@ -69,7 +69,7 @@ fn event(n: usize) -> String {
         "host": format!("worker{}", n % 10),
         "dataflow": "access_logs",
         "source": "nginx",
-        "status": if n % 50 == 0 { 500 } else { 200 },
+        "status": if n.is_multiple_of(50) { 500 } else { 200 },
         "message": format!("GET /api/v1/items/{n} HTTP/1.1 request {word} in {} ms by upstream {} for client 10.0.{}.{} agent Mozilla/5.0 (X11; Linux x86_64)", n % 997, n % 7, n % 255, n % 253),
     })
     .to_string()

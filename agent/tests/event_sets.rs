@@ -44,7 +44,7 @@ fn event(n: u64, host: &str) -> Value {
         "timestamp": format!("2026-11-23T10:{:02}:{:02}Z", n / 60, n % 60),
         "host": host,
         "dataflow": "collect",
-        "message": if n % 2 == 0 { format!("request {n} served") } else { format!("request {n} failed") },
+        "message": if n.is_multiple_of(2) { format!("request {n} served") } else { format!("request {n} failed") },
     })
 }
 

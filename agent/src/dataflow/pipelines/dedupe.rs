@@ -96,10 +96,10 @@ impl<K: Hash + Eq + Clone> RecentKeys<K> {
             }
         };
         self.by_age.insert(self.clock, key);
-        if self.seen.len() > self.capacity {
-            if let Some((_, oldest)) = self.by_age.pop_first() {
-                self.seen.remove(&oldest);
-            }
+        if self.seen.len() > self.capacity
+            && let Some((_, oldest)) = self.by_age.pop_first()
+        {
+            self.seen.remove(&oldest);
         }
         known
     }

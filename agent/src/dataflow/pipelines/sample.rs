@@ -32,9 +32,9 @@ impl Sampler {
         if let Some(value) = self.key.as_ref().and_then(|key| event.value.get(key)) {
             let mut hasher = DefaultHasher::new();
             value.hash(&mut hasher);
-            return hasher.finish() % self.rate == 0;
+            return hasher.finish().is_multiple_of(self.rate);
         }
-        let keep = self.counted % self.rate == 0;
+        let keep = self.counted.is_multiple_of(self.rate);
         self.counted += 1;
         keep
     }

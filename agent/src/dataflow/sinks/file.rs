@@ -48,12 +48,12 @@ impl PathTemplate {
         }
         parts.push(Part::Literal(rest.to_owned()));
         for part in &parts {
-            if let Part::Literal(text) = part {
-                if StrftimeItems::new(text).any(|item| matches!(item, Item::Error)) {
-                    return Err(format!(
-                        "path `{path}`: `{text}` has an unknown strftime part (such as %Y-%m-%d)"
-                    ));
-                }
+            if let Part::Literal(text) = part
+                && StrftimeItems::new(text).any(|item| matches!(item, Item::Error))
+            {
+                return Err(format!(
+                    "path `{path}`: `{text}` has an unknown strftime part (such as %Y-%m-%d)"
+                ));
             }
         }
         let fixed = match parts.as_slice() {
