@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerates agent/startup-symbols.txt, the order in which the release
 build's linker lays out the functions that an idle `datascale run` executes,
-followed by those that an idle standalone `datascale start` adds.
+followed by those that an idle standalone `datascale start` adds, for the
+binaries of both `cargo build --release` and `cargo bench`.
 
 Placing those functions side by side keeps the pages of machine code that an
 idle agent maps into memory few (see agent/build.rs). The list names mangled
@@ -30,10 +31,17 @@ IDLE_DATAFLOW = {
 }
 
 
-def release_binary() -> Path:
-    subprocess.run(
-        ["cargo", "build", "--release", "--bin", "datascale"], cwd=ROOT, check=True
-    )
+# `cargo bench` builds its own release-profile binary (dev-dependencies turn
+# on other features of shared crates), whose symbols carry other hashes: the
+# list holds the functions of both builds, and each build uses its own.
+BUILDS = (
+    ["cargo", "build", "--release", "--bin", "datascale"],
+    ["cargo", "bench", "--bench", "pipeline", "--no-run"],
+)
+
+
+def built_binary(build: list[str]) -> Path:
+    subprocess.run(build, cwd=ROOT, check=True)
     metadata = subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--no-deps"],
         cwd=ROOT,
@@ -102,19 +110,20 @@ def profile_of(binary: Path, work: Path, command: list[str], seconds: int) -> Pa
 
 
 def main() -> int:
-    binary = release_binary()
     symbols: dict[str, None] = {}
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        dataflow = work / "idle.json"
-        dataflow.write_text(json.dumps(IDLE_DATAFLOW))
-        for command in (["run", "--dataflow", str(dataflow)], ["start"]):
-            profile = profile_of(binary, work, command, SECONDS[command[0]])
-            found = executed_functions(profile, "/" + binary.name)
-            if not found:
-                print(f"error: `datascale {command[0]}` ran no function", file=sys.stderr)
-                return 1
-            symbols.update(dict.fromkeys(found))
+    for build in BUILDS:
+        binary = built_binary(build)
+        with tempfile.TemporaryDirectory() as work:
+            work = Path(work)
+            dataflow = work / "idle.json"
+            dataflow.write_text(json.dumps(IDLE_DATAFLOW))
+            for command in (["run", "--dataflow", str(dataflow)], ["start"]):
+                profile = profile_of(binary, work, command, SECONDS[command[0]])
+                found = executed_functions(profile, "/" + binary.name)
+                if not found:
+                    print(f"error: `datascale {command[0]}` ran no function", file=sys.stderr)
+                    return 1
+                symbols.update(dict.fromkeys(found))
     OUTPUT.write_text("".join(f"{symbol}\n" for symbol in symbols))
     print(f"wrote {len(symbols)} symbols to {OUTPUT.relative_to(ROOT)}")
     return 0
