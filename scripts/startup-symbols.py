@@ -10,7 +10,7 @@ symbols, whose hashes change when dependencies change: rerun this after
 `cargo update` or a new toolchain; `cargo bench --bench pipeline` prints how
 much of the list the binary still matches.
 
-Usage: scripts/startup-symbols.py   (needs valgrind; builds the release binary)
+Usage: scripts/startup-symbols.py   (needs valgrind; builds both binaries)
 """
 
 import json
@@ -23,7 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "agent" / "startup-symbols.txt"
-SECONDS = {"run": 8, "start": 15}
 IDLE_DATAFLOW = {
     "name": "idle",
     "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 1}}],
@@ -40,8 +39,7 @@ BUILDS = (
 )
 
 
-def built_binary(build: list[str]) -> Path:
-    subprocess.run(build, cwd=ROOT, check=True)
+def target_dir() -> Path:
     metadata = subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--no-deps"],
         cwd=ROOT,
@@ -49,7 +47,7 @@ def built_binary(build: list[str]) -> Path:
         capture_output=True,
         text=True,
     ).stdout
-    return Path(json.loads(metadata)["target_directory"]) / "release" / "datascale"
+    return Path(json.loads(metadata)["target_directory"])
 
 
 def executed_functions(profile: Path, object_suffix: str) -> list[str]:
@@ -110,15 +108,21 @@ def profile_of(binary: Path, work: Path, command: list[str], seconds: int) -> Pa
 
 
 def main() -> int:
+    # Both builds put their binary here, each over the other's.
+    binary = target_dir() / "release" / "datascale"
     symbols: dict[str, None] = {}
     for build in BUILDS:
-        binary = built_binary(build)
+        subprocess.run(build, cwd=ROOT, check=True)
         with tempfile.TemporaryDirectory() as work:
             work = Path(work)
             dataflow = work / "idle.json"
             dataflow.write_text(json.dumps(IDLE_DATAFLOW))
-            for command in (["run", "--dataflow", str(dataflow)], ["start"]):
-                profile = profile_of(binary, work, command, SECONDS[command[0]])
+            # Each idle command, with how long it runs under callgrind.
+            for command, seconds in (
+                (["run", "--dataflow", str(dataflow)], 8),
+                (["start"], 15),
+            ):
+                profile = profile_of(binary, work, command, seconds)
                 found = executed_functions(profile, "/" + binary.name)
                 if not found:
                     print(f"error: `datascale {command[0]}` ran no function", file=sys.stderr)
