@@ -23,11 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "agent" / "startup-symbols.txt"
-IDLE_DATAFLOW = {
-    "name": "idle",
-    "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 1}}],
-    "sinks": [{"name": "out", "type": "blackhole", "inputs": ["gen"], "conf": {}}],
-}
+# The dataflow whose idle memory `cargo bench --bench pipeline` reports.
+IDLE_DATAFLOW = ROOT / "agent" / "benches" / "idle-dataflow.json"
 
 
 # `cargo bench` builds its own release-profile binary (dev-dependencies turn
@@ -115,11 +112,9 @@ def main() -> int:
         subprocess.run(build, cwd=ROOT, check=True)
         with tempfile.TemporaryDirectory() as work:
             work = Path(work)
-            dataflow = work / "idle.json"
-            dataflow.write_text(json.dumps(IDLE_DATAFLOW))
             # Each idle command, with how long it runs under callgrind.
             for command, seconds in (
-                (["run", "--dataflow", str(dataflow)], 8),
+                (["run", "--dataflow", str(IDLE_DATAFLOW)], 8),
                 (["start"], 15),
             ):
                 profile = profile_of(binary, work, command, seconds)

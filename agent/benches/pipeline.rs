@@ -125,11 +125,9 @@ fn main() {
         "every line was written once through the buffer"
     );
 
-    let idle = json!({
-        "name": "idle",
-        "sources": [{"name": "gen", "type": "demo", "conf": {"interval_secs": 1}}],
-        "sinks": [{"name": "out", "type": "blackhole", "inputs": ["gen"], "conf": {}}]
-    });
+    // The same document scripts/startup-symbols.py profiles.
+    let idle: Value =
+        serde_json::from_str(include_str!("idle-dataflow.json")).expect("the idle dataflow parses");
     println!(
         "idle demo → blackhole: {} KiB resident after 3 s",
         idle_rss_kib(dir.path(), &idle)
