@@ -1,6 +1,7 @@
 //! The `syslog` source over real sockets: RFC 3164 and 5424 over UDP and
 //! TCP with their fields parsed, octet counting, garbage kept whole, and a
-//! 1 MB line truncated.
+//! 1 MB line truncated; a flood of garbage is counted, not logged line by
+//! line.
 
 mod support;
 
@@ -8,11 +9,11 @@ use std::{
     io::Write,
     net::{SocketAddr, TcpStream, UdpSocket},
     path::Path,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use support::{Running, home};
+use support::{Api, Running, home, series_value};
 
 const BSD: &str = "<34>Oct 11 22:14:15 mymachine su: 'su root' failed on /dev/pts/8";
 const IETF: &str = r#"<165>1 2003-10-11T22:14:15.003Z web1.example.com evntslog 1234 ID47 [origin@32473 ip="192.0.2.1"] An application event"#;
@@ -121,4 +122,102 @@ fn tcp_lines_and_octet_counted_frames_are_parsed_and_long_lines_cut() {
     );
     assert_eq!(find(&events, "counted").unwrap()["message"], "in a frame");
     running.stop();
+}
+
+/// 100,000 one-byte datagrams are 100,000 invalid messages: the warning
+/// about them is written a few times and then summarised, every suppressed
+/// line is counted on `/metrics`, and no log line repeats a key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_garbage_writes_a_few_log_lines_and_counts_the_rest() {
+    let dir = home();
+    let node = support::start(
+        dir.path(),
+        &[
+            ("DATASCALE_LOG_REPEAT_LIMIT", "5"),
+            ("DATASCALE_LOG_REPEAT_INTERVAL_SECS", "1"),
+        ],
+    );
+    let api = Api::admin(&node, dir.path());
+    let address = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let document = json!({
+        "name": "garbage",
+        "sources": [{"name": "flooded", "type": "syslog",
+                     "conf": {"address": address.to_string(), "mode": "udp"}}],
+        "sinks": [{"name": "out", "type": "blackhole", "inputs": ["flooded"]}]
+    });
+    let answer = api
+        .put("/api/v1/groups/default/dataflows/garbage", &document)
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..100_000 {
+        socket.send_to(b"x", address).unwrap();
+    }
+    let errors = |metrics: &str| {
+        series_value(
+            metrics,
+            "datascale_component_errors_total",
+            &["component=\"flooded\""],
+        )
+        .unwrap_or(0)
+    };
+    let suppressed = |metrics: &str| {
+        series_value(
+            metrics,
+            "datascale_log_suppressed_total",
+            &["component=\"flooded\""],
+        )
+        .unwrap_or(0)
+    };
+    // UDP may drop datagrams: wait until the source has counted most of
+    // them and the count has stopped moving.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = 0;
+    let metrics = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the flood was not counted: {seen}"
+        );
+        let metrics = api.get("/metrics").await.body.as_str().unwrap().to_owned();
+        let now = errors(&metrics);
+        if now >= 10_000 && now == seen {
+            break metrics;
+        }
+        seen = now;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let invalid = errors(&metrics);
+    // In each interval the flood lasted, five lines were written and the
+    // rest suppressed.
+    let counted = suppressed(&metrics);
+    assert!(
+        counted + 5 * 60 >= invalid && counted < invalid,
+        "{counted} of {invalid} invalid messages suppressed"
+    );
+    // The log holds the summary, within about an interval.
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lines.iter().any(|line: &String| {
+        line.contains("Suppressed repeats of a log line") && line.contains("flooded")
+    }) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = node
+            .stdout
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no summary of the suppressed lines: {lines:#?}"));
+        lines.push(line);
+    }
+    lines.extend(node.stdout.try_iter());
+    let bytes: usize = lines.iter().map(String::len).sum();
+    for line in &lines {
+        support::assert_unique_keys(line);
+    }
+    node.terminate(Duration::from_secs(10));
+    assert!(
+        bytes < 50_000,
+        "{bytes} bytes of log for {invalid} invalid messages"
+    );
 }

@@ -34,8 +34,8 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
             }
         }
     }
-    let _log_guard = match logging::init(&loaded.config.log, logging::Stream::Stderr) {
-        Ok(guard) => guard,
+    let log = match logging::init(&loaded.config.log, logging::Stream::Stderr) {
+        Ok(log) => log,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(super::EXIT_CONFIG);
@@ -44,6 +44,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
     let deadline = Duration::from_secs(loaded.config.service.shutdown_timeout_secs);
     let tokio = super::single_thread_runtime();
     let result = tokio.block_on(async {
+        tokio::spawn(log.repeats.clone().write_every_interval());
         let stop = super::start::termination_signal().await?;
         let environment = runtime::Environment::new(
             &loaded.config.service.data_dir,

@@ -32,8 +32,8 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(err) => return config_failure(&err),
     };
-    let _log_guard = match logging::init(&loaded.config.log, logging::Stream::Stdout) {
-        Ok(guard) => guard,
+    let log = match logging::init(&loaded.config.log, logging::Stream::Stdout) {
+        Ok(log) => log,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(super::EXIT_CONFIG);
@@ -54,6 +54,7 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> ExitCode {
     };
     let runtime = super::async_runtime();
     let result = runtime.block_on(async {
+        tokio::spawn(log.repeats.clone().write_every_interval());
         let shutdown = termination_signal().await?;
         node::run(&loaded.config, resources, shutdown)
             .await

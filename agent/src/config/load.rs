@@ -627,6 +627,8 @@ mod tests {
             ("DATASCALE_LOG_LEVEL", "debug"),
             ("DATASCALE_LOG_FORMAT", "json"),
             ("DATASCALE_LOG_FILE", "logs/datascale.log"),
+            ("DATASCALE_LOG_REPEAT_LIMIT", "3"),
+            ("DATASCALE_LOG_REPEAT_INTERVAL_SECS", "60"),
         ];
         let mut over = overrides();
         over.env = cases
@@ -677,6 +679,8 @@ mod tests {
             c.log.file,
             PathBuf::from("/opt/datascale/logs/datascale.log")
         );
+        assert_eq!(c.log.repeat_limit, 3);
+        assert_eq!(c.log.repeat_interval_secs, 60);
         // The table is exhaustive: a key added later must be added here too.
         assert_eq!(known_keys().len(), cases.len());
         let shown = loaded.effective_values();

@@ -291,6 +291,14 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Log file, rotated daily; empty logs to standard output.
     pub file: PathBuf,
+    /// How many lines of one kind (logged at one place, about one component)
+    /// are written in each `repeat_interval_secs`; the rest are counted in
+    /// one summary line. 0 writes every line.
+    #[serde(deserialize_with = "whole_number")]
+    pub repeat_limit: u32,
+    /// The interval of `repeat_limit`, in seconds; 0 writes every line.
+    #[serde(deserialize_with = "whole_number")]
+    pub repeat_interval_secs: u64,
 }
 
 impl Default for LogConfig {
@@ -299,6 +307,8 @@ impl Default for LogConfig {
             level: "info".to_owned(),
             format: LogFormat::Text,
             file: PathBuf::new(),
+            repeat_limit: 5,
+            repeat_interval_secs: 10,
         }
     }
 }

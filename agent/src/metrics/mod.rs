@@ -5,8 +5,9 @@
 mod prometheus;
 
 use std::{
+    collections::BTreeMap,
     sync::{
-        Arc, Mutex, Weak,
+        Arc, Mutex, PoisonError, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -230,6 +231,34 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// Log lines the repeat limit suppressed, by level and component (empty
+/// for lines that name none). Process-wide, like the log itself.
+static SUPPRESSED_LOG_LINES: Mutex<BTreeMap<(&'static str, String), u64>> =
+    Mutex::new(BTreeMap::new());
+
+/// Counts one log line of `level` about `component` that was suppressed.
+pub fn log_suppressed(level: &'static str, component: &str) {
+    let mut counts = SUPPRESSED_LOG_LINES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match counts.get_mut(&(level, component.to_owned())) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert((level, component.to_owned()), 1);
+        }
+    }
+}
+
+/// The counts of suppressed log lines: level, component, count.
+pub fn suppressed_log_lines() -> Vec<(&'static str, String, u64)> {
+    SUPPRESSED_LOG_LINES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|((level, component), count)| (*level, component.clone(), *count))
+        .collect()
 }
 
 /// The process's own resource use, read from `/proc/self`.

@@ -132,6 +132,20 @@ pub fn render(registry: &Registry, limits: &EffectiveLimits) -> String {
         &components,
         has_disk_buffer,
     );
+    let suppressed = "datascale_log_suppressed_total";
+    header(
+        &mut out,
+        suppressed,
+        "Log lines not written because their component repeated them past log.repeat_limit.",
+        "counter",
+    );
+    for (level, component, count) in super::suppressed_log_lines() {
+        let _ = writeln!(
+            out,
+            "{suppressed}{{level=\"{level}\",component=\"{}\"}} {count}",
+            escape(&component)
+        );
+    }
     let usage = ProcessUsage::now();
     header(
         &mut out,

@@ -487,6 +487,22 @@ pub fn is_root() -> bool {
         .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"))
 }
 
+/// Whether the tests run as root, for a test that needs it to check
+/// anything: without root it is skipped, saying why, except where `CI` is
+/// set, which runs the suite as root, so a test that would check nothing
+/// fails instead.
+pub fn root_for(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} needs root, and CI runs the tests as root"
+    );
+    eprintln!("skipped: {what} needs root");
+    false
+}
+
 /// A `datascale` command, in `dir`, run by a user other than root: as
 /// root, a copy of the binary in `dir/bin/` (which any user may run) run
 /// as nobody; otherwise the binary as the tests' own user.
@@ -518,4 +534,57 @@ pub fn series_value(metrics: &str, family: &str, labels: &[&str]) -> Option<u64>
         .filter_map(|line| line.strip_prefix(&prefix))
         .find(|rest| labels.iter().all(|label| rest.contains(label)))
         .and_then(|rest| rest.rsplit(' ').next()?.parse().ok())
+}
+
+/// Fails the test when a JSON document repeats a key in any of its
+/// objects: parsers keep one of the two silently.
+pub fn assert_unique_keys(document: &str) {
+    struct Unique;
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Unique)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut keys = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !keys.insert(key.clone()) {
+                    return Err(serde::de::Error::custom(format!("the key `{key}` twice")));
+                }
+                map.next_value_seed(Unique)?;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> serde::de::DeserializeSeed<'de> for Unique {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+            de.deserialize_any(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(document);
+    serde::de::DeserializeSeed::deserialize(Unique, &mut de)
+        .unwrap_or_else(|err| panic!("{err}: {document}"));
 }

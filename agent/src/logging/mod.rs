@@ -1,10 +1,15 @@
 //! Logging with `tracing`: readable lines (coloured on a terminal) or JSON,
-//! to standard output or to a file rotated daily, filtered by `log.level`.
+//! to standard output or to a file rotated daily, filtered by `log.level`,
+//! with repeated lines limited (`repeats`).
 
-use std::io::IsTerminal;
+mod repeats;
+
+use std::{io::IsTerminal, time::Duration};
 
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+pub use repeats::RepeatSummaries;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -35,11 +40,32 @@ pub enum Stream {
     Stderr,
 }
 
-/// Installs the global subscriber. Keep the returned guard alive until exit:
-/// dropping it flushes the file writer.
-pub fn init(config: &LogConfig, stream: Stream) -> Result<Option<WorkerGuard>, LoggingError> {
+/// The installed log: keep it alive until exit. Dropping it writes the
+/// summaries that are due and flushes the file writer.
+pub struct Log {
+    /// Writes the summaries of suppressed repeats; run
+    /// [`RepeatSummaries::write_every_interval`] on the process's runtime.
+    pub repeats: RepeatSummaries,
+    _file_writer: Option<WorkerGuard>,
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.repeats.write_due();
+    }
+}
+
+/// Installs the global subscriber.
+pub fn init(config: &LogConfig, stream: Stream) -> Result<Log, LoggingError> {
     let filter = EnvFilter::builder().parse_lossy(&config.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let interval = Duration::from_secs(config.repeat_interval_secs);
+    let limit = match interval.is_zero() {
+        true => 0,
+        false => config.repeat_limit,
+    };
+    let (limit, repeats) = repeats::RepeatLimit::new(limit, interval);
+    let registry = tracing_subscriber::registry().with(filter).with(limit);
+    let format = tracing_subscriber::fmt::layer();
     if config.file.as_os_str().is_empty() {
         let ansi = match stream {
             Stream::Stdout => std::io::stdout().is_terminal(),
@@ -51,12 +77,15 @@ pub fn init(config: &LogConfig, stream: Stream) -> Result<Option<WorkerGuard>, L
                 Stream::Stderr => Box::new(std::io::stderr()),
             }
         };
-        let builder = builder.with_writer(writer);
+        let format = format.with_writer(writer);
         match config.format {
-            LogFormat::Text => builder.with_ansi(ansi).init(),
-            LogFormat::Json => builder.json().init(),
+            LogFormat::Text => registry.with(format.with_ansi(ansi)).init(),
+            LogFormat::Json => registry.with(format.json()).init(),
         }
-        return Ok(None);
+        return Ok(Log {
+            repeats,
+            _file_writer: None,
+        });
     }
     let file = &config.file;
     let name = file
@@ -69,11 +98,14 @@ pub fn init(config: &LogConfig, stream: Stream) -> Result<Option<WorkerGuard>, L
     })?;
     let (writer, guard) =
         tracing_appender::non_blocking(tracing_appender::rolling::daily(dir, name));
-    let builder = builder.with_writer(writer).with_ansi(false);
+    let format = format.with_writer(writer).with_ansi(false);
     match config.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(format).init(),
+        LogFormat::Json => registry.with(format.json()).init(),
     }
     eprintln!("Logging to {} (rotated daily).", file.display());
-    Ok(Some(guard))
+    Ok(Log {
+        repeats,
+        _file_writer: Some(guard),
+    })
 }
