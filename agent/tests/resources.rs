@@ -20,7 +20,7 @@ use std::{
 };
 
 use serde_json::json;
-use support::{Api, home, is_root, json_lines, run, start, unprivileged, wait_until};
+use support::{Api, home, json_lines, root_for, run, start, unprivileged, wait_until};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -74,8 +74,8 @@ fn v1_cgroups(name: &str) -> Option<Cgroups> {
         eprintln!("skipped: {why}");
         None
     };
-    if !is_root() {
-        return skip("cgroups need root, and the tests do not run as root".into());
+    if !root_for("making cgroups") {
+        return None;
     }
     let (Some(cpu), Some(memory)) = (v1_mount("cpu"), v1_mount("memory")) else {
         return skip("no cgroup v1 cpu and memory hierarchies are mounted here".into());
@@ -285,8 +285,7 @@ impl Drop for Mounted {
 /// that start refuses and names what the v2 hierarchy lacks.
 #[test]
 fn cgroup_v2_limits_on_a_cgroup2_filesystem_or_the_reason_it_lacks_them() {
-    if !is_root() {
-        eprintln!("skipped: mounting a cgroup2 filesystem needs root");
+    if !root_for("mounting a cgroup2 filesystem") {
         return;
     }
     let mount_dir = tempfile::tempdir().unwrap();

@@ -4,9 +4,13 @@
 
 mod support;
 
-use std::{path::Path, process::Output};
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Command, Output},
+};
 
-use support::{BIN, command, home, is_root, unprivileged};
+use support::{BIN, command, home, root_for, unprivileged};
 
 /// Renders the unit in `home` and puts placeholders for the paths of this run.
 fn render(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
@@ -164,9 +168,8 @@ fn install_as_another_user_than_root_says_root_is_needed() {
 
 #[test]
 fn install_as_root_needs_systemd_or_plans_the_install() {
-    if !is_root() {
-        // The path of another user is the test above; this one is root's.
-        eprintln!("not root: root's path of install is not run here");
+    // The path of another user is the test above; this one is root's.
+    if !root_for("root's path of `service install`") {
         return;
     }
     let home = home();
@@ -221,4 +224,44 @@ fn dry_run_prints_the_steps_and_changes_nothing() {
         .output()
         .unwrap();
     assert!(uninstall.status.success(), "{}", stderr_of(&uninstall));
+}
+
+/// Run as another user where `CI` is set, root's test of install fails
+/// rather than passing with nothing checked.
+#[test]
+fn where_ci_is_set_a_test_that_needs_root_fails_without_it() {
+    if !root_for("running this test binary as another user") {
+        return;
+    }
+    let home = home();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = home.path().join("service_render");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run_as_nobody = |ci: bool| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&copy)
+            .args([
+                "--exact",
+                "install_as_root_needs_systemd_or_plans_the_install",
+                "--nocapture",
+            ])
+            .current_dir(home.path())
+            .env_remove("CI");
+        if ci {
+            command.env("CI", "true");
+        }
+        let output = command.output().unwrap();
+        let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        (output.status.success(), said)
+    };
+    let (passed, said) = run_as_nobody(false);
+    assert!(passed && said.contains("skipped: root's path"), "{said}");
+    let (passed, said) = run_as_nobody(true);
+    assert!(
+        !passed && said.contains("needs root, and CI runs the tests as root"),
+        "{said}"
+    );
 }

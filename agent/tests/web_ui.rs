@@ -389,3 +389,50 @@ async fn scenario(browser: &Browser, ui: &str, api: &Api) {
     let errors = unexpected_errors(&console);
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+/// The processes below `pid`, children first found first.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, live_parent(pid)?)))
+        .collect();
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, of)| *of == parent)
+                .map(|(child, _)| *child),
+        );
+        next += 1;
+    }
+    found.split_off(1)
+}
+
+/// The parent of `pid` while it runs; none once it has exited (or is a
+/// zombie waiting to be reaped).
+fn live_parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut after = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = after.next()?;
+    (state != "Z").then(|| after.next()?.parse().ok()).flatten()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_browser_leaves_no_process_behind() {
+    let browser = Browser::start(800, 600).await;
+    browser.goto("about:blank").await;
+    let driver = browser.driver_pid();
+    let chromium = descendants(driver);
+    assert!(!chromium.is_empty(), "chromedriver started no browser");
+    drop(browser);
+    support::wait_until(WAIT, "exit of every browser process", || {
+        chromium
+            .iter()
+            .chain([&driver])
+            .all(|pid| live_parent(*pid).is_none())
+    });
+}

@@ -2,9 +2,14 @@
 //! `chromium-driver`): the few WebDriver commands the Web UI's tests use,
 //! over the HTTP client the tests already have. Every wait polls with a
 //! deadline; on failure, [`Browser::keep_evidence`] saves a screenshot and
-//! the browser's console log.
+//! the browser's console log. Dropping a [`Browser`] ends its WebDriver
+//! session, so that chromedriver quits Chromium, and then ends every
+//! process left in the driver's process group.
 
 use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -27,6 +32,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// A browser session, with its chromedriver process.
 pub struct Browser {
     driver: Child,
+    driver_address: SocketAddr,
     session: String,
     client: reqwest::Client,
 }
@@ -46,6 +52,9 @@ impl Browser {
             .arg(format!("--port={}", address.port()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // A process group of its own, which Chromium's processes join:
+            // what is left of it when the test ends can be ended at once.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|err| {
                 panic!("cannot run chromedriver ({err}); install Debian's chromium and chromium-driver (scripts/test.sh does)")
@@ -82,6 +91,7 @@ impl Browser {
             .to_owned();
         Self {
             driver,
+            driver_address: address,
             session: format!("{base}/session/{session}"),
             client,
         }
@@ -215,9 +225,46 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// The process id of chromedriver, which leads the process group.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.id()
+    }
+
+    /// Asks chromedriver to end the session, which quits Chromium and
+    /// removes its profile. Drop cannot wait on the async client, so this
+    /// is one plain HTTP/1.1 request over a socket.
+    fn end_session(&self) {
+        let path = self
+            .session
+            .strip_prefix(&format!("http://{}", self.driver_address))
+            .expect("the session's URL is on the driver's address");
+        let request = format!(
+            "DELETE {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.driver_address
+        );
+        let ended = TcpStream::connect_timeout(&self.driver_address, Duration::from_secs(5))
+            .and_then(|mut stream| {
+                stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+                stream.write_all(request.as_bytes())?;
+                // chromedriver answers once Chromium has quit.
+                stream.read_to_end(&mut Vec::new())
+            });
+        if let Err(err) = ended {
+            eprintln!("cannot end the WebDriver session: {err}");
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        self.end_session();
+        // Whatever the session left behind goes with its driver's group.
+        let group = i32::try_from(self.driver.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .expect("chromedriver's process id");
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.driver.wait();
     }
 }
