@@ -4,7 +4,9 @@
 //! the old one on the worker while another dataflow runs on; deletion
 //! refused while a dataflow uses it, then accepted, and the worker's copy
 //! removed; malicious packages refused with their reason and nothing kept;
-//! and a worker offline during an upload catching up when it is back.
+//! header bombs (huge GNU long names and pax headers) refused without the
+//! manager's memory growing; and a worker offline during an upload
+//! catching up when it is back.
 
 mod support;
 
@@ -47,6 +49,11 @@ enum Entry<'a> {
     Symlink(&'a str, &'a str),
     Hardlink(&'a str, &'a str),
     Special(&'a str, tar::EntryType),
+    /// An extension header (GNU long name or link, pax) named `.0` that
+    /// holds `.2`, written before the entry it describes.
+    Header(&'a str, tar::EntryType, &'a [u8]),
+    /// A pax header of these records, as `tar` writes one.
+    Pax(&'a [(&'a str, &'a [u8])]),
 }
 
 /// Writes `name` into a header as is: `tar`'s own setters refuse the
@@ -87,6 +94,20 @@ fn package(entries: &[Entry<'_>]) -> Vec<u8> {
                 header.set_cksum();
                 builder.append(&header, std::io::empty()).unwrap();
             }
+            Entry::Header(name, kind, contents) => {
+                // A GNU header: `tar` reads extensions only from GNU and
+                // ustar headers, not from the old format's.
+                let mut header = tar::Header::new_gnu();
+                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+                header.set_entry_type(*kind);
+                header.set_size(contents.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append(&header, *contents).unwrap();
+            }
+            Entry::Pax(records) => builder
+                .append_pax_extensions(records.iter().copied())
+                .unwrap(),
         }
     }
     builder.into_inner().unwrap().finish().unwrap()
@@ -400,6 +421,126 @@ async fn malicious_and_broken_packages_are_refused_with_their_reason() {
         .map(Iterator::count)
         .unwrap_or(0);
     assert_eq!(kept, 0, "a refused package was kept");
+    manager.terminate(Duration::from_secs(10));
+}
+
+/// A valid package of `disk_usage` `version` with `extra` after its files.
+fn valid_with(version: &str, extra: Vec<Entry<'_>>) -> Vec<u8> {
+    let manifest = manifest(version);
+    let mut entries = vec![
+        Entry::File("collector.toml", manifest.as_bytes(), 0o644),
+        Entry::File("bin/disk_usage.sh", b"#!/bin/sh\necho '{}'\n", 0o755),
+    ];
+    entries.extend(extra);
+    package(&entries)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_bombs_are_refused_naming_the_header_and_the_manager_stays_small() {
+    let dir = home();
+    let manager = manager(
+        &dir.path().join("m"),
+        &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")],
+    );
+    let api = Api::with_token(&manager, ADMIN);
+    // One upload first, so that the idle figure includes what checking a
+    // package needs at all.
+    let uploaded = upload(&api, version_saying("0.9.0")).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let idle = support::peak_rss_kib(manager.child.id());
+
+    // 32 MiB each: a few hundred KiB once compressed, and far over the bound.
+    let huge = vec![b'a'; 32 << 20];
+    let medium = vec![b'm'; 60 << 10];
+    let medium_records = [("comment", medium.as_slice())];
+    let mut many_medium = Vec::new();
+    let names: Vec<String> = (0..20).map(|n| format!("data/{n}.txt")).collect();
+    for name in &names {
+        many_medium.push(Entry::Pax(&medium_records));
+        many_medium.push(Entry::File(name, b"x", 0o644));
+    }
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "GNU long name",
+            valid_with(
+                "1.0.1",
+                vec![
+                    Entry::Header("././@LongLink", tar::EntryType::GNULongName, &huge),
+                    Entry::File("extra.txt", b"x", 0o644),
+                ],
+            ),
+            400,
+            "a GNU long-name header (`././@LongLink`), holds 33554432 bytes",
+        ),
+        (
+            "GNU long link",
+            valid_with(
+                "1.0.2",
+                vec![
+                    Entry::Header("././@LongLink", tar::EntryType::GNULongLink, &huge),
+                    Entry::Symlink("run", "bin/disk_usage.sh"),
+                ],
+            ),
+            400,
+            "a GNU long-link header (`././@LongLink`), holds 33554432 bytes",
+        ),
+        (
+            "pax header",
+            valid_with(
+                "1.0.3",
+                vec![
+                    Entry::Header("PaxHeaders/extra.txt", tar::EntryType::XHeader, &huge),
+                    Entry::File("extra.txt", b"x", 0o644),
+                ],
+            ),
+            400,
+            "a pax header (`PaxHeaders/extra.txt`), holds 33554432 bytes",
+        ),
+        (
+            "global pax header",
+            valid_with(
+                "1.0.4",
+                vec![Entry::Header(
+                    "pax_global_header",
+                    tar::EntryType::XGlobalHeader,
+                    &huge,
+                )],
+            ),
+            400,
+            "a global pax header (`pax_global_header`), holds 33554432 bytes",
+        ),
+        (
+            "many medium pax headers",
+            valid_with("1.0.5", many_medium),
+            413,
+            "unpacks to more than the 1 MB allowed (service.manager.max_collector_mb) at entry",
+        ),
+    ];
+    for (what, bytes, status, reason) in cases {
+        assert!(
+            bytes.len() < 1 << 20,
+            "{what}: {} bytes packed",
+            bytes.len()
+        );
+        let answer = upload(&api, bytes).await;
+        let message = answer.body["error"]["message"].as_str().unwrap_or("");
+        // A message with a huge name in it is cut short here.
+        let start: String = message.chars().take(300).collect();
+        assert_eq!(answer.status, status, "{what}: {start}");
+        assert!(message.contains(reason), "{what}: {start}");
+        if status == 400 {
+            let bound = "more than the 65536 bytes an entry header may hold";
+            assert!(message.contains(bound), "{what}: {start}");
+        }
+    }
+    let peak = support::peak_rss_kib(manager.child.id());
+    eprintln!("manager's peak RSS: {idle} KiB idle, {peak} KiB after the header bombs");
+    assert!(
+        peak.saturating_sub(idle) < 16 * 1024,
+        "checking header bombs raised the manager's peak RSS from {idle} KiB to {peak} KiB"
+    );
+    let versions = &api.get("/api/v1/collectors/disk_usage").await.body["versions"];
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
     manager.terminate(Duration::from_secs(10));
 }
 

@@ -519,3 +519,14 @@ pub fn series_value(metrics: &str, family: &str, labels: &[&str]) -> Option<u64>
         .find(|rest| labels.iter().all(|label| rest.contains(label)))
         .and_then(|rest| rest.rsplit(' ').next()?.parse().ok())
 }
+
+/// The peak resident set size of process `pid` so far (`VmHWM` of
+/// `/proc/<pid>/status`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in the status of process {pid}"))
+}
