@@ -29,6 +29,13 @@ fn manager(dir: &Path, extra: &[(&str, &str)]) -> Node {
     start_manager(dir, ADMIN, ENROLL, extra)
 }
 
+/// A manager in `dir` that takes packages of up to 1 MB, and its admin client.
+fn small_manager(dir: &Path) -> (Node, Api) {
+    let manager = manager(dir, &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")]);
+    let api = Api::with_token(&manager, ADMIN);
+    (manager, api)
+}
+
 /// A worker in group `default` that unpacks collectors into `dir/unpacked`.
 fn worker(dir: &Path, manager: &Node) -> Node {
     let collectors = dir.join("unpacked");
@@ -293,11 +300,7 @@ async fn a_collector_goes_from_upload_to_a_workers_events_and_away_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn malicious_and_broken_packages_are_refused_with_their_reason() {
     let dir = home();
-    let manager = manager(
-        &dir.path().join("m"),
-        &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")],
-    );
-    let api = Api::with_token(&manager, ADMIN);
+    let (manager, api) = small_manager(&dir.path().join("m"));
     let outside = dir.path().join("outside");
     let script: &[u8] = b"#!/bin/sh\necho '{}'\n";
     let good_manifest = manifest("1.0.0");
@@ -405,10 +408,7 @@ async fn malicious_and_broken_packages_are_refused_with_their_reason() {
         ),
     ];
     for (what, bytes, status, reason) in cases {
-        let answer = upload(&api, bytes).await;
-        assert_eq!(answer.status, status, "{what}: {}", answer.body);
-        let message = answer.body["error"]["message"].as_str().unwrap_or("");
-        assert!(message.contains(reason), "{what}: {message}");
+        upload_refused(&api, what, bytes, status, reason).await;
     }
     assert_eq!(api.get("/api/v1/collectors").await.body, json!([]));
     assert!(
@@ -435,14 +435,26 @@ fn valid_with(version: &str, extra: Vec<Entry<'_>>) -> Vec<u8> {
     package(&entries)
 }
 
+/// Uploads `bytes`, a small package, and asserts that it is refused with
+/// `status` and a message holding `reason`.
+async fn upload_refused(api: &Api, what: &str, bytes: Vec<u8>, status: u16, reason: &str) {
+    assert!(
+        bytes.len() < 1 << 20,
+        "{what}: {} bytes packed",
+        bytes.len()
+    );
+    let answer = upload(api, bytes).await;
+    let message = answer.body["error"]["message"].as_str().unwrap_or("");
+    // A message with a huge name in it is cut short here.
+    let start: String = message.chars().take(300).collect();
+    assert_eq!(answer.status, status, "{what}: {start}");
+    assert!(message.contains(reason), "{what}: {start}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn header_bombs_are_refused_naming_the_header_and_the_manager_stays_small() {
     let dir = home();
-    let manager = manager(
-        &dir.path().join("m"),
-        &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")],
-    );
-    let api = Api::with_token(&manager, ADMIN);
+    let (manager, api) = small_manager(&dir.path().join("m"));
     // One upload first, so that the idle figure includes what checking a
     // package needs at all.
     let uploaded = upload(&api, version_saying("0.9.0")).await;
@@ -451,88 +463,53 @@ async fn header_bombs_are_refused_naming_the_header_and_the_manager_stays_small(
 
     // 32 MiB each: a few hundred KiB once compressed, and far over the bound.
     let huge = vec![b'a'; 32 << 20];
+    let bombs = [
+        (
+            tar::EntryType::GNULongName,
+            "././@LongLink",
+            "a GNU long-name header",
+        ),
+        (
+            tar::EntryType::GNULongLink,
+            "././@LongLink",
+            "a GNU long-link header",
+        ),
+        (tar::EntryType::XHeader, "PaxHeaders/extra", "a pax header"),
+        (
+            tar::EntryType::XGlobalHeader,
+            "pax_global_header",
+            "a global pax header",
+        ),
+    ];
+    for (n, (kind, name, what)) in bombs.into_iter().enumerate() {
+        // The entry it describes: `extra`, as a file or a link.
+        let described = match kind {
+            tar::EntryType::GNULongLink => Entry::Symlink("extra", "bin/disk_usage.sh"),
+            _ => Entry::File("extra", b"x", 0o644),
+        };
+        let version = format!("1.0.{n}");
+        let bytes = valid_with(&version, vec![Entry::Header(name, kind, &huge), described]);
+        let reason = format!(
+            "{what} (`{name}`), holds {} bytes, more than the 65536 bytes an entry header may hold",
+            huge.len()
+        );
+        upload_refused(&api, what, bytes, 400, &reason).await;
+    }
+
+    // Headers under the bound, which add up to more than the 1 MB allowed.
     let medium = vec![b'm'; 60 << 10];
     let medium_records = [("comment", medium.as_slice())];
-    let mut many_medium = Vec::new();
     let names: Vec<String> = (0..20).map(|n| format!("data/{n}.txt")).collect();
+    let mut many_medium = Vec::new();
     for name in &names {
         many_medium.push(Entry::Pax(&medium_records));
         many_medium.push(Entry::File(name, b"x", 0o644));
     }
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        (
-            "GNU long name",
-            valid_with(
-                "1.0.1",
-                vec![
-                    Entry::Header("././@LongLink", tar::EntryType::GNULongName, &huge),
-                    Entry::File("extra.txt", b"x", 0o644),
-                ],
-            ),
-            400,
-            "a GNU long-name header (`././@LongLink`), holds 33554432 bytes",
-        ),
-        (
-            "GNU long link",
-            valid_with(
-                "1.0.2",
-                vec![
-                    Entry::Header("././@LongLink", tar::EntryType::GNULongLink, &huge),
-                    Entry::Symlink("run", "bin/disk_usage.sh"),
-                ],
-            ),
-            400,
-            "a GNU long-link header (`././@LongLink`), holds 33554432 bytes",
-        ),
-        (
-            "pax header",
-            valid_with(
-                "1.0.3",
-                vec![
-                    Entry::Header("PaxHeaders/extra.txt", tar::EntryType::XHeader, &huge),
-                    Entry::File("extra.txt", b"x", 0o644),
-                ],
-            ),
-            400,
-            "a pax header (`PaxHeaders/extra.txt`), holds 33554432 bytes",
-        ),
-        (
-            "global pax header",
-            valid_with(
-                "1.0.4",
-                vec![Entry::Header(
-                    "pax_global_header",
-                    tar::EntryType::XGlobalHeader,
-                    &huge,
-                )],
-            ),
-            400,
-            "a global pax header (`pax_global_header`), holds 33554432 bytes",
-        ),
-        (
-            "many medium pax headers",
-            valid_with("1.0.5", many_medium),
-            413,
-            "unpacks to more than the 1 MB allowed (service.manager.max_collector_mb) at entry",
-        ),
-    ];
-    for (what, bytes, status, reason) in cases {
-        assert!(
-            bytes.len() < 1 << 20,
-            "{what}: {} bytes packed",
-            bytes.len()
-        );
-        let answer = upload(&api, bytes).await;
-        let message = answer.body["error"]["message"].as_str().unwrap_or("");
-        // A message with a huge name in it is cut short here.
-        let start: String = message.chars().take(300).collect();
-        assert_eq!(answer.status, status, "{what}: {start}");
-        assert!(message.contains(reason), "{what}: {start}");
-        if status == 400 {
-            let bound = "more than the 65536 bytes an entry header may hold";
-            assert!(message.contains(bound), "{what}: {start}");
-        }
-    }
+    let reason =
+        "unpacks to more than the 1 MB allowed (service.manager.max_collector_mb) at entry";
+    let bytes = valid_with("1.1.0", many_medium);
+    upload_refused(&api, "many medium pax headers", bytes, 413, reason).await;
+
     let peak = support::peak_rss_kib(manager.child.id());
     eprintln!("manager's peak RSS: {idle} KiB idle, {peak} KiB after the header bombs");
     assert!(
