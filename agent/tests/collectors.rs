@@ -4,7 +4,9 @@
 //! the old one on the worker while another dataflow runs on; deletion
 //! refused while a dataflow uses it, then accepted, and the worker's copy
 //! removed; malicious packages refused with their reason and nothing kept;
-//! and a worker offline during an upload catching up when it is back.
+//! header bombs (huge GNU long names and pax headers) refused without the
+//! manager's memory growing; and a worker offline during an upload
+//! catching up when it is back.
 
 mod support;
 
@@ -27,6 +29,13 @@ fn manager(dir: &Path, extra: &[(&str, &str)]) -> Node {
     start_manager(dir, ADMIN, ENROLL, extra)
 }
 
+/// A manager in `dir` that takes packages of up to 1 MB, and its admin client.
+fn small_manager(dir: &Path) -> (Node, Api) {
+    let manager = manager(dir, &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")]);
+    let api = Api::with_token(&manager, ADMIN);
+    (manager, api)
+}
+
 /// A worker in group `default` that unpacks collectors into `dir/unpacked`.
 fn worker(dir: &Path, manager: &Node) -> Node {
     let collectors = dir.join("unpacked");
@@ -47,6 +56,11 @@ enum Entry<'a> {
     Symlink(&'a str, &'a str),
     Hardlink(&'a str, &'a str),
     Special(&'a str, tar::EntryType),
+    /// An extension header (GNU long name or link, pax) named `.0` that
+    /// holds `.2`, written before the entry it describes.
+    Header(&'a str, tar::EntryType, &'a [u8]),
+    /// A pax header of these records, as `tar` writes one.
+    Pax(&'a [(&'a str, &'a [u8])]),
 }
 
 /// Writes `name` into a header as is: `tar`'s own setters refuse the
@@ -87,6 +101,20 @@ fn package(entries: &[Entry<'_>]) -> Vec<u8> {
                 header.set_cksum();
                 builder.append(&header, std::io::empty()).unwrap();
             }
+            Entry::Header(name, kind, contents) => {
+                // A GNU header: `tar` reads extensions only from GNU and
+                // ustar headers, not from the old format's.
+                let mut header = tar::Header::new_gnu();
+                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+                header.set_entry_type(*kind);
+                header.set_size(contents.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append(&header, *contents).unwrap();
+            }
+            Entry::Pax(records) => builder
+                .append_pax_extensions(records.iter().copied())
+                .unwrap(),
         }
     }
     builder.into_inner().unwrap().finish().unwrap()
@@ -272,11 +300,7 @@ async fn a_collector_goes_from_upload_to_a_workers_events_and_away_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn malicious_and_broken_packages_are_refused_with_their_reason() {
     let dir = home();
-    let manager = manager(
-        &dir.path().join("m"),
-        &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")],
-    );
-    let api = Api::with_token(&manager, ADMIN);
+    let (manager, api) = small_manager(&dir.path().join("m"));
     let outside = dir.path().join("outside");
     let script: &[u8] = b"#!/bin/sh\necho '{}'\n";
     let good_manifest = manifest("1.0.0");
@@ -384,10 +408,7 @@ async fn malicious_and_broken_packages_are_refused_with_their_reason() {
         ),
     ];
     for (what, bytes, status, reason) in cases {
-        let answer = upload(&api, bytes).await;
-        assert_eq!(answer.status, status, "{what}: {}", answer.body);
-        let message = answer.body["error"]["message"].as_str().unwrap_or("");
-        assert!(message.contains(reason), "{what}: {message}");
+        upload_refused(&api, what, bytes, status, reason).await;
     }
     assert_eq!(api.get("/api/v1/collectors").await.body, json!([]));
     assert!(
@@ -400,6 +421,103 @@ async fn malicious_and_broken_packages_are_refused_with_their_reason() {
         .map(Iterator::count)
         .unwrap_or(0);
     assert_eq!(kept, 0, "a refused package was kept");
+    manager.terminate(Duration::from_secs(10));
+}
+
+/// A valid package of `disk_usage` `version` with `extra` after its files.
+fn valid_with(version: &str, extra: Vec<Entry<'_>>) -> Vec<u8> {
+    let manifest = manifest(version);
+    let mut entries = vec![
+        Entry::File("collector.toml", manifest.as_bytes(), 0o644),
+        Entry::File("bin/disk_usage.sh", b"#!/bin/sh\necho '{}'\n", 0o755),
+    ];
+    entries.extend(extra);
+    package(&entries)
+}
+
+/// Uploads `bytes`, a small package, and asserts that it is refused with
+/// `status` and a message holding `reason`.
+async fn upload_refused(api: &Api, what: &str, bytes: Vec<u8>, status: u16, reason: &str) {
+    assert!(
+        bytes.len() < 1 << 20,
+        "{what}: {} bytes packed",
+        bytes.len()
+    );
+    let answer = upload(api, bytes).await;
+    let message = answer.body["error"]["message"].as_str().unwrap_or("");
+    // A message with a huge name in it is cut short here.
+    let start: String = message.chars().take(300).collect();
+    assert_eq!(answer.status, status, "{what}: {start}");
+    assert!(message.contains(reason), "{what}: {start}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_bombs_are_refused_naming_the_header_and_the_manager_stays_small() {
+    let dir = home();
+    let (manager, api) = small_manager(&dir.path().join("m"));
+    // One upload first, so that the idle figure includes what checking a
+    // package needs at all.
+    let uploaded = upload(&api, version_saying("0.9.0")).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let idle = support::peak_rss_kib(manager.child.id());
+
+    // 32 MiB each: a few hundred KiB once compressed, and far over the bound.
+    let huge = vec![b'a'; 32 << 20];
+    let bombs = [
+        (
+            tar::EntryType::GNULongName,
+            "././@LongLink",
+            "a GNU long-name header",
+        ),
+        (
+            tar::EntryType::GNULongLink,
+            "././@LongLink",
+            "a GNU long-link header",
+        ),
+        (tar::EntryType::XHeader, "PaxHeaders/extra", "a pax header"),
+        (
+            tar::EntryType::XGlobalHeader,
+            "pax_global_header",
+            "a global pax header",
+        ),
+    ];
+    for (n, (kind, name, what)) in bombs.into_iter().enumerate() {
+        // The entry it describes: `extra`, as a file or a link.
+        let described = match kind {
+            tar::EntryType::GNULongLink => Entry::Symlink("extra", "bin/disk_usage.sh"),
+            _ => Entry::File("extra", b"x", 0o644),
+        };
+        let version = format!("1.0.{n}");
+        let bytes = valid_with(&version, vec![Entry::Header(name, kind, &huge), described]);
+        let reason = format!(
+            "{what} (`{name}`), holds {} bytes, more than the 65536 bytes an entry header may hold",
+            huge.len()
+        );
+        upload_refused(&api, what, bytes, 400, &reason).await;
+    }
+
+    // Headers under the bound, which add up to more than the 1 MB allowed.
+    let medium = vec![b'm'; 60 << 10];
+    let medium_records = [("comment", medium.as_slice())];
+    let names: Vec<String> = (0..20).map(|n| format!("data/{n}.txt")).collect();
+    let mut many_medium = Vec::new();
+    for name in &names {
+        many_medium.push(Entry::Pax(&medium_records));
+        many_medium.push(Entry::File(name, b"x", 0o644));
+    }
+    let reason =
+        "unpacks to more than the 1 MB allowed (service.manager.max_collector_mb) at entry";
+    let bytes = valid_with("1.1.0", many_medium);
+    upload_refused(&api, "many medium pax headers", bytes, 413, reason).await;
+
+    let peak = support::peak_rss_kib(manager.child.id());
+    eprintln!("manager's peak RSS: {idle} KiB idle, {peak} KiB after the header bombs");
+    assert!(
+        peak.saturating_sub(idle) < 16 * 1024,
+        "checking header bombs raised the manager's peak RSS from {idle} KiB to {peak} KiB"
+    );
+    let versions = &api.get("/api/v1/collectors/disk_usage").await.body["versions"];
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
     manager.terminate(Duration::from_secs(10));
 }
 

@@ -1,11 +1,13 @@
 //! `datascale run` with real files, pipes and signals: events go from the
-//! source through VRL to the sink, each exactly once.
+//! source through VRL to the sink, each exactly once; a file sink on a disk
+//! that fills up keeps whole lines and loses none.
 
 mod support;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     io::Write,
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -181,5 +183,103 @@ fn an_invalid_dataflow_file_is_refused_with_its_paths() {
     assert!(
         err.contains("sources: a dataflow needs at least one source"),
         "{err}"
+    );
+}
+
+/// The most events in one batch of a source (`MAX_BATCH_EVENTS`).
+const BATCH_EVENTS: usize = 256;
+
+/// How many times each input line `n` arrived in the file sink's output
+/// `out`, and the lines there that are not whole JSON (cut short).
+fn arrivals(out: &Path) -> (BTreeMap<u64, usize>, Vec<String>) {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let mut counts = BTreeMap::new();
+    let mut torn = Vec::new();
+    for line in text.lines() {
+        let n = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|event| serde_json::from_str::<Value>(event["message"].as_str()?).ok())
+            .and_then(|input| input["n"].as_u64());
+        match n {
+            Some(n) => *counts.entry(n).or_default() += 1,
+            None => torn.push(line.chars().take(120).collect()),
+        }
+    }
+    (counts, torn)
+}
+
+#[test]
+fn a_file_sink_on_a_full_disk_keeps_whole_lines_and_loses_none() {
+    let dir = home();
+    let Some(disk) = support::Tmpfs::mount(&dir.path().join("disk"), "1m") else {
+        return;
+    };
+    // A filler takes most of the disk, so that the sink soon fills the rest.
+    let filler = disk.path.join("filler");
+    std::fs::write(&filler, vec![0u8; 700 * 1024]).unwrap();
+    // Lines of about 900 bytes in the output: the first 200 fit on the
+    // disk, all 500 do not.
+    let (fit, lines) = (200, 500);
+    let input = dir.path().join("logs/app.log");
+    let pad = "z".repeat(800);
+    let append = |range: std::ops::Range<u64>| {
+        support::append_lines(
+            &input,
+            range.map(|n| format!("{{\"n\":{n},\"pad\":\"{pad}\"}}")),
+        );
+    };
+    append(0..fit);
+    let out = disk.path.join("out.json");
+    let document = json!({
+        "name": "to_disk",
+        "sources": [{"name": "logs", "type": "file",
+                     "conf": {"include": [input.display().to_string()], "glob_minimum_cooldown_ms": 100}}],
+        "sinks": [{"name": "out", "type": "file", "inputs": ["logs"],
+                   "conf": {"path": out.display().to_string()}}]
+    });
+    let file = support::write_dataflow(dir.path(), &document);
+    let log = dir.path().join("run.log");
+    let child = support::command(dir.path())
+        .args(["run", "--dataflow", &file])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let running = support::Running { child };
+    support::wait_until(Duration::from_secs(30), "the lines that fit", || {
+        arrivals(&out).0.len() as u64 >= fit
+    });
+    append(fit..lines);
+    support::wait_until(
+        Duration::from_secs(30),
+        "write failing on the full disk",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("No space left on device")
+        },
+    );
+    let (written_when_full, torn_when_full) = arrivals(&out);
+    std::fs::remove_file(&filler).unwrap();
+    support::wait_until(Duration::from_secs(60), "every line in the output", || {
+        arrivals(&out).0.len() as u64 >= lines
+    });
+    running.stop();
+
+    let (counts, torn) = arrivals(&out);
+    assert!(torn.is_empty(), "torn lines in the output: {torn:#?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'), "the output ends in a torn line");
+    let arrived: Vec<u64> = counts.keys().copied().collect();
+    assert_eq!(arrived, (0..lines).collect::<Vec<_>>(), "lines lost");
+    let repeats: usize = counts.values().map(|count| count - 1).sum();
+    eprintln!(
+        "{} lines and {} torn ones written when the disk was full; {} bytes at the end, {repeats} lines repeated",
+        written_when_full.len(),
+        torn_when_full.len(),
+        text.len()
+    );
+    assert!(
+        repeats <= BATCH_EVENTS,
+        "{repeats} lines repeated, more than a batch of {BATCH_EVENTS}"
     );
 }

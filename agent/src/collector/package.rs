@@ -6,6 +6,14 @@
 //! and, when given a directory, unpacks it there; a refused package is
 //! refused before anything is kept. Packing a directory makes a package the
 //! same way every time (sorted, owned by 0:0, dated 0).
+//!
+//! The walk reads the archive's raw entries and handles the extension
+//! headers itself (GNU long names and long links, pax headers of an entry
+//! or of the whole archive): `tar` would read each of them whole into
+//! memory, whatever its size, before the entry it describes is seen. Here
+//! an extension header is refused from the size in its tar header when it
+//! is over [`MAX_EXTENSION_BYTES`], before any of it is read, and its
+//! bytes count towards the unpacked size.
 
 use std::{
     collections::BTreeMap,
@@ -17,7 +25,7 @@ use std::{
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use sha2::{Digest, Sha256};
-use tar::EntryType;
+use tar::{EntryType, Header, PaxExtensions};
 
 use super::{MANIFEST, Manifest, package_path};
 
@@ -26,6 +34,16 @@ const MAX_ENTRIES: usize = 10_000;
 
 /// The largest manifest, in bytes.
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+
+/// The largest extension header (a GNU long name or long link, a pax
+/// header of an entry or of the whole archive), in bytes: far more than
+/// any real name or link needs, and at most one of each kind is held in
+/// memory at a time.
+pub const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+
+/// The size of a tar header block; an extension header counts towards the
+/// unpacked size with its block and its contents.
+const BLOCK_BYTES: u64 = 512;
 
 /// Why a package was refused or could not be unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -107,16 +125,37 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut unpacked = 0u64;
     let mut manifest_text = None;
-    for (index, entry) in archive.entries().map_err(unreadable)?.enumerate() {
-        if index >= MAX_ENTRIES {
-            return Err(refused(format!("it holds more than {MAX_ENTRIES} entries")));
-        }
+    let mut members = 0usize;
+    let mut pending = Extensions::default();
+    let raw_entries = archive.entries().map_err(unreadable)?.raw(true);
+    for (index, entry) in raw_entries.enumerate() {
         let mut entry = entry.map_err(unreadable)?;
         let kind = entry.header().entry_type();
-        if kind == EntryType::XGlobalHeader {
-            continue; // metadata for the whole archive, such as `git archive` writes
+        let extension = Extension::of(kind);
+        // The extension headers of an entry count with it.
+        if extension.is_none_or(|extension| extension == Extension::GlobalPax) {
+            members += 1;
+            if members > MAX_ENTRIES {
+                return Err(refused(format!("it holds more than {MAX_ENTRIES} entries")));
+            }
         }
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if let Some(extension) = extension {
+            let size = entry.header().entry_size().map_err(unreadable)?;
+            let name = String::from_utf8_lossy(&entry.header().path_bytes()).into_owned();
+            let header = extension.described(index + 1, &name);
+            if size > MAX_EXTENSION_BYTES {
+                return Err(refused(format!(
+                    "{header}, holds {size} bytes, more than the {MAX_EXTENSION_BYTES} bytes an entry header may hold"
+                )));
+            }
+            count(&mut unpacked, BLOCK_BYTES + size, limit, || header.clone())?;
+            let mut contents = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut contents).map_err(unreadable)?;
+            pending.add(extension, contents, &header)?;
+            continue;
+        }
+        let names = std::mem::take(&mut pending).apply(entry.header());
+        let raw = String::from_utf8_lossy(&names.path).into_owned();
         let Some(path) = package_path(&raw) else {
             if raw.starts_with('/') {
                 return Err(refused(format!("entry `{raw}` is an absolute path")));
@@ -139,16 +178,18 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
                 "entry `{path}` lies below `{parent}`, which is not a directory"
             )));
         }
+        let size = entry.header().entry_size().map_err(unreadable)?;
+        if let Some(pax_size) = names.size.filter(|pax_size| *pax_size != size) {
+            return Err(refused(format!(
+                "entry `{path}`: its pax header gives its size as {pax_size} bytes, its tar header as {size}; the two must agree"
+            )));
+        }
+        // Whatever its kind: bytes after a directory's or a link's header
+        // are read through as well.
+        count(&mut unpacked, size, limit, || format!("entry `{path}`"))?;
         let target = into.map(|root| root.join(&path));
         let this = match kind {
             EntryType::Regular | EntryType::Continuous => {
-                let size = entry.header().size().map_err(unreadable)?;
-                unpacked = unpacked.saturating_add(size);
-                if unpacked > limit {
-                    return Err(PackageError::TooLarge(format!(
-                        "it unpacks to more than the {limit_mb} MB allowed (service.manager.max_collector_mb)"
-                    )));
-                }
                 let mode = entry.header().mode().map_err(unreadable)?;
                 let executable = mode & 0o100 != 0;
                 if path == MANIFEST {
@@ -180,8 +221,7 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
                 Seen::Directory
             }
             EntryType::Symlink => {
-                let link = entry.link_name_bytes().unwrap_or_default();
-                let link = String::from_utf8_lossy(&link).into_owned();
+                let link = String::from_utf8_lossy(&names.link).into_owned();
                 if link.is_empty()
                     || link.starts_with('/')
                     || link.split('/').any(|part| part == "..")
@@ -197,8 +237,7 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
                 Seen::Link
             }
             EntryType::Link => {
-                let link = entry.link_name_bytes().unwrap_or_default();
-                let link = String::from_utf8_lossy(&link).into_owned();
+                let link = String::from_utf8_lossy(&names.link).into_owned();
                 let Some(Seen::File { executable }) =
                     package_path(&link).and_then(|inside| seen.get(&inside).copied())
                 else {
@@ -231,6 +270,12 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
         };
         seen.insert(path, this);
     }
+    if !pending.is_empty() {
+        return Err(refused(
+            "the archive ends with an extension header (GNU long name or link, pax) that describes no entry"
+                .to_owned(),
+        ));
+    }
     let text = manifest_text
         .ok_or_else(|| refused(format!("there is no {MANIFEST} at the package's root")))?;
     let manifest = Manifest::parse(&text).map_err(|why| refused(format!("{MANIFEST}: {why}")))?;
@@ -258,6 +303,174 @@ fn walk(bytes: &[u8], limit: u64, into: Option<&Path>) -> Result<Checked, Packag
         sha256: sha256(bytes),
         size: bytes.len() as u64,
     })
+}
+
+/// Adds `bytes` to the unpacked size; past `limit`, refuses the package at
+/// the entry `at` names.
+fn count(
+    unpacked: &mut u64,
+    bytes: u64,
+    limit: u64,
+    at: impl FnOnce() -> String,
+) -> Result<(), PackageError> {
+    *unpacked = unpacked.saturating_add(bytes);
+    if *unpacked <= limit {
+        return Ok(());
+    }
+    Err(PackageError::TooLarge(format!(
+        "it unpacks to more than the {} MB allowed (service.manager.max_collector_mb) at {}",
+        limit.div_ceil(1024 * 1024),
+        at()
+    )))
+}
+
+/// The kinds of extension header: entries that describe the entry after
+/// them, or the whole archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extension {
+    LongName,
+    LongLink,
+    Pax,
+    GlobalPax,
+}
+
+impl Extension {
+    fn of(kind: EntryType) -> Option<Self> {
+        match kind {
+            EntryType::GNULongName => Some(Self::LongName),
+            EntryType::GNULongLink => Some(Self::LongLink),
+            EntryType::XHeader => Some(Self::Pax),
+            EntryType::XGlobalHeader => Some(Self::GlobalPax),
+            _ => None,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::LongName => "GNU long-name header",
+            Self::LongLink => "GNU long-link header",
+            Self::Pax => "pax header",
+            Self::GlobalPax => "global pax header",
+        }
+    }
+
+    /// How a refusal names the header: its place in the archive (from 1),
+    /// its kind and its own name, when it has one.
+    fn described(self, position: usize, name: &str) -> String {
+        let noun = self.noun();
+        match name.is_empty() {
+            true => format!("entry {position} of the archive, a {noun}"),
+            false => format!("entry {position} of the archive, a {noun} (`{name}`)"),
+        }
+    }
+}
+
+/// What the extension headers read so far say of the entry after them.
+#[derive(Debug, Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: Option<Pax>,
+}
+
+/// The records of a pax header that the walk uses; the others (times,
+/// owners, attributes) are left aside, as unpacking does not keep them.
+#[derive(Debug, Default)]
+struct Pax {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    size: Option<u64>,
+}
+
+/// An entry's path and link target, and the size its pax header gives.
+struct Names {
+    path: Vec<u8>,
+    link: Vec<u8>,
+    size: Option<u64>,
+}
+
+impl Extensions {
+    /// Keeps what the walk uses of an extension header's `contents`
+    /// (`header` names it); refuses a second one of the same kind for one
+    /// entry.
+    fn add(
+        &mut self,
+        extension: Extension,
+        contents: Vec<u8>,
+        header: &str,
+    ) -> Result<(), PackageError> {
+        let taken = match extension {
+            Extension::LongName => self.long_name.replace(until_nul(contents)).is_some(),
+            Extension::LongLink => self.long_link.replace(until_nul(contents)).is_some(),
+            Extension::Pax => self.pax.replace(Pax::parse(&contents, header)?).is_some(),
+            // Metadata for the whole archive, such as `git archive` writes;
+            // nothing in it is used.
+            Extension::GlobalPax => false,
+        };
+        if taken {
+            let noun = extension.noun();
+            return Err(refused(format!(
+                "{header} follows another {noun} of the same entry; two {noun}s cannot describe one entry"
+            )));
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.long_name.is_none() && self.long_link.is_none() && self.pax.is_none()
+    }
+
+    /// The names of the entry of `header`: from its pax header, else from
+    /// its GNU long name or link, else from the tar header itself.
+    fn apply(self, header: &Header) -> Names {
+        let pax = self.pax.unwrap_or_default();
+        let path = pax
+            .path
+            .or(self.long_name)
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let link = pax
+            .link
+            .or(self.long_link)
+            .or_else(|| header.link_name_bytes().map(|link| link.into_owned()))
+            .unwrap_or_default();
+        Names {
+            path,
+            link,
+            size: pax.size,
+        }
+    }
+}
+
+impl Pax {
+    fn parse(contents: &[u8], header: &str) -> Result<Self, PackageError> {
+        let malformed = || {
+            refused(format!(
+                "{header} is not a list of pax records (`<length> <key>=<value>` lines)"
+            ))
+        };
+        let mut pax = Self::default();
+        for record in PaxExtensions::new(contents) {
+            let record = record.map_err(|_| malformed())?;
+            match record.key_bytes() {
+                b"path" => pax.path = Some(record.value_bytes().to_vec()),
+                b"linkpath" => pax.link = Some(record.value_bytes().to_vec()),
+                b"size" => {
+                    let size = record.value().ok().and_then(|size| size.parse().ok());
+                    pax.size = Some(size.ok_or_else(malformed)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(pax)
+    }
+}
+
+/// A GNU long name or link: the bytes before the NUL that ends it.
+fn until_nul(mut contents: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = contents.iter().position(|byte| *byte == 0) {
+        contents.truncate(end);
+    }
+    contents
 }
 
 /// The link or file that `path` would lie below, if any.
@@ -344,8 +557,44 @@ fn collect(root: &Path, relative: &Path, paths: &mut Vec<PathBuf>) -> io::Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Gzips a tar archive.
+    pub(crate) fn gzip(archive: &[u8]) -> Vec<u8> {
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+        io::Write::write_all(&mut gzip, archive).unwrap();
+        gzip.finish().unwrap()
+    }
+
+    /// A GNU header (`tar` reads extensions from GNU and ustar headers
+    /// only) of kind `kind` named `name`, for `size` bytes of contents.
+    pub(crate) fn gnu_header(name: &str, kind: EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(size);
+        header.set_cksum();
+        header
+    }
+
+    /// The package of `dir` with the entries `extra` appends after its own.
+    pub(crate) fn package_of(
+        dir: &Path,
+        extra: impl FnOnce(&mut tar::Builder<Vec<u8>>),
+    ) -> Vec<u8> {
+        let mut archive = tar::Builder::new(Vec::new());
+        archive.append_dir_all(".", dir).unwrap();
+        extra(&mut archive);
+        gzip(&archive.into_inner().unwrap())
+    }
+
+    /// Appends the empty file `name`.
+    fn append_empty(archive: &mut tar::Builder<Vec<u8>>, name: &str) {
+        let header = gnu_header(name, EntryType::Regular, 0);
+        archive.append(&header, io::empty()).unwrap();
+    }
 
     fn directory() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -384,20 +633,9 @@ mod tests {
     #[test]
     fn an_entry_below_a_link_or_a_file_is_refused() {
         for (parent, below) in [("run", "run/x"), ("bin/run.sh", "bin/run.sh/x")] {
-            let mut archive = tar::Builder::new(Vec::new());
-            let dir = directory();
-            archive.append_dir_all(".", dir.path()).unwrap();
             // `tar`'s own setters refuse such names: write them as they are.
-            let mut header = tar::Header::new_old();
-            header.as_old_mut().name[..below.len()].copy_from_slice(below.as_bytes());
-            header.set_entry_type(EntryType::Regular);
-            header.set_mode(0o644);
-            header.set_size(0);
-            header.set_cksum();
-            archive.append(&header, io::empty()).unwrap();
-            let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
-            io::Write::write_all(&mut gzip, &archive.into_inner().unwrap()).unwrap();
-            let err = check(&gzip.finish().unwrap(), 1 << 20).unwrap_err();
+            let bytes = package_of(directory().path(), |archive| append_empty(archive, below));
+            let err = check(&bytes, 1 << 20).unwrap_err();
             let expected = format!("lies below `{parent}`, which is not a directory");
             assert!(err.to_string().contains(&expected), "{err}");
         }
@@ -410,5 +648,100 @@ mod tests {
         let bytes = pack(directory().path()).unwrap();
         let err = check(&bytes, 10).unwrap_err();
         assert!(matches!(err, PackageError::TooLarge(_)), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_extension_header_is_refused_from_its_size_before_it_is_read() {
+        let kinds = [
+            (EntryType::GNULongName, "a GNU long-name header"),
+            (EntryType::GNULongLink, "a GNU long-link header"),
+            (EntryType::XHeader, "a pax header"),
+            (EntryType::XGlobalHeader, "a global pax header"),
+        ];
+        for (kind, what) in kinds {
+            // A header that claims 1 GiB, with nothing behind it to read.
+            let header = gnu_header("././@LongLink", kind, 1 << 30);
+            let err = check(&gzip(header.as_bytes()), u64::MAX).unwrap_err();
+            let expected = format!(
+                "entry 1 of the archive, {what} (`././@LongLink`), holds 1073741824 bytes, \
+                 more than the 65536 bytes an entry header may hold"
+            );
+            assert!(matches!(err, PackageError::Refused(_)), "{err}");
+            assert!(err.to_string().contains(&expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn extension_headers_name_entries_and_count_against_the_unpacked_limit() {
+        let dir = directory();
+        let deep = format!("bin/{}/deep.txt", "d".repeat(120));
+        fs::create_dir_all(dir.path().join(&deep).parent().unwrap()).unwrap();
+        fs::write(dir.path().join(&deep), "deep").unwrap();
+        let comment = vec![b'c'; 60 * 1024];
+        let bytes = package_of(dir.path(), |archive| {
+            // `tar` names a path over 100 bytes with a GNU long-name header.
+            archive
+                .append_pax_extensions([
+                    ("path", b"bin/named-by-pax.txt".as_slice()),
+                    ("comment", &comment),
+                ])
+                .unwrap();
+            append_empty(archive, "placeholder");
+        });
+        let out = tempfile::tempdir().unwrap();
+        let into = out.path().join("demo");
+        let unpacked = unpack(&bytes, 1 << 20, &into).unwrap();
+        assert_eq!(unpacked.manifest.name, "demo");
+        assert_eq!(fs::read_to_string(into.join(&deep)).unwrap(), "deep");
+        assert!(into.join("bin/named-by-pax.txt").is_file());
+        assert!(!into.join("placeholder").exists());
+
+        // The files hold less than 1 KiB; the pax header alone is 60 KiB.
+        let err = check(&bytes, 32 * 1024).unwrap_err();
+        assert!(matches!(err, PackageError::TooLarge(_)), "{err}");
+        assert!(err.to_string().contains("a pax header"), "{err}");
+    }
+
+    #[test]
+    fn extension_headers_that_describe_nothing_or_disagree_are_refused() {
+        let pax = |archive: &mut tar::Builder<Vec<u8>>, key: &str, value: &[u8]| {
+            archive.append_pax_extensions([(key, value)]).unwrap();
+        };
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                package_of(directory().path(), |archive| {
+                    pax(archive, "comment", b"last")
+                }),
+                "describes no entry",
+            ),
+            (
+                package_of(directory().path(), |archive| {
+                    pax(archive, "comment", b"one");
+                    pax(archive, "comment", b"two");
+                    append_empty(archive, "twice.txt");
+                }),
+                "two pax headers",
+            ),
+            (
+                package_of(directory().path(), |archive| {
+                    pax(archive, "size", b"3");
+                    append_empty(archive, "sized.txt");
+                }),
+                "its pax header gives its size as 3 bytes, its tar header as 0",
+            ),
+            (
+                package_of(directory().path(), |archive| {
+                    let header = gnu_header("PaxHeaders/bad", EntryType::XHeader, 7);
+                    archive.append(&header, b"garbage".as_slice()).unwrap();
+                    append_empty(archive, "bad.txt");
+                }),
+                "is not a list of pax records",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let err = check(&bytes, 1 << 20).unwrap_err();
+            assert!(matches!(err, PackageError::Refused(_)), "{err}");
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+        }
     }
 }

@@ -189,20 +189,30 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::collector::package::tests::{gnu_header, package_of};
 
-    fn packaged(version: &str) -> (DesiredCollector, Vec<u8>) {
+    /// The directory of version `version` of `probe`.
+    fn probe(version: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let manifest = format!("name = \"probe\"\nversion = \"{version}\"\nentrypoint = \"run\"\n");
         fs::write(dir.path().join(super::super::MANIFEST), manifest).unwrap();
         fs::write(dir.path().join("run"), "#!/bin/sh\n").unwrap();
         fs::set_permissions(dir.path().join("run"), fs::Permissions::from_mode(0o755)).unwrap();
-        let bytes = package::pack(dir.path()).unwrap();
-        let collector = DesiredCollector {
+        dir
+    }
+
+    /// `bytes` as the package of `probe` version `version`.
+    fn desired(version: &str, bytes: &[u8]) -> DesiredCollector {
+        DesiredCollector {
             name: "probe".into(),
             version: version.into(),
-            sha256: package::sha256(&bytes),
-        };
-        (collector, bytes)
+            sha256: package::sha256(bytes),
+        }
+    }
+
+    fn packaged(version: &str) -> (DesiredCollector, Vec<u8>) {
+        let bytes = package::pack(probe(version).path()).unwrap();
+        (desired(version, &bytes), bytes)
     }
 
     #[test]
@@ -225,5 +235,35 @@ mod tests {
         shelf.keep_only(&[]);
         assert!(!dir.path().join("probe").exists());
         assert!(dir.path().join("examples/disk_usage").is_dir());
+    }
+
+    #[test]
+    fn a_package_with_a_header_bomb_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let shelf = Shelf::new(dir.path());
+        // As a manager that checked less might have accepted them: 32 MiB
+        // headers, which a worker must not read into memory.
+        let huge = vec![b'a'; 32 << 20];
+        for (kind, what) in [
+            (tar::EntryType::GNULongName, "a GNU long-name header"),
+            (tar::EntryType::XHeader, "a pax header"),
+        ] {
+            let bytes = package_of(probe("1.0.0").path(), |archive| {
+                let header = gnu_header("././@LongLink", kind, huge.len() as u64);
+                archive.append(&header, huge.as_slice()).unwrap();
+                let header = gnu_header("extra.txt", tar::EntryType::Regular, 0);
+                archive.append(&header, io::empty()).unwrap();
+            });
+            let collector = desired("1.0.0", &bytes);
+            let err = shelf.install(&collector, &bytes).unwrap_err().to_string();
+            let expected = format!(
+                "{what} (`././@LongLink`), holds 33554432 bytes, more than the 65536 bytes an entry header may hold"
+            );
+            let start: String = err.chars().take(300).collect();
+            assert!(err.contains(&expected), "{start}");
+            assert!(!shelf.has(&collector));
+            let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+            assert!(left.is_empty(), "left behind: {left:?}");
+        }
     }
 }

@@ -588,3 +588,58 @@ pub fn assert_unique_keys(document: &str) {
     serde::de::DeserializeSeed::deserialize(Unique, &mut de)
         .unwrap_or_else(|err| panic!("{err}: {document}"));
 }
+
+/// The peak resident set size of process `pid` so far (`VmHWM` of
+/// `/proc/<pid>/status`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in the status of process {pid}"))
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped, so that a failing
+/// test leaves no mount behind.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it: `1m`) at
+    /// `path`, made if missing. Mounting needs root: elsewhere this says
+    /// the test is skipped and returns `None`, except where `CI` is set,
+    /// where the test fails instead.
+    pub fn mount(path: &Path, size: &str) -> Option<Self> {
+        if !root_for("mounting a tmpfs") {
+            return None;
+        }
+        std::fs::create_dir_all(path).unwrap();
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cannot mount a tmpfs at {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(Self {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a process that still has a file open there does not keep
+        // the mount.
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.path)
+            .status();
+    }
+}

@@ -2,13 +2,22 @@
 //! parts and `{{ field }}` parts. Each batch is written with one write per
 //! file and fsynced before it is acknowledged; a file renamed or deleted
 //! under the sink (log rotation) is reopened at its path.
+//!
+//! A regular file only ever ends in a whole line. The sink knows the
+//! length of each file after its last write that succeeded (fsync
+//! included); a write or fsync that fails (a full disk) is cut back to that
+//! length before the batch is failed and sent again, so the retry does not
+//! follow a fragment. A file that the sink opens, or finds at another
+//! length than it left it (copy-truncate, another writer), and that does
+//! not end in a newline has its unterminated last line cut off, as a write
+//! torn by a crash leaves one, with a warning that says how many bytes.
 
 use std::{
     borrow::Cow,
     collections::BTreeMap,
     fs::{File, OpenOptions},
-    io::Write,
-    os::unix::fs::MetadataExt,
+    io::{self, Write},
+    os::unix::fs::{FileExt, MetadataExt},
     path::{Path, PathBuf},
 };
 
@@ -18,6 +27,7 @@ use crate::{
     runtime::{ComponentError, SinkContext, ack::Delivery},
 };
 use chrono::format::{Item, StrftimeItems};
+use tracing::warn;
 
 /// A parsed `path`: literal text (with strftime parts) and event fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +96,93 @@ impl PathTemplate {
 struct OpenFile {
     file: File,
     inode: u64,
-    /// A regular file, which is fsynced; not a pipe or a device.
+    /// A regular file, which is fsynced and kept to whole lines; not a
+    /// pipe or a device.
     regular: bool,
+    /// For a regular file, its length after the last write that succeeded:
+    /// the end of its last whole line.
+    whole: u64,
+}
+
+impl OpenFile {
+    /// Opens `path` to append to it, made if missing; a regular file is
+    /// also opened to read, to find its last whole line.
+    fn open(path: &Path) -> io::Result<Self> {
+        let regular = std::fs::metadata(path).map_or(true, |meta| meta.is_file());
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(regular)
+            .open(path)?;
+        let meta = file.metadata()?;
+        let mut open = Self {
+            file,
+            inode: meta.ino(),
+            regular: regular && meta.file_type().is_file(),
+            whole: 0,
+        };
+        if open.regular {
+            open.whole = open.cut_torn_line(path, meta.len())?;
+        }
+        Ok(open)
+    }
+
+    /// Writes `bytes` and fsyncs them. When that fails, a regular file is
+    /// cut back to its last whole line, so that nothing of `bytes` stays.
+    fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        // A pipe or a device has nothing to sync: what it accepted is delivered.
+        if !self.regular {
+            return self.file.write_all(bytes);
+        }
+        let len = self.file.metadata()?.len();
+        if len != self.whole {
+            // Changed by someone else since the last write (copy-truncate).
+            self.whole = self.cut_torn_line(path, len)?;
+        }
+        let written = self.file.write_all(bytes);
+        if let Err(err) = written.and_then(|()| self.file.sync_data()) {
+            let cut = self
+                .file
+                .set_len(self.whole)
+                .and_then(|()| self.file.sync_data());
+            if let Err(cut) = cut {
+                warn!(path = %path.display(), error = %cut, "Cannot cut a failed write off the file; it is cut when the file is opened again.");
+            }
+            return Err(err);
+        }
+        self.whole += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the last line off the file, `len` bytes long, when it does not
+    /// end in a newline; returns the length of the whole lines.
+    fn cut_torn_line(&self, path: &Path, len: u64) -> io::Result<u64> {
+        let whole = self.whole_lines(len)?;
+        if whole < len {
+            self.file.set_len(whole)?;
+            self.file.sync_data()?;
+            warn!(path = %path.display(), bytes = len - whole, "Cut off a last line without its newline, as a write torn by a crash or a full disk leaves it.");
+        }
+        Ok(whole)
+    }
+
+    /// The length of the file up to its last newline (0 when it has
+    /// none), read backwards from `len`, a block at a time.
+    fn whole_lines(&self, len: u64) -> io::Result<u64> {
+        // On the stack: the writing thread allocates nothing.
+        let mut block = [0u8; 8 * 1024];
+        let mut end = len;
+        while end > 0 {
+            let start = end.saturating_sub(block.len() as u64);
+            let chunk = &mut block[..(end - start) as usize];
+            self.file.read_exact_at(chunk, start)?;
+            if let Some(newline) = memchr::memrchr(b'\n', chunk) {
+                return Ok(start + newline as u64 + 1);
+            }
+            end = start;
+        }
+        Ok(0)
+    }
 }
 
 /// Most events written with one write and fsync per file.
@@ -234,28 +329,10 @@ fn write_all(
             if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(fail)?;
             }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(fail)?;
-            let meta = file.metadata().map_err(fail)?;
-            let regular = meta.file_type().is_file();
-            files.insert(
-                path.clone(),
-                OpenFile {
-                    file,
-                    inode: meta.ino(),
-                    regular,
-                },
-            );
+            files.insert(path.clone(), OpenFile::open(path).map_err(fail)?);
         }
         let open = files.get_mut(path).expect("opened above");
-        open.file.write_all(bytes).map_err(fail)?;
-        // A pipe or a device has nothing to sync: what it accepted is delivered.
-        if open.regular {
-            open.file.sync_data().map_err(fail)?;
-        }
+        open.append(path, bytes).map_err(fail)?;
     }
     Ok(())
 }
@@ -277,6 +354,29 @@ mod tests {
             template.render(&event, &now),
             Path::new("out/2026/web_1-_.log")
         );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_before_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}\n{\"n\":").unwrap();
+        let mut files = BTreeMap::new();
+        let buffers = BTreeMap::from([(path.clone(), b"{\"n\":3}\n".to_vec())]);
+        write_all(&mut files, &buffers).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+
+        // Cut short under the sink (copy-truncate), in the middle of a line.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(12)
+            .unwrap();
+        write_all(&mut files, &buffers).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"n\":1}\n{\"n\":3}\n");
     }
 
     #[test]
