@@ -5,7 +5,9 @@
 //! `cluster` (the protocol between workers and managers), `collector`
 //! (custom collectors: manifest, packages, what a worker unpacked), `node` (start-up
 //! and shutdown of a process), `api` (HTTP plumbing every
-//! node shares), `auth` (tokens), `manager` (the control plane and its Web UI),
+//! node shares), `connections` (the limits on the connections every server
+//! holds open, and serving a router under them), `auth` (tokens), `manager`
+//! (the control plane and its Web UI),
 //! `logging`, `metrics` (counters and `/metrics`), `resources` (cgroup
 //! limits), `runtime` (running dataflows), `service` (the systemd unit), `worker` (the dataflows a node runs, changed one at a time)
 //! and `durable` (crash-safe state files).
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod cluster;
 pub mod collector;
 pub mod config;
+pub mod connections;
 pub mod dataflow;
 pub mod durable;
 pub mod event;

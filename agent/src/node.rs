@@ -19,6 +19,7 @@ use crate::{
     api::{self, ApiState, NodeInfo},
     auth::{AuthError, GeneratedToken, Tokens, token_path},
     config::{Config, Mode},
+    connections::{self, ConnectionLimits, ConnectionTable},
     manager::{
         self,
         api::ManagerState,
@@ -221,11 +222,16 @@ pub async fn run(
     }
     let api = api::node_router(api_state, manager_routes);
 
+    let http = Http {
+        connections: connection_table(config),
+        body_read_timeout: Duration::from_secs(service.http.body_read_timeout_secs),
+        stop: stop.clone(),
+    };
     if let Some(listener) = ui_listener {
         let router = manager::ui_router(api.clone());
-        servers.spawn(serve("Web UI", listener, router, stop.clone()));
+        servers.spawn(http.clone().serve("Web UI", listener, router));
     }
-    servers.spawn(serve("API", api_listener, api, stop.clone()));
+    servers.spawn(http.serve("API", api_listener, api));
     info!(
         mode = %service.mode,
         api_address = %api_address,
@@ -270,15 +276,46 @@ pub async fn run(
     }
 }
 
-async fn serve(
-    server: &'static str,
-    listener: TcpListener,
-    router: axum::Router,
+/// How the API and the Web UI are served: one table of connections for
+/// both, with the limits of `[service.http]`, until `stop`.
+#[derive(Clone)]
+struct Http {
+    connections: ConnectionTable,
+    body_read_timeout: Duration,
     stop: CancellationToken,
-) -> Result<(), NodeError> {
-    api::serve(listener, router, stop)
+}
+
+impl Http {
+    async fn serve(
+        self,
+        server: &'static str,
+        listener: TcpListener,
+        router: axum::Router,
+    ) -> Result<(), NodeError> {
+        connections::serve(
+            listener,
+            router,
+            self.connections,
+            self.body_read_timeout,
+            self.stop,
+        )
         .await
         .map_err(|source| NodeError::Serve { server, source })
+    }
+}
+
+/// The connections of the API and the Web UI, which share the limits of
+/// `[service.http]`.
+fn connection_table(config: &Config) -> ConnectionTable {
+    let http = &config.service.http;
+    ConnectionTable::new(
+        "API and Web UI",
+        ConnectionLimits {
+            max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_secs(http.idle_timeout_secs),
+            read_timeout: Duration::from_secs(http.header_read_timeout_secs),
+        },
+    )
 }
 
 async fn bind(key: &'static str, address: SocketAddr) -> Result<TcpListener, NodeError> {

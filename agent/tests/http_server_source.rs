@@ -1,6 +1,7 @@
 //! The `http_server` source over real sockets: every codec, answers sent
 //! only after the file sink wrote the events, all-or-nothing bodies, size
-//! limit, failed deliveries and an address already in use.
+//! limit, failed deliveries, an address already in use, and the limits on
+//! its connections (slow heads and bodies, `max_connections`).
 
 mod support;
 
@@ -13,7 +14,11 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{Running, home};
+use support::{
+    Running,
+    connections::{Busy, SLACK, http_cap_of_two, post, slow_sender_is_cut_off},
+    home,
+};
 
 /// A running dataflow: an `http_server` source on `/ingest` into a file sink.
 struct Server {
@@ -25,12 +30,18 @@ struct Server {
 /// Starts the dataflow with `codec`, writing to `out`, and waits until it
 /// accepts connections.
 fn serve(dir: &Path, codec: &str, out: PathBuf) -> Server {
+    serve_with(dir, json!({"decoding": {"codec": codec}}), out)
+}
+
+/// Starts the dataflow with the source's `conf` (its address and path
+/// added), writing to `out`, and waits until it accepts connections.
+fn serve_with(dir: &Path, mut conf: Value, out: PathBuf) -> Server {
     let address = support::free_address();
+    conf["address"] = json!(address.to_string());
+    conf["path"] = json!("/ingest");
     let document = json!({
         "name": "http_test",
-        "sources": [{"name": "intake", "type": "http_server",
-                     "conf": {"address": address.to_string(), "path": "/ingest",
-                              "decoding": {"codec": codec}}}],
+        "sources": [{"name": "intake", "type": "http_server", "conf": conf}],
         "sinks": [{"name": "out", "type": "file", "inputs": ["intake"],
                    "conf": {"path": out.display().to_string()}}]
     });
@@ -201,4 +212,54 @@ fn an_address_in_use_stops_the_run_naming_the_address() {
         stderr.contains(&format!("cannot listen on {address}")),
         "{stderr}"
     );
+}
+
+/// The `n`th request of the connection tests: the event `event n`.
+fn event_request(n: usize) -> (Vec<u8>, Vec<u8>) {
+    post("/ingest", &[], format!("event {n}").as_bytes())
+}
+
+#[test]
+fn a_request_head_sent_a_byte_a_second_is_cut_off_after_header_read_timeout_secs() {
+    let dir = home();
+    let server = serve_with(
+        dir.path(),
+        json!({"header_read_timeout_secs": 2}),
+        out(dir.path()),
+    );
+    slow_sender_is_cut_off(
+        server.address,
+        b"POST /ingest HTTP/1.1\r\nHost: test\r\nX-Padding: slow\r\n",
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn a_body_sent_too_slowly_is_answered_408_after_body_read_timeout_secs() {
+    let dir = home();
+    let server = serve_with(
+        dir.path(),
+        json!({"body_read_timeout_secs": 2}),
+        out(dir.path()),
+    );
+    let mut busy = Busy::start(server.address, event_request(1));
+    let answer = busy.read_answer();
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert!(answer.body.contains("body_read_timeout_secs"), "{answer:?}");
+    assert!(busy.closed_within(SLACK).is_some());
+    assert!(server.events().is_empty(), "{:#?}", server.events());
+}
+
+#[test]
+fn past_max_connections_the_oldest_idle_goes_and_requests_in_progress_stay() {
+    let dir = home();
+    let server = serve_with(dir.path(), json!({"max_connections": 2}), out(dir.path()));
+    http_cap_of_two(server.address, event_request, 200);
+    let mut messages: Vec<_> = server
+        .events()
+        .iter()
+        .map(|event| event["message"].as_str().unwrap().to_owned())
+        .collect();
+    messages.sort();
+    assert_eq!(messages, ["event 1", "event 2", "event 3"]);
 }

@@ -1,7 +1,8 @@
 //! The `syslog` source over real sockets: RFC 3164 and 5424 over UDP and
-//! TCP with their fields parsed, octet counting, garbage kept whole, and a
-//! 1 MB line truncated; a flood of garbage is counted, not logged line by
-//! line.
+//! TCP with their fields parsed, octet counting, garbage kept whole, a
+//! 1 MB line truncated, a flood of garbage counted rather than logged line
+//! by line, and the limits on TCP connections (a message sent a byte a
+//! second, `max_connections`).
 
 mod support;
 
@@ -13,18 +14,28 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use support::{Api, Running, home, series_value};
+use support::{
+    Api, Running,
+    connections::{SLACK, assert_cut_off_after, closed_within, open},
+    home, series_value,
+};
 
 const BSD: &str = "<34>Oct 11 22:14:15 mymachine su: 'su root' failed on /dev/pts/8";
 const IETF: &str = r#"<165>1 2003-10-11T22:14:15.003Z web1.example.com evntslog 1234 ID47 [origin@32473 ip="192.0.2.1"] An application event"#;
 
 /// Starts a `syslog` source in `mode` on `address` into a file sink.
 fn listen(dir: &Path, mode: &str, address: SocketAddr) -> Running {
+    listen_with(dir, json!({"mode": mode}), address)
+}
+
+/// Starts a `syslog` source with `conf` (its address added) on `address`
+/// into a file sink.
+fn listen_with(dir: &Path, mut conf: Value, address: SocketAddr) -> Running {
     let out = dir.join("out.json");
+    conf["address"] = json!(address.to_string());
     let document = json!({
         "name": "syslog_test",
-        "sources": [{"name": "logs", "type": "syslog",
-                     "conf": {"address": address.to_string(), "mode": mode}}],
+        "sources": [{"name": "logs", "type": "syslog", "conf": conf}],
         "sinks": [{"name": "out", "type": "file", "inputs": ["logs"],
                    "conf": {"path": out.display().to_string()}}]
     });
@@ -220,4 +231,60 @@ async fn a_flood_of_garbage_writes_a_few_log_lines_and_counts_the_rest() {
         bytes < 50_000,
         "{bytes} bytes of log for {invalid} invalid messages"
     );
+}
+
+/// Starts a `syslog` source over TCP with `limits` added to its `conf`, on
+/// a free address, and waits until it accepts connections.
+fn listen_tcp(dir: &Path, mut limits: Value) -> (Running, SocketAddr) {
+    let address = support::free_address();
+    limits["mode"] = json!("tcp");
+    let running = listen_with(dir, limits, address);
+    support::wait_for_listener(address);
+    (running, address)
+}
+
+/// Sends one RFC 3164 message from `appname` on `stream` and waits until it
+/// is in the file.
+fn deliver(dir: &Path, stream: &mut TcpStream, appname: &str) {
+    writeln!(stream, "<13>Oct 11 22:14:15 myhost {appname}: hello").unwrap();
+    support::wait_until(Duration::from_secs(30), appname, || {
+        find(&events(dir), appname).is_some()
+    });
+}
+
+#[test]
+fn a_tcp_message_sent_a_byte_a_second_is_cut_off_after_message_read_timeout_secs() {
+    let dir = home();
+    let (running, address) = listen_tcp(dir.path(), json!({"message_read_timeout_secs": 2}));
+    let mut stream = open(address);
+    deliver(dir.path(), &mut stream, "before");
+    assert_cut_off_after(
+        &mut stream,
+        b"<13>Oct 11 22:14:15 myhost slow: a message that never ends",
+        Duration::from_secs(2),
+    );
+    assert!(find(&events(dir.path()), "slow").is_none());
+    running.stop();
+}
+
+#[test]
+fn past_max_connections_the_oldest_idle_tcp_connection_goes() {
+    let dir = home();
+    let (running, address) = listen_tcp(dir.path(), json!({"max_connections": 2}));
+    let mut first = open(address);
+    deliver(dir.path(), &mut first, "first");
+    let mut second = open(address);
+    deliver(dir.path(), &mut second, "second");
+    let mut third = open(address);
+    deliver(dir.path(), &mut third, "third");
+    assert!(
+        closed_within(&mut first, SLACK).is_some(),
+        "the oldest idle connection is closed to admit a new one"
+    );
+    assert!(
+        closed_within(&mut second, Duration::from_secs(1)).is_none(),
+        "the other one stays"
+    );
+    deliver(dir.path(), &mut second, "second_again");
+    running.stop();
 }

@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 use tracing::error;
 use utoipa::ToSchema;
 
-use crate::{dataflow::ValidationErrors, manager::store::StoreError};
+use crate::{
+    connections::{BodyTimedOut, body_timeout_in},
+    dataflow::ValidationErrors,
+    manager::store::StoreError,
+};
 
 /// A failed API request.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,9 @@ pub enum ApiError {
     /// The object is not at the revision the request expected (`If-Match`).
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The body did not arrive within `service.http.body_read_timeout_secs`.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The body is larger than the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -77,6 +84,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -122,8 +130,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable word: `bad_request`, `invalid_dataflow`, `unauthorized`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `precondition_failed`, `payload_too_large`, `unsupported_media_type`
-    /// or `internal`.
+    /// `precondition_failed`, `request_timeout`, `payload_too_large`,
+    /// `unsupported_media_type` or `internal`.
     pub code: &'static str,
     /// A sentence that names the problem and, where there is one, the fix.
     pub message: String,
@@ -171,19 +179,36 @@ impl<S: Send + Sync> FromRequest<S> for ApiBody {
         axum::body::Bytes::from_request(request, state)
             .await
             .map(Self)
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
-                    "the request body is larger than this route allows".to_owned(),
-                ),
-                _ => {
-                    ApiError::BadRequest(format!("cannot read the body: {}", rejection.body_text()))
+            .map_err(|rejection| {
+                if let Some(timeout) = body_timeout_in(&rejection) {
+                    return timeout.into();
+                }
+                match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+                        "the request body is larger than this route allows".to_owned(),
+                    ),
+                    _ => ApiError::BadRequest(format!(
+                        "cannot read the body: {}",
+                        rejection.body_text()
+                    )),
                 }
             })
     }
 }
 
+impl From<&BodyTimedOut> for ApiError {
+    fn from(timeout: &BodyTimedOut) -> Self {
+        ApiError::RequestTimeout(format!(
+            "{timeout}; send it faster or raise service.http.body_read_timeout_secs"
+        ))
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if let Some(timeout) = body_timeout_in(&rejection) {
+            return timeout.into();
+        }
         match rejection {
             JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
                 "send the body as JSON, with `Content-Type: application/json`".to_owned(),

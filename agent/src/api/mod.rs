@@ -1,11 +1,9 @@
 //! The HTTP plumbing every node shares: JSON errors and extractors, the
 //! bearer-token check, the cluster-name check, the routes every node answers
 //! (`/api/v1/health`, `/api/v1/status`, `/metrics`, `/api/v1/openapi.json`),
-//! the OpenAPI document built from the routes' own annotations, and serving
-//! a router on a listener until shutdown.
+//! and the OpenAPI document built from the routes' own annotations.
 
 mod error;
-mod serve;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -27,7 +25,6 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
-pub use serve::serve;
 
 use crate::{
     auth::{Caller, Role, Tokens},

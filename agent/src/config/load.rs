@@ -282,6 +282,22 @@ fn cross_checks(config: &Config, origins: &BTreeMap<String, Origin>) -> Vec<Conf
             "service.manager.max_collector_mb",
             service.manager.max_collector_mb,
         ),
+        (
+            "service.http.header_read_timeout_secs",
+            service.http.header_read_timeout_secs,
+        ),
+        (
+            "service.http.idle_timeout_secs",
+            service.http.idle_timeout_secs,
+        ),
+        (
+            "service.http.body_read_timeout_secs",
+            service.http.body_read_timeout_secs,
+        ),
+        (
+            "service.http.max_connections",
+            u64::from(service.http.max_connections),
+        ),
     ] {
         if value == 0 {
             issues.push(issue(format!(
@@ -598,6 +614,10 @@ mod tests {
             ("DATASCALE_SERVICE_COLLECTORS_DIR", "plugins"),
             ("DATASCALE_SERVICE_CLUSTER_NAME", "prod"),
             ("DATASCALE_SERVICE_SHUTDOWN_TIMEOUT_SECS", "3"),
+            ("DATASCALE_SERVICE_HTTP_HEADER_READ_TIMEOUT_SECS", "4"),
+            ("DATASCALE_SERVICE_HTTP_IDLE_TIMEOUT_SECS", "45"),
+            ("DATASCALE_SERVICE_HTTP_BODY_READ_TIMEOUT_SECS", "120"),
+            ("DATASCALE_SERVICE_HTTP_MAX_CONNECTIONS", "25000"),
             ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", "admin-secret"),
             ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", "worker-secret"),
             (
@@ -647,6 +667,10 @@ mod tests {
         );
         assert_eq!(c.service.cluster_name, "prod");
         assert_eq!(c.service.shutdown_timeout_secs, 3);
+        assert_eq!(c.service.http.header_read_timeout_secs, 4);
+        assert_eq!(c.service.http.idle_timeout_secs, 45);
+        assert_eq!(c.service.http.body_read_timeout_secs, 120);
+        assert_eq!(c.service.http.max_connections, 25_000);
         assert_eq!(c.service.manager.admin_token, "admin-secret");
         assert_eq!(c.service.manager.worker_token, "worker-secret");
         assert_eq!(
@@ -695,6 +719,28 @@ mod tests {
                 .filter(|(key, _, _)| key.ends_with("token") || key.ends_with("tokens"))
                 .all(|(_, value, _)| value == "<redacted>")
         );
+    }
+
+    #[test]
+    fn connection_limits_of_zero_are_refused_naming_the_key() {
+        let mut over = overrides();
+        over.env = vec![
+            ("DATASCALE_SERVICE_HTTP_MAX_CONNECTIONS".into(), "0".into()),
+            (
+                "DATASCALE_SERVICE_HTTP_IDLE_TIMEOUT_SECS".into(),
+                "0".into(),
+            ),
+        ];
+        let all = messages(load(&over).unwrap_err()).join("\n");
+        for key in [
+            "service.http.max_connections",
+            "service.http.idle_timeout_secs",
+        ] {
+            assert!(
+                all.contains(&format!("{key} is 0 (env DATASCALE_")),
+                "{all}"
+            );
+        }
     }
 
     #[test]

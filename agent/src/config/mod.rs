@@ -61,6 +61,8 @@ pub struct ServiceConfig {
     /// How long a graceful shutdown may take before the process exits anyway.
     #[serde(deserialize_with = "whole_number")]
     pub shutdown_timeout_secs: u64,
+    /// Limits on the connections of the REST API and the Web UI.
+    pub http: HttpConfig,
     /// Manager settings.
     pub manager: ManagerConfig,
     /// Worker settings.
@@ -77,6 +79,7 @@ impl Default for ServiceConfig {
             collectors_dir: PathBuf::from("collectors"),
             cluster_name: "datascale".to_owned(),
             shutdown_timeout_secs: 10,
+            http: HttpConfig::default(),
             manager: ManagerConfig::default(),
             worker: WorkerConfig::default(),
         }
@@ -114,6 +117,44 @@ impl fmt::Display for Mode {
             Mode::Worker => "worker",
             Mode::Standalone => "standalone",
         })
+    }
+}
+
+/// `[service.http]`: limits on the connections of the REST API and the Web
+/// UI, which share them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds from accepting a connection, or from the first byte of a
+    /// later request on it, to the end of the request's head; a slower
+    /// client is disconnected.
+    #[serde(deserialize_with = "whole_number")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before
+    /// it is closed; a request in progress, such as a waiting sync, is never
+    /// idle.
+    #[serde(deserialize_with = "whole_number")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive after its head; a slower
+    /// one is answered 408.
+    #[serde(deserialize_with = "whole_number")]
+    pub body_read_timeout_secs: u64,
+    /// The most connections open at once, API and Web UI together; at most
+    /// the open-file limit less 256. Past it, the connection idle the
+    /// longest is closed to admit a new one, or the new one is answered 503
+    /// when none is idle. A manager holds about two for each worker.
+    #[serde(deserialize_with = "whole_number")]
+    pub max_connections: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            max_connections: 16_384,
+        }
     }
 }
 

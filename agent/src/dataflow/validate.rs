@@ -790,6 +790,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_of_zero_are_reported_at_their_paths() {
+        let errors = errors_of(json!({
+            "name": "limits",
+            "sources": [
+                {"name": "web", "type": "http_server",
+                 "conf": {"address": "127.0.0.1:8080", "max_connections": 0}},
+                {"name": "logs", "type": "syslog",
+                 "conf": {"address": "127.0.0.1:5140", "mode": "tcp",
+                          "message_read_timeout_secs": 0}}
+            ],
+            "sinks": [{"name": "out", "type": "blackhole", "inputs": ["web", "logs"]}]
+        }));
+        for path in [
+            "sources[0].conf.max_connections",
+            "sources[1].conf.message_read_timeout_secs",
+        ] {
+            assert_eq!(message_at(&errors, path), "must be at least 1");
+        }
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+    }
+
+    #[test]
     fn a_bad_buffer_is_reported_at_its_path() {
         let with_buffer = |kind: &str, buffer: Value| {
             let mut document = contract_example();

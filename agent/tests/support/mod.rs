@@ -9,6 +9,7 @@
 )]
 
 pub mod browser;
+pub mod connections;
 
 use std::{
     io::{BufRead, BufReader},
@@ -26,7 +27,23 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_datascale");
 
 /// A `datascale` command in `home` with a clean `DATASCALE_*` environment.
 pub fn command(home: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    in_home(Command::new(BIN), home)
+}
+
+/// A `datascale` command like [`command`], run by `prlimit` under an
+/// open-file limit (soft and hard) of `limit`.
+pub fn command_with_open_files(home: &Path, limit: u64) -> Command {
+    let mut command = Command::new("prlimit");
+    command
+        .arg(format!("--nofile={limit}:{limit}"))
+        .arg("--")
+        .arg(BIN);
+    in_home(command, home)
+}
+
+/// `command` in `home` with the `DATASCALE_*` variables of the tests'
+/// environment removed.
+fn in_home(mut command: Command, home: &Path) -> Command {
     command.current_dir(home);
     for (name, _) in std::env::vars() {
         if name.starts_with("DATASCALE_") {
@@ -97,7 +114,17 @@ pub struct Node {
 /// Starts a node in `home` on ephemeral loopback ports, with `env` on top,
 /// and waits (up to 30 s) until it says it has started.
 pub fn start(home: &Path, env: &[(&str, &str)]) -> Node {
-    let mut child = command(home)
+    start_command(command(home), env)
+}
+
+/// Starts a node like [`start`], under an open-file limit of `limit`.
+pub fn start_with_open_files(home: &Path, env: &[(&str, &str)], limit: u64) -> Node {
+    start_command(command_with_open_files(home, limit), env)
+}
+
+/// Runs `start` with `command` and waits until the node has started.
+fn start_command(mut command: Command, env: &[(&str, &str)]) -> Node {
+    let mut child = command
         .arg("start")
         .env("DATASCALE_SERVICE_ADDRESS", "127.0.0.1:0")
         .env("DATASCALE_SERVICE_UI_ADDRESS", "127.0.0.1:0")

@@ -2,13 +2,15 @@
 //! decodes each body into events (all of them or none), and answers only
 //! once the sinks have acknowledged them: 200 when delivered, 503 when not,
 //! so that a client retries and nothing it was told was accepted is lost.
+//! Its connections are under the limits of its `conf`, as the API's are
+//! under `service.http`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::post,
@@ -17,6 +19,7 @@ use tracing::{info, warn};
 
 use super::{DecodingCodec, HttpServerConfig};
 use crate::{
+    connections::{self, ConnectionTable, body_timeout_in},
     event::{Batch, Event, Origin},
     metrics::ComponentMetrics,
     runtime::{
@@ -42,6 +45,9 @@ enum RequestError {
     /// The body does not decode with the source's codec.
     #[error("{0}")]
     BadBody(String),
+    /// The body did not arrive within `body_read_timeout_secs`.
+    #[error("{0}; send it faster or raise body_read_timeout_secs")]
+    TooSlow(String),
     /// The sinks did not confirm the events; the client should retry.
     #[error("the events were not delivered; send them again")]
     NotDelivered,
@@ -51,6 +57,7 @@ impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
         let status = match self {
             RequestError::BadBody(_) => StatusCode::BAD_REQUEST,
+            RequestError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             RequestError::NotDelivered => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
@@ -75,6 +82,10 @@ pub async fn run(
             context: format!("cannot listen on {}", config.address),
             source,
         })?;
+    let table = ConnectionTable::new(
+        format!("http_server source `{}`", context.origin.source()),
+        config.connection_limits(),
+    );
     let receiver = Arc::new(Receiver {
         codec: config.decoding.codec,
         origin: context.origin,
@@ -86,20 +97,36 @@ pub async fn run(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(receiver);
     info!(address = %config.address, path = %config.path, "Listening for events over HTTP.");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(context.shutdown.cancelled_owned())
-        .await
-        .map_err(|source| ComponentError::Io {
-            context: format!("cannot serve HTTP on {}", config.address),
-            source,
-        })
+    connections::serve(
+        listener,
+        router,
+        table,
+        Duration::from_secs(config.body_read_timeout_secs),
+        context.shutdown,
+    )
+    .await
+    .map_err(|source| ComponentError::Io {
+        context: format!("cannot serve HTTP on {}", config.address),
+        source,
+    })
 }
 
 /// Decodes the body, sends its events on and waits for their delivery.
 async fn receive(
     State(receiver): State<Arc<Receiver>>,
-    body: Bytes,
-) -> Result<StatusCode, RequestError> {
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => deliver(&receiver, body).await.into_response(),
+        Err(rejection) => match body_timeout_in(&rejection) {
+            Some(timeout) => RequestError::TooSlow(timeout.to_string()).into_response(),
+            None => rejection.into_response(),
+        },
+    }
+}
+
+/// Decodes `body`, sends its events on and waits for their delivery.
+async fn deliver(receiver: &Receiver, body: Bytes) -> Result<StatusCode, RequestError> {
     receiver.metrics.received(0, body.len());
     let events = decode(receiver.codec, body, &receiver.origin).map_err(|message| {
         receiver.metrics.error(1);

@@ -1,7 +1,7 @@
 //! Source types and their configurations (`conf`), with Vector's field names
 //! where Vector has the same source.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +9,7 @@ use super::ComponentConfig;
 use crate::{
     collector::check_version,
     config::check_name,
+    connections::ConnectionLimits,
     runtime::{BuildError, ComponentTask, SourceContext},
 };
 
@@ -270,6 +271,35 @@ pub struct HttpServerConfig {
     /// How request bodies become events.
     #[serde(default)]
     pub decoding: Decoding,
+    /// Seconds from accepting a connection, or from the first byte of a
+    /// later request on it, to the end of the request's head; a slower
+    /// client is disconnected.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before
+    /// it is closed.
+    #[serde(default = "default_http_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive after its head; a slower
+    /// one is answered 408.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// The most connections open at once; at most the open-file limit less
+    /// 256. Past it, the connection idle the longest is closed to admit a
+    /// new one, or the new one is answered 503 when none is idle.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl HttpServerConfig {
+    /// The limits on this source's connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        connection_limits(
+            self.max_connections,
+            self.idle_timeout_secs,
+            self.header_read_timeout_secs,
+        )
+    }
 }
 
 /// `decoding` of a source.
@@ -305,6 +335,44 @@ pub struct SyslogConfig {
     /// Longest message, in bytes; longer ones are truncated and counted.
     #[serde(default = "default_max_line_bytes")]
     pub max_length: usize,
+    /// TCP: seconds a message may take to arrive once its first byte has; a
+    /// slower sender is disconnected and the part it sent dropped.
+    #[serde(default = "default_message_read_timeout_secs")]
+    pub message_read_timeout_secs: u64,
+    /// TCP: seconds a connection may stay without a message before it is
+    /// closed. Long, since a sender over plain TCP may lose the message it
+    /// writes into a connection just closed.
+    #[serde(default = "default_syslog_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// TCP: the most connections open at once; at most the open-file limit
+    /// less 256. Past it, the connection quiet the longest is closed to
+    /// admit a new one.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl SyslogConfig {
+    /// The limits on this source's TCP connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        connection_limits(
+            self.max_connections,
+            self.idle_timeout_secs,
+            self.message_read_timeout_secs,
+        )
+    }
+}
+
+/// The limits of a source's connections, from its `conf`.
+fn connection_limits(
+    max_connections: u32,
+    idle_timeout_secs: u64,
+    read_timeout_secs: u64,
+) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        idle_timeout: Duration::from_secs(idle_timeout_secs),
+        read_timeout: Duration::from_secs(read_timeout_secs),
+    }
 }
 
 /// The transport of a `syslog` source.
@@ -395,6 +463,30 @@ fn default_scrape_interval_secs() -> u64 {
     15
 }
 
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_message_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_http_idle_timeout_secs() -> u64 {
+    60
+}
+
+fn default_syslog_idle_timeout_secs() -> u64 {
+    3_600
+}
+
+fn default_body_read_timeout_secs() -> u64 {
+    30
+}
+
+fn default_max_connections() -> u32 {
+    1_024
+}
+
 fn all_host_collectors() -> Vec<HostCollector> {
     vec![
         HostCollector::Cpu,
@@ -474,6 +566,14 @@ fn bind<S>(
     })
 }
 
+/// The names of the fields whose value is 0.
+fn zeros<const N: usize>(fields: [(&'static str, u64); N]) -> impl Iterator<Item = &'static str> {
+    fields
+        .into_iter()
+        .filter(|(_, value)| *value == 0)
+        .map(|(field, _)| field)
+}
+
 impl ComponentConfig for SourceConfig {
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
@@ -530,8 +630,18 @@ impl ComponentConfig for SourceConfig {
                     add("interval_secs", "must be 0 or more");
                 }
             }
-            SourceConfig::HttpServer(http) if !http.path.starts_with('/') => {
-                add("path", "must start with `/`");
+            SourceConfig::HttpServer(http) => {
+                if !http.path.starts_with('/') {
+                    add("path", "must start with `/`");
+                }
+                for field in zeros([
+                    ("header_read_timeout_secs", http.header_read_timeout_secs),
+                    ("idle_timeout_secs", http.idle_timeout_secs),
+                    ("body_read_timeout_secs", http.body_read_timeout_secs),
+                    ("max_connections", u64::from(http.max_connections)),
+                ]) {
+                    add(field, "must be at least 1");
+                }
             }
             SourceConfig::HostMetrics(HostMetricsConfig {
                 scrape_interval_secs: 0,
@@ -542,8 +652,20 @@ impl ComponentConfig for SourceConfig {
             }) => {
                 add("scrape_interval_secs", "must be at least 1");
             }
-            SourceConfig::Syslog(SyslogConfig { max_length: 0, .. })
-            | SourceConfig::Stdin(StdinConfig { max_length: 0 }) => {
+            SourceConfig::Syslog(syslog) => {
+                for field in zeros([
+                    ("max_length", syslog.max_length as u64),
+                    (
+                        "message_read_timeout_secs",
+                        syslog.message_read_timeout_secs,
+                    ),
+                    ("idle_timeout_secs", syslog.idle_timeout_secs),
+                    ("max_connections", u64::from(syslog.max_connections)),
+                ]) {
+                    add(field, "must be at least 1");
+                }
+            }
+            SourceConfig::Stdin(StdinConfig { max_length: 0 }) => {
                 add("max_length", "must be at least 1");
             }
             _ => {}

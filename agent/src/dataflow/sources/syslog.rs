@@ -1,7 +1,8 @@
 //! The `syslog` source: receives RFC 5424 and RFC 3164 messages over UDP
 //! (one a datagram) or TCP (one a line, or octet-counted as in RFC 6587),
 //! and parses them into Vector's field names. A message that does not parse
-//! is kept whole as `message` and counted.
+//! is kept whole as `message` and counted. TCP connections are under the
+//! limits of the `conf` (see [`crate::connections`]).
 
 use std::{
     net::{SocketAddr, TcpListener, UdpSocket},
@@ -19,6 +20,7 @@ use vrl::value::{ObjectMap, Value};
 
 use super::{SyslogConfig, lines::read_line};
 use crate::{
+    connections::{Connection, ConnectionTable},
     event::{Batch, Event, Origin},
     metrics::ComponentMetrics,
     runtime::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
@@ -90,28 +92,26 @@ pub async fn run(
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(listener))
                 .map_err(listen_error)?;
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let (stream, peer) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(err) => {
-                            warn!(address = %config.address, error = %err, "Cannot accept a connection.");
-                            continue;
-                        }
-                    },
-                    () = context.shutdown.cancelled() => break,
+            let table = ConnectionTable::new(
+                format!("syslog source `{}`", receiver.origin.source()),
+                config.connection_limits(),
+            );
+            while let Some((stream, peer)) = table.accept(&listener, &context.shutdown).await {
+                // Refused: every connection is busy; dropping it closes it.
+                let Some(connection) = table.admit().await else {
+                    continue;
                 };
                 let receiver = Arc::clone(&receiver);
                 let shutdown = context.shutdown.clone();
-                connections.spawn(async move {
+                tokio::spawn(async move {
+                    let reader = BufReader::new(connection.stream(stream));
                     tokio::select! {
-                        () = receive_stream(BufReader::new(stream), peer, &receiver) => {}
+                        () = receive_stream(reader, peer, &receiver, &connection) => {}
                         () = shutdown.cancelled() => {}
                     }
                 });
             }
-            connections.shutdown().await;
+            table.closed().await;
             Ok(())
         }
     }
@@ -139,17 +139,23 @@ async fn receive_datagrams(
     }
 }
 
-/// Messages of one TCP connection until it closes; messages already
-/// buffered travel in one batch.
+/// Messages of one TCP connection until it closes, times out or is closed
+/// to make room; messages already buffered travel in one batch, and those
+/// read are sent on whatever ends the connection.
 async fn receive_stream<R: AsyncRead + Unpin>(
     mut reader: BufReader<R>,
     peer: SocketAddr,
     receiver: &Receiver,
+    connection: &Connection,
 ) {
     let mut frame = Vec::new();
     let mut events = Vec::new();
     loop {
-        match read_frame(&mut reader, &mut frame, receiver.max_length).await {
+        let read = tokio::select! {
+            read = read_frame(&mut reader, &mut frame, receiver.max_length) => read,
+            () = connection.evicted() => break,
+        };
+        match read {
             Ok(Some(cut)) => {
                 if cut {
                     receiver.truncated();
@@ -165,11 +171,15 @@ async fn receive_stream<R: AsyncRead + Unpin>(
             }
         }
         let batch_complete = events.len() >= MAX_BATCH_EVENTS || reader.buffer().is_empty();
-        if batch_complete
-            && !events.is_empty()
-            && receiver.send(std::mem::take(&mut events)).await.is_err()
-        {
-            return;
+        if batch_complete && !events.is_empty() {
+            let _busy = connection.busy();
+            if receiver.send(std::mem::take(&mut events)).await.is_err() {
+                return;
+            }
+        }
+        match reader.buffer().is_empty() {
+            true => connection.idle(),
+            false => connection.reading(),
         }
     }
     if !events.is_empty() {
