@@ -28,7 +28,7 @@ use crate::{
         event_sets::{EventSetError, EventSets, Retention},
         store::{SqliteStore, Store, StoreError},
         taps::TapHub,
-        workers::{Liveness, WorkerRegistry, rates},
+        workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
     },
     resources::Placement,
     runtime::{Environment, ManagerTarget, TokenSource, host_name},
@@ -119,13 +119,16 @@ pub async fn run(
                 source,
             })?;
             let registry = WorkerRegistry::load(store.clone(), liveness(config)).await?;
-            tokens = tokens.with_worker_credentials(registry.clone());
+            let enrollment = EnrollmentTokenRegistry::load(store.clone()).await?;
+            tokens = tokens
+                .with_worker_credentials(registry.clone())
+                .with_enrollment_tokens(enrollment.clone());
             let retention = Retention {
                 max_age_days: config.event_sets.max_age_days,
                 max_size_mb: config.event_sets.max_size_mb,
             };
             let event_sets = EventSets::open(&service.data_dir.join("event_sets"), retention)?;
-            Some((store, Arc::new(audit), registry, event_sets))
+            Some((store, Arc::new(audit), registry, enrollment, event_sets))
         }
         false => None,
     };
@@ -168,7 +171,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let mut servers = JoinSet::new();
     let mut manager_routes = None;
-    if let Some((store, audit, workers, event_sets)) = manager_parts {
+    if let Some((store, audit, workers, enrollment, event_sets)) = manager_parts {
         tokio::spawn(keep_retention(event_sets.clone(), stop.clone()));
         let taps = TapHub::new(stop.clone());
         let packages = PackageFiles::new(&service.data_dir.join("collectors"));
@@ -202,6 +205,7 @@ pub async fn run(
             api: api_state.clone(),
             store,
             workers,
+            enrollment,
             event_sets,
             ingest_limit: config.event_sets.max_body_mb.saturating_mul(1024 * 1024),
             taps,

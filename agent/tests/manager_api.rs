@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Answer, Api, home, start};
+use support::{Answer, Api, assert_error, home, start};
 
 const ALICE: &str = "alice:alice-secret-0123456789";
 
@@ -26,15 +26,6 @@ fn revision_of(answer: &Answer) -> u64 {
     answer.body["revision"]
         .as_u64()
         .unwrap_or_else(|| panic!("no revision in {}", answer.body))
-}
-
-fn assert_error(answer: &Answer, status: u16, code: &str, words: &[&str]) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
-    let message = answer.body["error"]["message"].as_str().unwrap();
-    for word in words {
-        assert!(message.contains(word), "`{word}` not in: {message}");
-    }
 }
 
 fn worker_token(home: &Path) -> String {

@@ -3,9 +3,10 @@
 //! counts, create a group, assign a worker to it, save a dataflow with an
 //! error and see the error at its path, fix it and watch the worker run
 //! it, see its graph, restore an older revision, search an event set, log
-//! out. The browser's console must stay free of errors. On failure the
-//! test keeps its directory with a screenshot and the console log, and
-//! prints where.
+//! out; and, on the enrollment page, make an enrollment token (its secret
+//! shown once), see it listed and revoke it. The browser's console must
+//! stay free of errors. On failure a test keeps its directory with a
+//! screenshot and the console log, and prints where.
 
 mod support;
 
@@ -95,7 +96,7 @@ async fn ingest(api: &Api, set: &str, events: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_runs_the_cluster_from_the_web_ui() {
-    let dir = home();
+    let mut dir = home();
     let manager = manager(&dir.path().join("manager"));
     let api = Api::with_token(&manager, ADMIN);
     let created = api
@@ -138,9 +139,20 @@ async fn an_operator_runs_the_cluster_from_the_web_ui() {
         async move { scenario(&browser, &ui, &api).await }
     })
     .await;
+    keep_evidence_of(result, &browser, &mut dir).await;
+}
+
+/// On a failed scenario, keeps `dir` with a screenshot and the console
+/// log, says where, and fails the test.
+async fn keep_evidence_of(
+    result: Result<(), tokio::task::JoinError>,
+    browser: &Browser,
+    dir: &mut tempfile::TempDir,
+) {
     if let Err(failure) = result {
-        let kept = dir.keep();
-        let screenshot = browser.keep_evidence(&kept).await;
+        dir.disable_cleanup(true);
+        let kept = dir.path();
+        let screenshot = browser.keep_evidence(kept).await;
         eprintln!(
             "The Web UI test failed; its screenshot is {} and the console log {}.",
             screenshot.display(),
@@ -435,4 +447,96 @@ async fn a_closed_browser_leaves_no_process_behind() {
             .chain([&driver])
             .all(|pid| live_parent(*pid).is_none())
     });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_makes_and_revokes_an_enrollment_token_in_the_web_ui() {
+    let mut dir = home();
+    let manager = manager(&dir.path().join("manager"));
+    let api = Api::with_token(&manager, ADMIN);
+    let created = api.post("/api/v1/groups", &json!({"name": "edge"})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let browser = Arc::new(Browser::start(1366, 768).await);
+    let ui = format!("http://{}", manager.ui.expect("a manager serves the UI"));
+    let result = tokio::spawn({
+        let browser = browser.clone();
+        let api = Api::with_token(&manager, ADMIN);
+        async move { enrollment_scenario(&browser, &ui, &api).await }
+    })
+    .await;
+    keep_evidence_of(result, &browser, &mut dir).await;
+}
+
+async fn enrollment_scenario(browser: &Browser, ui: &str, api: &Api) {
+    browser.goto(ui).await;
+    browser
+        .find("#token")
+        .await
+        .type_text(&format!("{ADMIN}{ENTER}"))
+        .await;
+    browser.find("#stat-workers").await;
+    browser.click("nav a[href='#/enrollment']").await;
+    browser
+        .text_with("main", &["No enrollment token yet"])
+        .await;
+
+    // A token for `edge`, for at most 3 workers: its secret is shown once.
+    browser.click("#token-group-edge").await;
+    browser.find("#token-max-uses").await.type_text("3").await;
+    browser
+        .find("#token-description")
+        .await
+        .type_text("edge racks")
+        .await;
+    browser.click("#create-token-button").await;
+    let secret = browser.text_with("#new-token-secret", &["dse_"]).await;
+    let tokens = api.get("/api/v1/enrollment_tokens").await.body;
+    let id = tokens[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(tokens[0]["groups"], json!(["edge"]), "{tokens}");
+    assert_eq!(tokens[0]["max_uses"], 3, "{tokens}");
+    let row = browser
+        .text_with(
+            &format!("tr[data-token='{id}']"),
+            &["edge racks", "0 of 3", "active"],
+        )
+        .await;
+    assert!(row.contains("edge") && row.contains("never"), "{row}");
+    // The secret the page showed enrolls a worker of `edge`.
+    let identity = json!({"id": "w-web", "hostname": "web", "version": "1.0.0",
+                          "groups": ["edge"], "address": "127.0.0.1:1"});
+    let by_secret = Api {
+        base: api.base.clone(),
+        token: secret.trim().to_owned(),
+        client: reqwest::Client::new(),
+    };
+    let enrolled = by_secret.post("/api/v1/workers/enroll", &identity).await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    // Back on the page, the use is counted, and the secret is gone.
+    browser.click("nav a[href='#/workers']").await;
+    browser.at("#/workers").await;
+    browser.click("nav a[href='#/enrollment']").await;
+    browser
+        .text_with(&format!("tr[data-token='{id}']"), &["1 of 3"])
+        .await;
+    assert!(
+        browser.all("#new-token-secret").await.is_empty(),
+        "the secret is not shown again"
+    );
+
+    // Revoked from its row.
+    browser
+        .click(&format!("tr[data-token='{id}'] button"))
+        .await;
+    browser.click("dialog button[value='yes']").await;
+    browser
+        .text_with("main", &["No enrollment token yet"])
+        .await;
+    assert_eq!(api.get("/api/v1/enrollment_tokens").await.body, json!([]));
+    let errors: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
 }

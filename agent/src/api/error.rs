@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::{
     connections::{BodyTimedOut, body_timeout_in},
     dataflow::ValidationErrors,
-    manager::store::StoreError,
+    manager::store::{EnrollRefusal, StoreError},
 };
 
 /// A failed API request.
@@ -31,6 +31,10 @@ pub enum ApiError {
     /// A worker credential this manager does not know (any more).
     #[error("{0}")]
     NotEnrolled(String),
+    /// A token this manager knows but accepts no more: an enrollment token
+    /// that expired, was used up or was revoked meanwhile.
+    #[error("{0}")]
+    TokenRefused(String),
     /// The token is valid but may not do this.
     #[error("this token may not {0}; use an admin token")]
     Forbidden(&'static str),
@@ -72,7 +76,7 @@ pub enum ApiError {
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized | ApiError::NotEnrolled(_) => {
+            ApiError::Unauthorized | ApiError::NotEnrolled(_) | ApiError::TokenRefused(_) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
             ApiError::Forbidden(_) | ApiError::Refused(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -145,6 +149,19 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(message) => ApiError::NotFound(message),
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Enrollment(refusal) => {
+                let message = refusal.to_string();
+                match refusal {
+                    EnrollRefusal::TokenGone(_)
+                    | EnrollRefusal::Expired { .. }
+                    | EnrollRefusal::UsedUp { .. } => ApiError::TokenRefused(message),
+                    EnrollRefusal::OutOfScope { .. } | EnrollRefusal::Revoked(_) => {
+                        ApiError::Refused(message)
+                    }
+                    EnrollRefusal::Taken(_) => ApiError::Conflict(message),
+                    EnrollRefusal::NotEnrolled(_) => ApiError::NotEnrolled(message),
+                }
+            }
             failed @ StoreError::PreconditionFailed { .. } => {
                 ApiError::PreconditionFailed(failed.to_string())
             }

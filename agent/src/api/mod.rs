@@ -259,7 +259,7 @@ async fn status(
 ) -> Result<Json<Status>, ApiError> {
     let node = &state.node;
     // On a manager, worker credentials only heartbeat, sync and ingest.
-    if node.mode.runs_manager() && caller.role == Role::Worker {
+    if node.mode.runs_manager() && caller.role != Role::Admin {
         return Err(ApiError::Forbidden("read the node's status"));
     }
     let mut worker = node.mode.runs_worker().then(|| WorkerStatus {
@@ -337,8 +337,11 @@ pub enum Audience {
     AnyToken,
     /// Admin tokens only.
     Admins,
-    /// The enrollment token and workers' own credentials only.
+    /// The built-in enrollment token and workers' own credentials only.
     Workers,
+    /// Any enrollment token (the built-in one, or one made through the
+    /// API) and workers' own credentials: enrollment itself.
+    Enrollment,
 }
 
 /// The most bytes a request body may declare, and the key that sets it.
@@ -398,12 +401,18 @@ pub async fn admit(
         .and_then(|token| admission.state.tokens.identify(token))
         .ok_or(ApiError::Unauthorized)?;
     match (admission.audience, caller.role) {
-        (Audience::Admins, Role::Worker) => {
+        (Audience::Admins, Role::Worker | Role::Enrollment) => {
             return Err(ApiError::Forbidden("manage the cluster"));
         }
-        (Audience::Workers, Role::Admin) => {
+        (Audience::Workers | Audience::Enrollment, Role::Admin) => {
             return Err(ApiError::Refused(
                 "this route is for workers: present the enrollment token or a worker's credential"
+                    .to_owned(),
+            ));
+        }
+        (Audience::Workers | Audience::AnyToken, Role::Enrollment) => {
+            return Err(ApiError::Refused(
+                "an enrollment token only enrolls workers (POST /api/v1/workers/enroll); present the worker's own credential"
                     .to_owned(),
             ));
         }

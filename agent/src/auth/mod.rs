@@ -1,5 +1,8 @@
 //! Credentials: the admin and worker tokens (configured, or generated once
-//! into `data_dir` and reused), and which role a presented bearer token has.
+//! into `data_dir` and reused), and which role a presented bearer token has:
+//! these, a worker's own credential, or an enrollment token made through
+//! the manager's API (looked up through [`WorkerCredentials`] and
+//! [`EnrollmentTokens`], which the manager provides).
 
 use std::{
     fs, io,
@@ -21,8 +24,12 @@ use crate::{
 pub enum Role {
     /// Everything.
     Admin,
-    /// Heartbeat, sync, collector download and event ingest.
+    /// Heartbeat, sync, collector download and event ingest; enrolling,
+    /// with the built-in enrollment token.
     Worker,
+    /// Enrolling a worker and nothing else: an enrollment token made
+    /// through the API, limited to its groups.
+    Enrollment,
 }
 
 /// Who made a request: the role and the name of the token presented (never
@@ -32,16 +39,38 @@ pub struct Caller {
     /// What the token may do.
     pub role: Role,
     /// The token's name: `admin`, a named admin token's name, `worker` (the
-    /// enrollment token) or `worker <id>` (a worker's own credential).
+    /// built-in enrollment token), `worker <id>` (a worker's own
+    /// credential) or `enrollment token <id>`.
     pub name: String,
     /// The worker whose own credential this is.
     pub worker_id: Option<String>,
+    /// The enrollment token (made through the API) this is.
+    pub enrollment_token: Option<String>,
+}
+
+impl Caller {
+    fn new(role: Role, name: String) -> Self {
+        Self {
+            role,
+            name,
+            worker_id: None,
+            enrollment_token: None,
+        }
+    }
 }
 
 /// The credentials a manager issued to enrolled workers.
 pub trait WorkerCredentials: Send + Sync + std::fmt::Debug {
     /// The id of the worker whose credential `presented` is.
     fn worker_of(&self, presented: &str) -> Option<String>;
+}
+
+/// The enrollment tokens admins made through a manager's API.
+pub trait EnrollmentTokens: Send + Sync + std::fmt::Debug {
+    /// The id of the enrollment token whose secret `presented` is, whether
+    /// or not it may still enroll (expired and used-up ones are refused,
+    /// with the reason, when they try).
+    fn token_of(&self, presented: &str) -> Option<String>;
 }
 
 /// The tokens this node accepts.
@@ -55,6 +84,7 @@ pub struct Tokens {
     /// configured (and so rotated by changing the configuration).
     generated_worker_path: Option<PathBuf>,
     workers: Option<Arc<dyn WorkerCredentials>>,
+    enrollment: Option<Arc<dyn EnrollmentTokens>>,
 }
 
 /// A token that was generated on this start and must be shown once.
@@ -131,6 +161,7 @@ impl Tokens {
                 worker: RwLock::new(Some(worker)),
                 generated_worker_path,
                 workers: None,
+                enrollment: None,
             },
             generated,
         ))
@@ -143,6 +174,7 @@ impl Tokens {
             worker: RwLock::new(Some(service.worker.token.clone())),
             generated_worker_path: None,
             workers: None,
+            enrollment: None,
         }
     }
 
@@ -170,6 +202,14 @@ impl Tokens {
         }
     }
 
+    /// These tokens, and the enrollment tokens made through the API.
+    pub fn with_enrollment_tokens(self, enrollment: Arc<dyn EnrollmentTokens>) -> Self {
+        Self {
+            enrollment: Some(enrollment),
+            ..self
+        }
+    }
+
     /// Who presents this token. Every known token is compared, each in
     /// constant time, so the answer's timing says nothing about which matched.
     pub fn identify(&self, presented: &str) -> Option<Caller> {
@@ -179,29 +219,28 @@ impl Tokens {
         let mut caller = None;
         for (name, secret) in &self.admins {
             if matches(secret) && caller.is_none() {
-                caller = Some(Caller {
-                    role: Role::Admin,
-                    name: name.clone(),
-                    worker_id: None,
-                });
+                caller = Some(Caller::new(Role::Admin, name.clone()));
             }
         }
         let worker = self.worker.read().unwrap_or_else(PoisonError::into_inner);
         if worker.as_deref().is_some_and(matches) && caller.is_none() {
-            caller = Some(Caller {
-                role: Role::Worker,
-                name: "worker".to_owned(),
-                worker_id: None,
-            });
+            caller = Some(Caller::new(Role::Worker, "worker".to_owned()));
         }
-        caller.or_else(|| {
-            let id = self.workers.as_ref()?.worker_of(presented)?;
-            Some(Caller {
-                role: Role::Worker,
-                name: format!("worker {id}"),
-                worker_id: Some(id),
+        caller
+            .or_else(|| {
+                let id = self.workers.as_ref()?.worker_of(presented)?;
+                Some(Caller {
+                    worker_id: Some(id.clone()),
+                    ..Caller::new(Role::Worker, format!("worker {id}"))
+                })
             })
-        })
+            .or_else(|| {
+                let id = self.enrollment.as_ref()?.token_of(presented)?;
+                Some(Caller {
+                    enrollment_token: Some(id.clone()),
+                    ..Caller::new(Role::Enrollment, format!("enrollment token {id}"))
+                })
+            })
     }
 }
 
@@ -301,6 +340,38 @@ mod tests {
     fn an_empty_worker_token_accepts_nothing() {
         let tokens = Tokens::for_worker(&ServiceConfig::default());
         assert_eq!(tokens.identify(""), None);
+    }
+
+    /// One enrollment token made through the API, `et-1`.
+    #[derive(Debug)]
+    struct OneEnrollmentToken;
+
+    impl EnrollmentTokens for OneEnrollmentToken {
+        fn token_of(&self, presented: &str) -> Option<String> {
+            (presented == "dse_secret").then(|| "et-1".to_owned())
+        }
+    }
+
+    #[test]
+    fn an_enrollment_token_of_the_api_has_a_role_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut service = service_in(dir.path());
+        service.manager.admin_token = "admin-secret".into();
+        service.manager.worker_token = "worker-secret".into();
+        let (tokens, _) = Tokens::for_manager(&service).unwrap();
+        let tokens = tokens.with_enrollment_tokens(Arc::new(OneEnrollmentToken));
+        let caller = tokens.identify("dse_secret").unwrap();
+        assert_eq!(
+            (caller.role, caller.name.as_str(), caller.worker_id),
+            (Role::Enrollment, "enrollment token et-1", None)
+        );
+        assert_eq!(caller.enrollment_token.as_deref(), Some("et-1"));
+        let built_in = tokens.identify("worker-secret").unwrap();
+        assert_eq!(
+            (built_in.role, built_in.enrollment_token),
+            (Role::Worker, None)
+        );
+        assert_eq!(tokens.identify("dse_other"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The client side of the REST API, shared by every command that asks a node
 //! (`status`, `overview`, `group`, `dataflow` (`validate` with `--remote`
-//! only), `worker`, `events`, `tap`): the flags that name the node, the token, the output
+//! only), `worker`, `enrollment-token`, `events`, `tap`): the flags that name the node, the token, the output
 //! format and the revision a write is based on, their defaults from the
 //! local configuration, the one function that sends a request and reads the
 //! answer, how answers are printed, and the exit code of each failure.
@@ -353,6 +353,24 @@ impl Client {
         };
         emit(&text);
         Ok(())
+    }
+
+    /// Reads the list at `/api/v1/` and `segments`, and prints it: as the
+    /// API sent it with `-o json`, else as a table of `headers` with the
+    /// `row` of each item.
+    pub fn list<const N: usize>(
+        &self,
+        segments: &[&str],
+        headers: [&str; N],
+        row: impl Fn(&Value) -> [String; N],
+    ) -> anyhow::Result<()> {
+        let items = self.get(self.url(segments))?;
+        self.show(&items, |items| {
+            Ok(table(
+                headers,
+                items.as_array().into_iter().flatten().map(row),
+            ))
+        })
     }
 
     fn shown_base(&self) -> &str {

@@ -6,6 +6,7 @@ mod client;
 mod collector_cmd;
 mod config_cmd;
 mod dataflow_cmd;
+mod enrollment_token_cmd;
 mod events_cmd;
 mod group_cmd;
 mod overview;
@@ -42,10 +43,10 @@ DATASCALE_SERVICE_MODE for service.mode), and --set flags.
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 failure, 2 wrong usage, 78 invalid configuration.
 The commands that ask a node (status, overview, group, dataflow, worker,
-collector, events, tap) also exit 3 when the server cannot be reached, 4 when it has no
-such object, and 5 on a conflict. They find the node and its token in the
-local configuration, or take --url and --token (DATASCALE_URL,
-DATASCALE_TOKEN).";
+enrollment-token, collector, events, tap) also exit 3 when the server cannot
+be reached, 4 when it has no such object, and 5 on a conflict. They find the
+node and its token in the local configuration, or take --url and --token
+(DATASCALE_URL, DATASCALE_TOKEN).";
 
 /// The `datascale` command line.
 #[derive(Debug, Parser)]
@@ -100,6 +101,10 @@ enum Command {
     /// delete them.
     #[command(subcommand)]
     Worker(worker_cmd::WorkerCommand),
+    /// Make, list and revoke the enrollment tokens workers enroll with,
+    /// each limited to groups, with an optional expiry and number of uses.
+    #[command(subcommand)]
+    EnrollmentToken(enrollment_token_cmd::EnrollmentTokenCommand),
     /// Install, list, show and remove the custom collectors on the manager.
     #[command(subcommand)]
     Collector(collector_cmd::CollectorCommand),
@@ -127,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Dataflow(command) => dataflow_cmd::run(&cli.global, command),
         Command::Group(command) => group_cmd::run(&cli.global, command),
         Command::Worker(command) => worker_cmd::run(&cli.global, command),
+        Command::EnrollmentToken(command) => enrollment_token_cmd::run(&cli.global, command),
         Command::Collector(command) => collector_cmd::run(&cli.global, command),
         Command::Events(command) => events_cmd::run(&cli.global, command),
         Command::Tap(args) => tap_cmd::run(&cli.global, args),

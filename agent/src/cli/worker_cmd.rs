@@ -57,7 +57,8 @@ pub enum WorkerCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Forget a worker; with the enrollment token it may enroll again.
+    /// Forget a worker; with an enrollment token it may enroll again. This
+    /// resets a worker that lost its credential, whose id is taken until then.
     Delete {
         /// The worker's id.
         id: String,
@@ -70,33 +71,31 @@ pub enum WorkerCommand {
 pub fn run(global: &GlobalArgs, command: WorkerCommand) -> ExitCode {
     match command {
         WorkerCommand::List { client } => client.run(global, |client| {
-            let workers = client.get(client.url(&["workers"]))?;
-            client.show(&workers, |workers| {
-                Ok(table(
+            client.list(
+                &["workers"],
+                [
+                    "ID",
+                    "HOSTNAME",
+                    "STATE",
+                    "GROUPS",
+                    "APPLIED/DESIRED",
+                    "LAST HEARTBEAT",
+                ],
+                |worker| {
                     [
-                        "ID",
-                        "HOSTNAME",
-                        "STATE",
-                        "GROUPS",
-                        "APPLIED/DESIRED",
-                        "LAST HEARTBEAT",
-                    ],
-                    workers.as_array().into_iter().flatten().map(|worker| {
-                        [
-                            cell(&worker["id"]),
-                            cell(&worker["hostname"]),
-                            state(worker),
-                            cell(&worker["groups"]),
-                            format!(
-                                "{}/{}",
-                                cell(&worker["status"]["applied_revision"]),
-                                cell(&worker["desired_revision"])
-                            ),
-                            cell(&worker["last_heartbeat"]),
-                        ]
-                    }),
-                ))
-            })
+                        cell(&worker["id"]),
+                        cell(&worker["hostname"]),
+                        state(worker),
+                        cell(&worker["groups"]),
+                        format!(
+                            "{}/{}",
+                            cell(&worker["status"]["applied_revision"]),
+                            cell(&worker["desired_revision"])
+                        ),
+                        cell(&worker["last_heartbeat"]),
+                    ]
+                },
+            )
         }),
         WorkerCommand::Show { id, client } => client.run(global, |client| {
             let worker = client.get(client.url(&["workers", &id]))?;

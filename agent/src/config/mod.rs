@@ -168,7 +168,8 @@ pub struct ManagerConfig {
     /// audit log say who made a change.
     #[serde(deserialize_with = "named_tokens")]
     pub admin_tokens: Vec<String>,
-    /// Enrollment token of workers; empty: generated on first start into `data_dir`.
+    /// The built-in enrollment token, which enrolls workers for any group;
+    /// empty: generated on first start into `data_dir`.
     pub worker_token: String,
     /// The largest request body the API accepts, in bytes.
     #[serde(deserialize_with = "whole_number")]
@@ -247,7 +248,8 @@ pub struct WorkerConfig {
     /// Groups whose dataflows this worker runs.
     #[serde(deserialize_with = "name_list")]
     pub groups: Vec<String>,
-    /// The manager's worker token.
+    /// An enrollment token of the manager: its built-in worker token, or
+    /// one made through its API (which allows only its groups).
     pub token: String,
     /// Seconds between heartbeats to the manager.
     #[serde(deserialize_with = "whole_number")]

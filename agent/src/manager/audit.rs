@@ -1,6 +1,7 @@
 //! The audit log: one JSON line per request that may change something
-//! (time, token name, method, path, resulting status), appended to
-//! `<data_dir>/audit.log` and synced before the response leaves.
+//! (time, token name, method, path, resulting status, and what it was
+//! about when the path does not say), appended to `<data_dir>/audit.log`
+//! and synced before the response leaves.
 
 use std::{
     fs::{File, OpenOptions},
@@ -29,6 +30,12 @@ pub struct AuditLog {
     file: Arc<Mutex<File>>,
 }
 
+/// What a request was about when its path does not say, such as the
+/// worker an enrollment names or the token a creation made; a handler puts
+/// it in its response's extensions.
+#[derive(Debug, Clone)]
+pub struct AuditSubject(pub String);
+
 /// One line of the audit log.
 #[derive(Debug, Serialize)]
 struct AuditEntry {
@@ -38,6 +45,9 @@ struct AuditEntry {
     method: String,
     path: String,
     status: u16,
+    /// What it was about, when its path does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
 }
 
 impl AuditLog {
@@ -95,6 +105,10 @@ pub async fn record_changes(
         method: method.to_string(),
         path,
         status: response.status().as_u16(),
+        subject: response
+            .extensions()
+            .get::<AuditSubject>()
+            .map(|subject| subject.0.clone()),
     };
     audit.record(entry).await;
     response

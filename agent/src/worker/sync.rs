@@ -16,7 +16,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use reqwest::{Method, StatusCode};
@@ -94,7 +94,7 @@ pub fn credential_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Why a request to a manager did not get the answer it wanted.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 enum LinkError {
     /// No manager answered.
     #[error("no manager answers ({0})")]
@@ -118,7 +118,27 @@ struct Link {
     identity: Identity,
     client: reqwest::Client,
     current: AtomicUsize,
-    credential: Mutex<Option<String>>,
+    credential: Mutex<Credential>,
+}
+
+/// This worker's credential, once known, and the manager's last refusal to
+/// enroll it.
+#[derive(Debug, Default)]
+struct Credential {
+    known: Option<String>,
+    refused: Option<Refused>,
+}
+
+/// A refused enrollment: the answer, and when to ask again. The waits
+/// double up to [`MAX_BACKOFF`], so that a worker the manager keeps out
+/// (its id is taken, its token expired) asks only now and then, each
+/// attempt a line in the manager's audit log, and enrolls soon after an
+/// admin lets it.
+#[derive(Debug)]
+struct Refused {
+    error: LinkError,
+    retry_at: Instant,
+    wait: Duration,
 }
 
 impl Link {
@@ -179,18 +199,52 @@ impl Link {
         Err(LinkError::Unreachable(last_error))
     }
 
-    /// This worker's credential: the stored one, or a new one from enrolling.
+    /// This worker's credential: the one it keeps (in memory, else on
+    /// disk), or a new one from enrolling. After a refused enrollment, the
+    /// refusal stands until its wait is over.
     async fn credential(&self) -> Result<String, LinkError> {
         let mut credential = self.credential.lock().await;
-        if let Some(known) = credential.as_ref() {
+        if let Some(known) = credential.known.as_ref() {
             return Ok(known.clone());
         }
         let path = self.settings.credential_path();
         if let Some(stored) = read_token("worker credential", &path)
             .map_err(|err| LinkError::Local(err.to_string()))?
         {
-            return Ok(credential.insert(stored).clone());
+            return Ok(credential.known.insert(stored).clone());
         }
+        if let Some(refused) = &credential.refused
+            && Instant::now() < refused.retry_at
+        {
+            return Err(refused.error.clone());
+        }
+        let enrolled = match self.enroll().await {
+            Ok(enrolled) => enrolled,
+            Err(error @ LinkError::Refused { .. }) => {
+                let wait = credential
+                    .refused
+                    .as_ref()
+                    .map_or(Duration::from_secs(1), |last| {
+                        (last.wait * 2).min(MAX_BACKOFF)
+                    });
+                credential.refused = Some(Refused {
+                    error: error.clone(),
+                    retry_at: Instant::now() + wait,
+                    wait,
+                });
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        store_token("worker", &path, &enrolled.credential)
+            .map_err(|err| LinkError::Local(err.to_string()))?;
+        info!(worker_id = %enrolled.id, "Enrolled with the manager; the credential is kept in the data directory.");
+        credential.refused = None;
+        Ok(credential.known.insert(enrolled.credential).clone())
+    }
+
+    /// Enrolls this worker with the enrollment token.
+    async fn enroll(&self) -> Result<Enrolled, LinkError> {
         let answer = self
             .exchange(
                 Method::POST,
@@ -200,19 +254,15 @@ impl Link {
                 Duration::from_secs(10),
             )
             .await?;
-        let enrolled: Enrolled = read_json(answer)
+        read_json(answer)
             .await?
-            .ok_or_else(|| LinkError::Unreachable("an empty answer to enrollment".to_owned()))?;
-        store_token("worker", &path, &enrolled.credential)
-            .map_err(|err| LinkError::Local(err.to_string()))?;
-        info!(worker_id = %enrolled.id, "Enrolled with the manager; the credential is kept in the data directory.");
-        Ok(credential.insert(enrolled.credential).clone())
+            .ok_or_else(|| LinkError::Unreachable("an empty answer to enrollment".to_owned()))
     }
 
     /// Forgets a credential the manager no longer knows, so that the next
     /// request enrolls again.
     async fn forget_credential(&self) {
-        *self.credential.lock().await = None;
+        self.credential.lock().await.known = None;
         let path = self.settings.credential_path();
         if let Err(err) = std::fs::remove_file(&path)
             && err.kind() != io::ErrorKind::NotFound
@@ -388,7 +438,7 @@ pub async fn follow_manager(
         identity,
         client,
         current: AtomicUsize::new(0),
-        credential: Mutex::new(None),
+        credential: Mutex::default(),
     });
     let epoch = run_cached(&worker, &link).await;
     let (open_taps, open) = watch::channel(None);
@@ -455,7 +505,7 @@ fn report(what: &str, err: &LinkError, last: &mut Option<String>) {
     if last.as_deref() != Some(message.as_str()) {
         match err {
             LinkError::Refused { status, .. } if *status == StatusCode::CONFLICT => {
-                error!(error = %message, "The manager refused this worker; check service.cluster_name.");
+                error!(error = %message, "The manager refused this worker; its answer says why.");
             }
             LinkError::Refused { status, .. }
                 if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN =>

@@ -379,6 +379,17 @@ pub struct Answer {
     pub body: serde_json::Value,
 }
 
+/// Asserts that `answer` is an error of `status` and `code` whose message
+/// holds every one of `words`.
+pub fn assert_error(answer: &Answer, status: u16, code: &str, words: &[&str]) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
+    let message = answer.body["error"]["message"].as_str().unwrap();
+    for word in words {
+        assert!(message.contains(word), "`{word}` not in: {message}");
+    }
+}
+
 impl Answer {
     /// Reads a response: its JSON body, else its text, else `Null`.
     pub async fn read(response: reqwest::Response) -> Self {

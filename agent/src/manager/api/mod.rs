@@ -1,10 +1,13 @@
 //! The manager's REST API over the store: groups (`groups`), dataflows with
 //! their history (`dataflows`), workers (`workers`: enrollment, heartbeats
-//! and sync for workers; listing, assignment and revocation for admins), and
-//! the dashboard's counts (`overview`), live taps (`taps`), and custom
-//! collectors (`collectors`: uploads by admins, packages for workers).
-//! Admin routes need an admin token and their changes are written to the
-//! audit log; worker routes need the enrollment token or a worker's own
+//! and sync for workers; listing, assignment and revocation for admins),
+//! enrollment tokens (`enrollment_tokens`, for admins), and the dashboard's
+//! counts (`overview`), live taps (`taps`), and custom collectors
+//! (`collectors`: uploads by admins, packages for workers). Admin routes
+//! need an admin token and their changes are written to the audit log;
+//! enrollment takes an enrollment token (or a worker's own credential, to
+//! renew it) and every attempt is written to the audit log; the other
+//! worker routes need the built-in enrollment token or a worker's own
 //! credential; one layer (`api::admit`) checks both the token and the
 //! declared body size. Bodies are limited to
 //! `service.manager.max_body_bytes`; writes honour `If-Match` (412 when
@@ -12,6 +15,7 @@
 
 mod collectors;
 mod dataflows;
+mod enrollment_tokens;
 mod event_sets;
 mod groups;
 mod overview;
@@ -39,7 +43,7 @@ use super::{
     event_sets::EventSets,
     store::{Precondition, Store},
     taps::TapHub,
-    workers::WorkerRegistry,
+    workers::{WorkerRegistry, enrollment::EnrollmentTokenRegistry},
 };
 use crate::{
     api::{Admission, ApiError, ApiState, Audience, BodyLimit, ErrorBody, admit},
@@ -55,6 +59,8 @@ pub struct ManagerState {
     pub store: Arc<dyn Store>,
     /// The workers of this manager.
     pub workers: Arc<WorkerRegistry>,
+    /// The enrollment tokens made through the API.
+    pub enrollment: Arc<EnrollmentTokenRegistry>,
     /// The event sets workers send events to.
     pub event_sets: Arc<EventSets>,
     /// The largest ingest body, in bytes after decompression.
@@ -90,6 +96,7 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         .merge(dataflows::router())
         .merge(overview::router())
         .merge(workers::admin_router())
+        .merge(enrollment_tokens::router())
         .merge(event_sets::admin_router())
         .merge(taps::admin_router())
         .merge(collectors::admin_router());
@@ -103,12 +110,23 @@ pub fn router(state: ManagerState, audit: Arc<AuditLog>, max_body_bytes: u64) ->
         Audience::Admins,
         collector_limit,
     )
+    .layer(middleware::from_fn_with_state(
+        audit.clone(),
+        audit::record_changes,
+    ));
+    let enrollment = only(
+        workers::enrollment_router(),
+        &api,
+        Audience::Enrollment,
+        limit,
+    )
     .layer(middleware::from_fn_with_state(audit, audit::record_changes));
     let worker = workers::worker_router().merge(taps::worker_router());
     let worker = only(worker, &api, Audience::Workers, limit);
     let ingest = event_sets::ingest_router().merge(collectors::package_router());
     let ingest = only(ingest, &api, Audience::AnyToken, ingest_limit);
     admin
+        .merge(enrollment)
         .merge(worker)
         .merge(ingest)
         .merge(upload)

@@ -1,6 +1,6 @@
 //! Schemas of the OpenAPI document for what the handlers take as plain JSON
-//! or bytes and check themselves: the dataflow document, and the collector
-//! package.
+//! or bytes and check themselves: the dataflow document, the collector
+//! package, and names.
 
 use std::collections::BTreeMap;
 
@@ -48,3 +48,9 @@ pub struct Component {
 #[derive(Debug, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct CollectorPackage(pub Vec<u8>);
+
+/// A name of a group, dataflow, worker or event set: letters, digits, `_`,
+/// `-` and `.`, starting with a letter or digit; at most 64 characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+pub struct Name(pub String);

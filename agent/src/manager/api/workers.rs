@@ -1,7 +1,8 @@
-//! Workers on the manager. For workers themselves: enrollment (with the
-//! enrollment token), heartbeats and the long-polled sync of their desired
-//! state (with their own credential). For admins: the list of workers with
-//! their liveness and status, assigning groups, revoking and deleting.
+//! Workers on the manager. For workers themselves: enrollment (with an
+//! enrollment token; a worker renews its credential with its current one),
+//! heartbeats and the long-polled sync of their desired state (with their
+//! own credential). For admins: the list of workers with their liveness and
+//! status, assigning groups, revoking and deleting.
 
 use std::time::Duration;
 
@@ -20,16 +21,22 @@ use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
     cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
+    config::check_name,
     manager::{
-        store::{Change, StoreError},
+        audit::AuditSubject,
+        store::{Change, Grant},
         workers::WorkerView,
     },
 };
 
-/// The routes workers call.
+/// The route workers enroll with.
+pub(super) fn enrollment_router() -> OpenApiRouter<ManagerState> {
+    OpenApiRouter::new().routes(routes!(enroll))
+}
+
+/// The routes enrolled workers call.
 pub(super) fn worker_router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()
-        .routes(routes!(enroll))
         .routes(routes!(heartbeat))
         .routes(routes!(sync))
 }
@@ -130,8 +137,12 @@ async fn view_of(state: &ManagerState, id: &str) -> Result<WorkerView, ApiError>
         .ok_or_else(|| ApiError::NotFound(format!("no worker with id `{id}`")))
 }
 
-/// Enrolls a worker: takes the enrollment token, answers the worker's own
-/// credential.
+/// Enrolls a worker: takes an enrollment token (the built-in one, any
+/// group; or one made through the API, only its groups, while it has not
+/// expired nor been used up), answers the worker's own credential. A worker
+/// of an id already enrolled renews its credential the same way, presenting
+/// its current one; nothing else may (an admin resets it by deleting it).
+/// Every attempt is written to the audit log, with the worker's id.
 #[utoipa::path(
     post,
     path = "/api/v1/workers/enroll",
@@ -139,10 +150,11 @@ async fn view_of(state: &ManagerState, id: &str) -> Result<WorkerView, ApiError>
     tag = "cluster",
     request_body = Identity,
     responses(
-        (status = 201, description = "Enrolled; the credential is shown once", body = Enrolled),
+        (status = 201, description = "Enrolled, or the credential renewed; the credential is shown once", body = Enrolled),
         (status = 400, description = "Bad identity", body = ErrorBody),
-        (status = 401, description = "Not the enrollment token", body = ErrorBody),
-        (status = 403, description = "The worker was revoked", body = ErrorBody),
+        (status = 401, description = "Not an enrollment token or a worker's credential, or an enrollment token that expired, was used up or was revoked", body = ErrorBody),
+        (status = 403, description = "Groups the enrollment token does not allow, a revoked worker, or another worker's credential", body = ErrorBody),
+        (status = 409, description = "A worker of this id is enrolled: only its own credential renews it", body = ErrorBody),
         BodyErrors
     )
 )]
@@ -150,22 +162,40 @@ async fn enroll(
     State(state): State<ManagerState>,
     Extension(caller): Extension<Caller>,
     ApiJson(identity): ApiJson<Identity>,
-) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
-    if caller.worker_id.is_some() {
-        return Err(ApiError::BadRequest(
-            "enroll with the enrollment token (service.manager.worker_token), not a worker credential"
-                .to_owned(),
-        ));
+) -> Response {
+    let subject = check_name(&identity.id)
+        .is_ok()
+        .then(|| AuditSubject(format!("worker {}", identity.id)));
+    let mut response = enroll_as(&state, &caller, &identity).await.into_response();
+    if let Some(subject) = subject {
+        response.extensions_mut().insert(subject);
     }
+    response
+}
+
+/// Enrolls the worker of `identity` with the token `caller` presents, or
+/// renews its credential when that is its own.
+async fn enroll_as(
+    state: &ManagerState,
+    caller: &Caller,
+    identity: &Identity,
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     checked_name("worker", &identity.id)?;
     for group in &identity.groups {
         checked_name("group", group)?;
     }
-    match state.workers.enroll(&identity).await {
-        Ok(enrolled) => Ok((StatusCode::CREATED, Json(enrolled))),
-        Err(StoreError::Conflict(message)) => Err(ApiError::Refused(message)),
-        Err(err) => Err(err.into()),
-    }
+    let enrolled = match (&caller.worker_id, &caller.enrollment_token) {
+        (Some(_), _) => {
+            own_worker(caller, &identity.id)?;
+            state.workers.renew(identity).await?
+        }
+        (None, Some(token)) => {
+            let grant = Grant::Token(token.clone());
+            state.workers.enroll(identity, &grant).await?
+        }
+        (None, None) => state.workers.enroll(identity, &Grant::BuiltIn).await?,
+    };
+    Ok((StatusCode::CREATED, Json(enrolled)))
 }
 
 /// A worker's heartbeat: how it is doing. The answer says what it should run.
@@ -179,7 +209,7 @@ async fn enroll(
         (status = 200, description = "Recorded", body = HeartbeatReply),
         (status = 400, description = "Bad body", body = ErrorBody),
         (status = 401, description = "Not a worker credential, or the worker is not enrolled", body = ErrorBody),
-        (status = 403, description = "Another worker's credential", body = ErrorBody),
+        (status = 403, description = "Another worker's credential, a revoked worker, or own groups its enrollment token did not allow", body = ErrorBody),
         BodyErrors
     )
 )]
@@ -389,7 +419,8 @@ async fn rotate_enrollment_token(
     Ok(Json(NewEnrollmentToken { token }))
 }
 
-/// Forgets a worker; with the enrollment token it may enroll again.
+/// Forgets a worker; with an enrollment token it may enroll again. This is
+/// how an admin resets a worker that lost its credential.
 #[utoipa::path(
     delete,
     path = "/api/v1/workers/{id}",

@@ -1,6 +1,6 @@
-//! The manager's store of groups, dataflows, workers and custom collectors
-//! (their metadata; the packages are files, see `manager::collectors`),
-//! behind the [`Store`] trait.
+//! The manager's store of groups, dataflows, workers, enrollment tokens and
+//! custom collectors (their metadata; the packages are files, see
+//! `manager::collectors`), behind the [`Store`] trait.
 //!
 //! Every change increments one cluster-wide revision and is journaled with
 //! the time and the name of the token that made it; each dataflow keeps its
@@ -13,6 +13,7 @@
 mod sqlite;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -83,6 +84,14 @@ pub struct WorkerRecord {
     pub revoked: bool,
     /// When it first enrolled (RFC 3339).
     pub enrolled_at: String,
+    /// The enrollment token it enrolled with; null: the built-in one
+    /// (`service.manager.worker_token`).
+    #[schema(pattern = "^et-[0-9a-f]{16}$")]
+    pub enrollment_token: Option<String>,
+    /// The groups it may ask for itself, those of its enrollment token;
+    /// null: any. Assignments on the manager are not limited by them.
+    #[schema(value_type = Option<Vec<crate::manager::api::schema::Name>>)]
+    pub allowed_groups: Option<Vec<String>>,
     /// The SHA-256 of its credential, in hex.
     #[serde(skip)]
     pub credential_sha256: String,
@@ -93,6 +102,175 @@ impl WorkerRecord {
     pub fn groups(&self) -> &[String] {
         self.assigned_groups.as_deref().unwrap_or(&self.own_groups)
     }
+}
+
+/// What an enrolled worker changes of its own record: its identity, as its
+/// heartbeats tell it, and, when it renews it, its credential.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerUpdate {
+    /// Its id.
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its DataScale version.
+    pub version: String,
+    /// The groups of its own configuration.
+    pub own_groups: Vec<String>,
+    /// The SHA-256 of its new credential; none keeps the current one.
+    pub credential_sha256: Option<String>,
+}
+
+/// What a worker enrolls with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// The built-in enrollment token (`service.manager.worker_token`): any
+    /// group.
+    BuiltIn,
+    /// An enrollment token made through the API, by id: only its groups,
+    /// until it expires or is used up; enrolling counts as one use.
+    Token(String),
+}
+
+/// An enrollment token made through the API. Its secret is shown once, when
+/// it is made; the store keeps only the secret's SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EnrollmentToken {
+    /// Its id.
+    #[schema(pattern = "^et-[0-9a-f]{16}$")]
+    pub id: String,
+    /// Free text for people.
+    pub description: String,
+    /// The groups a worker enrolling with it may ask for; null: any.
+    #[schema(value_type = Option<Vec<crate::manager::api::schema::Name>>)]
+    pub groups: Option<Vec<String>>,
+    /// When it stops enrolling workers (RFC 3339); null: never.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// How many workers it may enroll; null: any number.
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
+    pub max_uses: Option<u64>,
+    /// How many workers it enrolled.
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub uses: u64,
+    /// When it was made (RFC 3339).
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The name of the admin token that made it.
+    pub created_by: String,
+    /// The SHA-256 of its secret, in hex.
+    #[serde(skip)]
+    pub secret_sha256: String,
+}
+
+impl EnrollmentToken {
+    /// Why it may not enroll a worker in `groups` at `now`, if it may not.
+    pub fn refusal(&self, groups: &[String], now: DateTime<Utc>) -> Option<EnrollRefusal> {
+        if let Some(expired) = self.expires_at.as_deref().filter(|at| expired(at, now)) {
+            return Some(EnrollRefusal::Expired {
+                id: self.id.clone(),
+                at: expired.to_owned(),
+            });
+        }
+        if let Some(max_uses) = self.max_uses.filter(|&max| self.uses >= max) {
+            return Some(EnrollRefusal::UsedUp {
+                id: self.id.clone(),
+                max_uses,
+            });
+        }
+        out_of_scope(
+            self.groups.as_deref(),
+            groups,
+            &format!("enrollment token `{}`", self.id),
+        )
+    }
+}
+
+/// Whether the RFC 3339 time `at` is at or before `now`; a time that does
+/// not parse counts as past, so that a damaged row enrolls nobody.
+fn expired(at: &str, now: DateTime<Utc>) -> bool {
+    DateTime::parse_from_rfc3339(at).map_or(true, |at| at <= now)
+}
+
+/// Why a worker may not ask for `groups` when it may ask only for `allowed`
+/// (`None`: any), which come from `limited_by`.
+pub fn out_of_scope(
+    allowed: Option<&[String]>,
+    groups: &[String],
+    limited_by: &str,
+) -> Option<EnrollRefusal> {
+    let allowed = allowed?;
+    let outside: Vec<String> = groups
+        .iter()
+        .filter(|group| !allowed.contains(group))
+        .cloned()
+        .collect();
+    (!outside.is_empty()).then(|| EnrollRefusal::OutOfScope {
+        limited_by: limited_by.to_owned(),
+        groups: outside,
+        allowed: allowed.to_vec(),
+    })
+}
+
+/// Why a worker may not enroll, or change its record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollRefusal {
+    /// The enrollment token was revoked.
+    #[error(
+        "enrollment token `{0}` was revoked; ask an admin for another (datascale enrollment-token create)"
+    )]
+    TokenGone(String),
+    /// The enrollment token expired.
+    #[error(
+        "enrollment token `{id}` expired at {at}; ask an admin for another (datascale enrollment-token create)"
+    )]
+    Expired {
+        /// The token.
+        id: String,
+        /// When it expired (RFC 3339).
+        at: String,
+    },
+    /// The enrollment token enrolled as many workers as it may.
+    #[error(
+        "enrollment token `{id}` is used up: it enrolled its {max_uses} worker(s); ask an admin for another (datascale enrollment-token create)"
+    )]
+    UsedUp {
+        /// The token.
+        id: String,
+        /// How many it may enroll.
+        max_uses: u64,
+    },
+    /// The worker asks for groups it may not have.
+    #[error("{limited_by} allows only group(s) {}, not {}; ask only for those (service.worker.groups), or enroll with a token that allows them; an admin may assign any group to an enrolled worker", quoted(.allowed), quoted(.groups))]
+    OutOfScope {
+        /// What limits the groups: the token, or the worker's enrollment.
+        limited_by: String,
+        /// The groups asked for and not allowed.
+        groups: Vec<String>,
+        /// The groups allowed.
+        allowed: Vec<String>,
+    },
+    /// The worker was revoked.
+    #[error(
+        "worker `{0}` was revoked; delete it on the manager (DELETE /api/v1/workers/{0}, or datascale worker delete {0}) to let it enroll again"
+    )]
+    Revoked(String),
+    /// A worker of this id is enrolled, and not revoked.
+    #[error(
+        "worker id `{0}` is taken: a worker of this id is enrolled, and only its own credential renews it. If this is that worker and it lost its credential, an admin resets it with DELETE /api/v1/workers/{0} (datascale worker delete {0}), and it enrolls again"
+    )]
+    Taken(String),
+    /// The worker is not enrolled (any more).
+    #[error("worker `{0}` is not enrolled here (deleted, or expired); enroll again")]
+    NotEnrolled(String),
+}
+
+/// Names in backquotes, separated by commas.
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One version of a custom collector, as stored.
@@ -257,6 +435,9 @@ pub enum StoreError {
         /// What the caller expected.
         expected: Precondition,
     },
+    /// A worker may not enroll, or change its record so.
+    #[error(transparent)]
+    Enrollment(#[from] EnrollRefusal),
     /// The store itself failed (disk, database).
     #[error("the store failed: {0}")]
     Backend(String),
@@ -357,12 +538,45 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every enrolled worker, by id.
     async fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError>;
 
-    /// Records a worker's enrollment, or a change of its identity: its host
-    /// name, version, own groups and credential hash. A revoked worker is
-    /// refused ([`StoreError::Conflict`]); one already enrolled keeps its
-    /// assigned groups. Makes a cluster revision, so that the worker's desired
-    /// state gets a newer revision than any it ran before.
-    async fn enroll_worker(&self, record: WorkerRecord) -> Result<WorkerRecord, StoreError>;
+    /// Records a worker's enrollment with `grant`, which counts as one use
+    /// of an enrollment token; the record's `enrollment_token` and
+    /// `allowed_groups` come from the grant. Refused
+    /// ([`StoreError::Enrollment`]) when the token is gone, expired, used up
+    /// or does not allow the worker's groups, when the worker was revoked,
+    /// and when a worker of that id is enrolled: only its own credential
+    /// renews it ([`Store::update_worker`]). Makes a cluster revision, so
+    /// that the worker's desired state gets a newer revision than any it
+    /// ran before.
+    async fn enroll_worker(
+        &self,
+        record: WorkerRecord,
+        grant: &Grant,
+    ) -> Result<WorkerRecord, StoreError>;
+
+    /// Records what an enrolled worker changes of its record: host name,
+    /// version, own groups (which must be among its `allowed_groups`) and,
+    /// when it renews it, its credential's hash. Refused
+    /// ([`StoreError::Enrollment`]) when it is not enrolled, was revoked, or
+    /// asks for groups it may not have. Makes a cluster revision.
+    async fn update_worker(&self, update: WorkerUpdate) -> Result<WorkerRecord, StoreError>;
+
+    /// Every enrollment token made through the API, by id.
+    async fn enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError>;
+
+    /// Keeps a new enrollment token (its `uses` start at 0).
+    async fn create_enrollment_token(
+        &self,
+        token: EnrollmentToken,
+        change: &Change,
+    ) -> Result<EnrollmentToken, StoreError>;
+
+    /// Revokes (deletes) an enrollment token: it enrolls no worker from now
+    /// on; the workers it enrolled keep their credentials.
+    async fn revoke_enrollment_token(
+        &self,
+        id: &str,
+        change: &Change,
+    ) -> Result<EnrollmentToken, StoreError>;
 
     /// Assigns a worker's groups on the manager (none: back to its own).
     async fn assign_groups(

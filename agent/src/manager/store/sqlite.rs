@@ -19,13 +19,14 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::{
-    Action, Change, DEFAULT_GROUP, Group, HistoryEntry, Outcome, Precondition, Store, StoreError,
-    StoredCollector, StoredDataflow, WorkerRecord, Written,
+    Action, Change, DEFAULT_GROUP, EnrollRefusal, EnrollmentToken, Grant, Group, HistoryEntry,
+    Outcome, Precondition, Store, StoreError, StoredCollector, StoredDataflow, WorkerRecord,
+    WorkerUpdate, Written, out_of_scope,
 };
 use crate::collector::{self, package::Checked};
 
 /// The version of the schema below, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -75,7 +76,20 @@ CREATE TABLE IF NOT EXISTS workers (
     groups_revision INTEGER NOT NULL,
     revoked INTEGER NOT NULL,
     enrolled_at TEXT NOT NULL,
-    credential_sha256 TEXT NOT NULL
+    credential_sha256 TEXT NOT NULL,
+    enrollment_token TEXT,
+    allowed_groups TEXT
+);
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+    id TEXT PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    groups TEXT,
+    expires_at TEXT,
+    max_uses INTEGER,
+    uses INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS collectors (
     name TEXT NOT NULL,
@@ -93,8 +107,17 @@ CREATE TABLE IF NOT EXISTS collectors (
 const COLLECTOR_COLUMNS: &str =
     "name, version, sha256, size, manifest, revision, uploaded_at, uploaded_by";
 
+/// What schema 3 added to the tables of schemas 1 and 2.
+const FROM_SCHEMA_2: &str = "
+ALTER TABLE workers ADD COLUMN enrollment_token TEXT;
+ALTER TABLE workers ADD COLUMN allowed_groups TEXT;
+";
+
 const WORKER_COLUMNS: &str = "id, hostname, version, own_groups, assigned_groups,
-     groups_revision, revoked, enrolled_at, credential_sha256";
+     groups_revision, revoked, enrolled_at, credential_sha256, enrollment_token, allowed_groups";
+
+const ENROLLMENT_TOKEN_COLUMNS: &str = "id, secret_sha256, description, groups, expires_at,
+     max_uses, uses, created_at, created_by";
 
 const GROUP_COLUMNS: &str = "g.name, g.description, g.revision, g.created_revision, g.updated_at,
      (SELECT COUNT(*) FROM dataflows d WHERE d.group_name = g.name)";
@@ -148,6 +171,14 @@ impl SqliteStore {
             )));
         }
         connection.execute_batch(SCHEMA).map_err(opening)?;
+        // Schemas 1 and 2 had the workers table without these columns.
+        if (1..=2).contains(&version) {
+            connection
+                .execute_batch(&format!(
+                    "BEGIN; {FROM_SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(opening)?;
+        }
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(opening)?;
@@ -346,18 +377,58 @@ fn read_dataflow(
 }
 
 fn worker_row(row: &Row<'_>) -> rusqlite::Result<WorkerRecord> {
-    let assigned: Option<String> = row.get(4)?;
     Ok(WorkerRecord {
         id: row.get(0)?,
         hostname: row.get(1)?,
         version: row.get(2)?,
         own_groups: json_column(&row.get::<_, String>(3)?)?,
-        assigned_groups: assigned.as_deref().map(json_column).transpose()?,
+        assigned_groups: optional_json(row.get(4)?)?,
         groups_revision: row.get(5)?,
         revoked: row.get(6)?,
         enrolled_at: row.get(7)?,
         credential_sha256: row.get(8)?,
+        enrollment_token: row.get(9)?,
+        allowed_groups: optional_json(row.get(10)?)?,
     })
+}
+
+/// A nullable column stored as JSON text, read back.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    text: Option<String>,
+) -> rusqlite::Result<Option<T>> {
+    text.as_deref().map(json_column).transpose()
+}
+
+/// A value kept as JSON text in a nullable column.
+fn to_optional_json(value: Option<&[String]>) -> Option<String> {
+    value.map(|names| serde_json::to_string(names).expect("names serialize"))
+}
+
+fn enrollment_token_row(row: &Row<'_>) -> rusqlite::Result<EnrollmentToken> {
+    Ok(EnrollmentToken {
+        id: row.get(0)?,
+        secret_sha256: row.get(1)?,
+        description: row.get(2)?,
+        groups: optional_json(row.get(3)?)?,
+        expires_at: row.get(4)?,
+        max_uses: row.get(5)?,
+        uses: row.get(6)?,
+        created_at: row.get(7)?,
+        created_by: row.get(8)?,
+    })
+}
+
+fn read_enrollment_token(
+    connection: &Connection,
+    id: &str,
+) -> Result<Option<EnrollmentToken>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {ENROLLMENT_TOKEN_COLUMNS} FROM enrollment_tokens WHERE id = ?1"),
+            params![id],
+            enrollment_token_row,
+        )
+        .optional()?)
 }
 
 fn read_worker(connection: &Connection, id: &str) -> Result<Option<WorkerRecord>, StoreError> {
@@ -752,36 +823,163 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn enroll_worker(&self, record: WorkerRecord) -> Result<WorkerRecord, StoreError> {
+    async fn enroll_worker(
+        &self,
+        record: WorkerRecord,
+        grant: &Grant,
+    ) -> Result<WorkerRecord, StoreError> {
         let change = Change::by(&format!("worker {}", record.id));
+        let grant = grant.clone();
         self.change(&change, move |writing| {
-            if read_worker(writing.tx, &record.id)?.is_some_and(|known| known.revoked) {
-                return Err(StoreError::Conflict(format!(
-                    "worker `{}` was revoked; delete it on the manager (DELETE /api/v1/workers/{}) to let it enroll again",
-                    record.id, record.id
-                )));
+            let (token, allowed) = match &grant {
+                Grant::BuiltIn => (None, None),
+                Grant::Token(id) => {
+                    let token = read_enrollment_token(writing.tx, id)?
+                        .ok_or_else(|| EnrollRefusal::TokenGone(id.clone()))?;
+                    if let Some(refusal) = token.refusal(&record.own_groups, Utc::now()) {
+                        return Err(refusal.into());
+                    }
+                    (Some(token.id), token.groups)
+                }
+            };
+            if let Some(known) = read_worker(writing.tx, &record.id)? {
+                return Err(match known.revoked {
+                    true => EnrollRefusal::Revoked(record.id),
+                    false => EnrollRefusal::Taken(record.id),
+                }
+                .into());
             }
-            let own = serde_json::to_string(&record.own_groups).expect("names serialize");
+            if let Some(id) = &token {
+                writing.tx.execute(
+                    "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?1",
+                    params![id],
+                )?;
+            }
             writing.tx.execute(
-                "INSERT INTO workers (id, hostname, version, own_groups, assigned_groups,
-                     groups_revision, revoked, enrolled_at, credential_sha256)
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?7, 0, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname,
-                     version = excluded.version, own_groups = excluded.own_groups,
-                     credential_sha256 = excluded.credential_sha256,
-                     groups_revision = excluded.groups_revision",
+                &format!(
+                    "INSERT INTO workers ({WORKER_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, NULL, ?5, 0, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     record.id,
                     record.hostname,
                     record.version,
-                    own,
+                    serde_json::to_string(&record.own_groups).expect("names serialize"),
+                    writing.revision,
                     record.enrolled_at,
                     record.credential_sha256,
+                    token,
+                    to_optional_json(allowed.as_deref()),
+                ],
+            )?;
+            let stored =
+                read_worker(writing.tx, &record.id)?.ok_or_else(|| no_worker(&record.id))?;
+            let summary = match &token {
+                Some(token) => format!("enroll worker {} with enrollment token {token}", record.id),
+                None => format!("enroll worker {}", record.id),
+            };
+            Ok((stored, Some(summary)))
+        })
+        .await
+    }
+
+    async fn update_worker(&self, update: WorkerUpdate) -> Result<WorkerRecord, StoreError> {
+        let change = Change::by(&format!("worker {}", update.id));
+        self.change(&change, move |writing| {
+            let id = &update.id;
+            let current = read_worker(writing.tx, id)?
+                .ok_or_else(|| EnrollRefusal::NotEnrolled(id.clone()))?;
+            if current.revoked {
+                return Err(EnrollRefusal::Revoked(id.clone()).into());
+            }
+            let limited_by = format!("the enrollment of worker `{id}`");
+            if let Some(refusal) = out_of_scope(
+                current.allowed_groups.as_deref(),
+                &update.own_groups,
+                &limited_by,
+            ) {
+                return Err(refusal.into());
+            }
+            writing.tx.execute(
+                "UPDATE workers SET hostname = ?2, version = ?3, own_groups = ?4,
+                     credential_sha256 = COALESCE(?5, credential_sha256), groups_revision = ?6
+                 WHERE id = ?1",
+                params![
+                    id,
+                    update.hostname,
+                    update.version,
+                    serde_json::to_string(&update.own_groups).expect("names serialize"),
+                    update.credential_sha256,
                     writing.revision
                 ],
             )?;
-            let stored = read_worker(writing.tx, &record.id)?.ok_or_else(|| no_worker(&record.id))?;
-            Ok((stored, Some(format!("enroll worker {}", record.id))))
+            let stored = read_worker(writing.tx, id)?.ok_or_else(|| no_worker(id))?;
+            let summary = match update.credential_sha256 {
+                Some(_) => format!("renew the credential of worker {id}"),
+                None => format!("update worker {id}"),
+            };
+            Ok((stored, Some(summary)))
+        })
+        .await
+    }
+
+    async fn enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {ENROLLMENT_TOKEN_COLUMNS} FROM enrollment_tokens ORDER BY id"
+            ))?;
+            let tokens = statement.query_map([], enrollment_token_row)?;
+            Ok(tokens.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_enrollment_token(
+        &self,
+        token: EnrollmentToken,
+        change: &Change,
+    ) -> Result<EnrollmentToken, StoreError> {
+        self.change(change, move |writing| {
+            writing.tx.execute(
+                &format!(
+                    "INSERT INTO enrollment_tokens ({ENROLLMENT_TOKEN_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)"
+                ),
+                params![
+                    token.id,
+                    token.secret_sha256,
+                    token.description,
+                    to_optional_json(token.groups.as_deref()),
+                    token.expires_at,
+                    token.max_uses,
+                    writing.time,
+                    writing.change.token
+                ],
+            )?;
+            let stored = read_enrollment_token(writing.tx, &token.id)?.ok_or_else(|| {
+                StoreError::Backend("a written enrollment token is missing".to_owned())
+            })?;
+            Ok((
+                stored,
+                Some(format!("create enrollment token {}", token.id)),
+            ))
+        })
+        .await
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        id: &str,
+        change: &Change,
+    ) -> Result<EnrollmentToken, StoreError> {
+        let id = id.to_owned();
+        self.change(change, move |writing| {
+            let token = read_enrollment_token(writing.tx, &id)?
+                .ok_or_else(|| StoreError::NotFound(format!("no enrollment token `{id}`")))?;
+            writing
+                .tx
+                .execute("DELETE FROM enrollment_tokens WHERE id = ?1", params![id])?;
+            Ok((token, Some(format!("revoke enrollment token {id}"))))
         })
         .await
     }
@@ -1271,15 +1469,41 @@ mod tests {
             groups_revision: 0,
             revoked: false,
             enrolled_at: "2026-01-01T00:00:00Z".to_owned(),
+            enrollment_token: None,
+            allowed_groups: None,
             credential_sha256: credential.to_owned(),
         }
     }
 
+    fn update(id: &str, groups: &[&str], credential: Option<&str>) -> WorkerUpdate {
+        WorkerUpdate {
+            id: id.to_owned(),
+            hostname: format!("{id}.example"),
+            version: "1.0.1".to_owned(),
+            own_groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+            credential_sha256: credential.map(str::to_owned),
+        }
+    }
+
+    fn refusal(err: StoreError) -> EnrollRefusal {
+        match err {
+            StoreError::Enrollment(refusal) => refusal,
+            other => panic!("not a refusal: {other}"),
+        }
+    }
+
     #[tokio::test]
-    async fn workers_enroll_get_groups_assigned_and_a_revoked_one_stays_out() {
+    async fn workers_enroll_once_get_groups_assigned_and_a_revoked_one_stays_out() {
         let (_dir, store) = open();
-        let enrolled = store.enroll_worker(worker("w1", "hash1")).await.unwrap();
+        let enrolled = store
+            .enroll_worker(worker("w1", "hash1"), &Grant::BuiltIn)
+            .await
+            .unwrap();
         assert_eq!(enrolled.groups_revision, 2, "an enrollment is a change");
+        assert_eq!(
+            (enrolled.enrollment_token, enrolled.allowed_groups),
+            (None, None)
+        );
         let assigned = store
             .assign_groups("w1", Some(vec!["edge".into()]), &admin())
             .await
@@ -1287,25 +1511,236 @@ mod tests {
         assert_eq!(assigned.outcome, Outcome::Updated);
         assert_eq!(assigned.value.groups(), ["edge"]);
         assert_eq!(assigned.value.groups_revision, 3);
-        // Enrolling again (a new credential) keeps the assignment.
-        let again = store.enroll_worker(worker("w1", "hash2")).await.unwrap();
+        // The id is taken: enrolling it again is refused, and changes nothing.
+        let taken = store
+            .enroll_worker(worker("w1", "hash2"), &Grant::BuiltIn)
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(taken), EnrollRefusal::Taken("w1".into()));
+        assert_eq!(store.workers().await.unwrap()[0].credential_sha256, "hash1");
+        // Its own renewal keeps the assignment.
+        let renewed = store
+            .update_worker(update("w1", &["default"], Some("hash2")))
+            .await
+            .unwrap();
         assert_eq!(
-            (again.groups(), again.credential_sha256.as_str()),
+            (renewed.groups(), renewed.credential_sha256.as_str()),
             (&["edge".to_owned()][..], "hash2")
+        );
+        // A change of identity alone keeps the credential.
+        let changed = store
+            .update_worker(update("w1", &["web"], None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (changed.own_groups, changed.credential_sha256),
+            (vec!["web".to_owned()], "hash2".to_owned())
         );
         store.revoke_worker("w1").await.unwrap();
         let refused = store
-            .enroll_worker(worker("w1", "hash3"))
+            .enroll_worker(worker("w1", "hash3"), &Grant::BuiltIn)
             .await
             .unwrap_err();
-        assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+        assert_eq!(refusal(refused), EnrollRefusal::Revoked("w1".into()));
+        let refused = store
+            .update_worker(update("w1", &["default"], Some("hash3")))
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(refused), EnrollRefusal::Revoked("w1".into()));
         store.delete_worker("w1").await.unwrap();
-        let back = store.enroll_worker(worker("w1", "hash4")).await.unwrap();
+        let gone = store
+            .update_worker(update("w1", &["default"], None))
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(gone), EnrollRefusal::NotEnrolled("w1".into()));
+        let back = store
+            .enroll_worker(worker("w1", "hash4"), &Grant::BuiltIn)
+            .await
+            .unwrap();
         assert_eq!(back.groups(), ["default"]);
         assert!(
             back.groups_revision > assigned.value.groups_revision,
             "a worker enrolled again gets a newer desired revision than any it ran"
         );
+    }
+
+    fn token(id: &str, groups: Option<&[&str]>, max_uses: Option<u64>) -> EnrollmentToken {
+        EnrollmentToken {
+            id: id.to_owned(),
+            description: format!("{id} for tests"),
+            groups: groups.map(|groups| groups.iter().map(|group| (*group).to_owned()).collect()),
+            expires_at: None,
+            max_uses,
+            uses: 0,
+            created_at: String::new(),
+            created_by: String::new(),
+            secret_sha256: format!("{id}-secret"),
+        }
+    }
+
+    fn in_groups(id: &str, groups: &[&str]) -> WorkerRecord {
+        WorkerRecord {
+            own_groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+            ..worker(id, &format!("{id}-hash"))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_enrollment_token_enrolls_within_its_groups_and_uses_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let made = store
+            .create_enrollment_token(token("et-edge", Some(&["edge"]), Some(2)), &admin())
+            .await
+            .unwrap();
+        assert_eq!((made.uses, made.created_by.as_str()), (0, "admin"));
+        assert!(!made.created_at.is_empty());
+        let grant = Grant::Token("et-edge".to_owned());
+        let outside = store
+            .enroll_worker(in_groups("w1", &["edge", "web"]), &grant)
+            .await
+            .unwrap_err();
+        let EnrollRefusal::OutOfScope {
+            groups, allowed, ..
+        } = refusal(outside)
+        else {
+            panic!("not out of scope");
+        };
+        assert_eq!(
+            (groups, allowed),
+            (vec!["web".to_owned()], vec!["edge".to_owned()])
+        );
+        let enrolled = store
+            .enroll_worker(in_groups("w1", &["edge"]), &grant)
+            .await
+            .unwrap();
+        assert_eq!(enrolled.enrollment_token.as_deref(), Some("et-edge"));
+        assert_eq!(enrolled.allowed_groups, Some(vec!["edge".to_owned()]));
+        // A taken id is refused without counting a use.
+        let taken = store
+            .enroll_worker(in_groups("w1", &["edge"]), &grant)
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(taken), EnrollRefusal::Taken("w1".into()));
+        // The worker itself may not step out of its token's groups either.
+        let stepping_out = store
+            .update_worker(update("w1", &["web"], None))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            refusal(stepping_out),
+            EnrollRefusal::OutOfScope { .. }
+        ));
+        // An admin may assign any group.
+        let assigned = store
+            .assign_groups("w1", Some(vec!["web".into()]), &admin())
+            .await
+            .unwrap();
+        assert_eq!(assigned.value.groups(), ["web"]);
+        store
+            .enroll_worker(in_groups("w2", &["edge"]), &grant)
+            .await
+            .unwrap();
+        let used_up = store
+            .enroll_worker(in_groups("w3", &["edge"]), &grant)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(used_up),
+            EnrollRefusal::UsedUp {
+                id: "et-edge".into(),
+                max_uses: 2
+            }
+        );
+        drop(store);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let kept = store.enrollment_tokens().await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            (kept[0].uses, kept[0].secret_sha256.as_str()),
+            (2, "et-edge-secret")
+        );
+        let revoked = store
+            .revoke_enrollment_token("et-edge", &admin())
+            .await
+            .unwrap();
+        assert_eq!(revoked.id, "et-edge");
+        let gone = store
+            .enroll_worker(in_groups("w4", &["edge"]), &grant)
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(gone), EnrollRefusal::TokenGone("et-edge".into()));
+        let again = store
+            .revoke_enrollment_token("et-edge", &admin())
+            .await
+            .unwrap_err();
+        assert!(matches!(again, StoreError::NotFound(_)), "{again}");
+        // The workers it enrolled stay.
+        assert_eq!(store.workers().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_expired_enrollment_token_enrolls_nobody() {
+        let (_dir, store) = open();
+        let expired = EnrollmentToken {
+            expires_at: Some("2020-01-01T00:00:00Z".to_owned()),
+            ..token("et-old", None, None)
+        };
+        store
+            .create_enrollment_token(expired, &admin())
+            .await
+            .unwrap();
+        let refused = store
+            .enroll_worker(
+                in_groups("w1", &["any"]),
+                &Grant::Token("et-old".to_owned()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(refused),
+            EnrollRefusal::Expired {
+                id: "et-old".into(),
+                at: "2020-01-01T00:00:00Z".into()
+            }
+        );
+        assert_eq!(store.enrollment_tokens().await.unwrap()[0].uses, 0);
+    }
+
+    #[tokio::test]
+    async fn a_store_of_schema_2_gains_the_enrollment_columns_and_keeps_its_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE workers (id TEXT PRIMARY KEY, hostname TEXT NOT NULL,
+                         version TEXT NOT NULL, own_groups TEXT NOT NULL, assigned_groups TEXT,
+                         groups_revision INTEGER NOT NULL, revoked INTEGER NOT NULL,
+                         enrolled_at TEXT NOT NULL, credential_sha256 TEXT NOT NULL);
+                     INSERT INTO workers VALUES ('w1', 'h', '1.0.0', '[\"default\"]', NULL, 1, 0,
+                         '2026-01-01T00:00:00Z', 'hash1');
+                     PRAGMA user_version = 2;",
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let workers = store.workers().await.unwrap();
+        assert_eq!(workers.len(), 1);
+        assert_eq!(
+            (
+                workers[0].enrollment_token.as_ref(),
+                workers[0].allowed_groups.as_ref()
+            ),
+            (None, None)
+        );
+        drop(store);
+        // Opened again, it is at schema 3 and needs nothing more.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.workers().await.unwrap().len(), 1);
     }
 
     #[tokio::test]

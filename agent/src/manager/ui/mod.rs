@@ -52,6 +52,7 @@ static ASSETS: &[Asset] = assets![
     "js/chart.js" => JS,
     "js/dashboard.js" => JS,
     "js/workers.js" => JS,
+    "js/enrollment.js" => JS,
     "js/groups.js" => JS,
     "js/dataflow.js" => JS,
     "js/editor.js" => JS,

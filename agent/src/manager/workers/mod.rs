@@ -9,8 +9,10 @@
 //! each heartbeat locks only its own worker's status; and a worker's
 //! record can be followed on its own, so that a change to one worker wakes
 //! only the sync that waits for it. Heartbeats also feed the groups'
-//! recent event rates (`rates`) and each worker's CPU use.
+//! recent event rates (`rates`) and each worker's CPU use. The enrollment
+//! tokens made through the API are in `enrollment`.
 
+pub mod enrollment;
 pub mod phi;
 pub mod rates;
 
@@ -30,7 +32,7 @@ use utoipa::ToSchema;
 use self::{phi::PhiDetector, rates::RateHistory};
 use super::{
     collectors::desired_collectors,
-    store::{Change, Store, StoreError, WorkerRecord, Written},
+    store::{Change, Grant, Store, StoreError, WorkerRecord, WorkerUpdate, Written},
 };
 use crate::{
     auth::{WorkerCredentials, new_token},
@@ -245,23 +247,44 @@ impl WorkerRegistry {
         }
     }
 
-    /// Enrolls a worker (again): issues it a new credential, which replaces
-    /// any earlier one.
-    pub async fn enroll(&self, identity: &Identity) -> Result<Enrolled, StoreError> {
+    /// Enrolls a worker with `grant`: issues it a credential of its own.
+    /// Refused when a worker of that id is enrolled (only its own
+    /// credential renews it: [`WorkerRegistry::renew`]).
+    pub async fn enroll(&self, identity: &Identity, grant: &Grant) -> Result<Enrolled, StoreError> {
         let credential = new_token("dsc_");
         let record = self
             .store
-            .enroll_worker(WorkerRecord {
-                id: identity.id.clone(),
-                hostname: identity.hostname.clone(),
-                version: identity.version.clone(),
-                own_groups: identity.groups.clone(),
-                assigned_groups: None,
-                groups_revision: 0,
-                revoked: false,
-                enrolled_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-                credential_sha256: credential_hash(&credential),
-            })
+            .enroll_worker(
+                WorkerRecord {
+                    id: identity.id.clone(),
+                    hostname: identity.hostname.clone(),
+                    version: identity.version.clone(),
+                    own_groups: identity.groups.clone(),
+                    assigned_groups: None,
+                    groups_revision: 0,
+                    revoked: false,
+                    enrolled_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                    enrollment_token: None,
+                    allowed_groups: None,
+                    credential_sha256: credential_hash(&credential),
+                },
+                grant,
+            )
+            .await?;
+        self.remember(record);
+        Ok(Enrolled {
+            id: identity.id.clone(),
+            credential,
+        })
+    }
+
+    /// Renews the credential of an enrolled worker, which asks with its
+    /// current one: issues a new one, which replaces it.
+    pub async fn renew(&self, identity: &Identity) -> Result<Enrolled, StoreError> {
+        let credential = new_token("dsc_");
+        let record = self
+            .store
+            .update_worker(update_of(identity, Some(credential_hash(&credential))))
             .await?;
         self.remember(record);
         Ok(Enrolled {
@@ -293,10 +316,7 @@ impl WorkerRegistry {
             || record.hostname != identity.hostname
             || record.version != identity.version
         {
-            record.own_groups = identity.groups.clone();
-            record.hostname = identity.hostname.clone();
-            record.version = identity.version.clone();
-            record = self.store.enroll_worker(record).await?;
+            record = self.store.update_worker(update_of(identity, None)).await?;
             self.remember(record.clone());
         }
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -551,6 +571,18 @@ impl WorkerRegistry {
     }
 }
 
+/// What a worker of `identity` changes of its record, with the hash of its
+/// new credential when it renews it.
+fn update_of(identity: &Identity, credential_sha256: Option<String>) -> WorkerUpdate {
+    WorkerUpdate {
+        id: identity.id.clone(),
+        hostname: identity.hostname.clone(),
+        version: identity.version.clone(),
+        own_groups: identity.groups.clone(),
+        credential_sha256,
+    }
+}
+
 /// The revision of a worker's desired state, from the states of its groups.
 fn revision_of(record: &WorkerRecord, states: &[Arc<GroupState>]) -> u64 {
     states
@@ -559,13 +591,19 @@ fn revision_of(record: &WorkerRecord, states: &[Arc<GroupState>]) -> u64 {
         .fold(record.groups_revision, u64::max)
 }
 
+/// Who owns the secret `presented`, in `owners`: secrets' SHA-256 → the id
+/// of their owner.
+fn owner_of(owners: &RwLock<HashMap<String, String>>, presented: &str) -> Option<String> {
+    owners
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&credential_hash(presented))
+        .cloned()
+}
+
 impl WorkerCredentials for WorkerRegistry {
     fn worker_of(&self, presented: &str) -> Option<String> {
-        self.credentials
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&credential_hash(presented))
-            .cloned()
+        owner_of(&self.credentials, presented)
     }
 }
 
@@ -619,7 +657,10 @@ mod tests {
     #[tokio::test]
     async fn the_desired_state_follows_each_change_to_the_workers_groups_at_once() {
         let (_dir, store, registry) = registry().await;
-        registry.enroll(&identity("w1")).await.unwrap();
+        registry
+            .enroll(&identity("w1"), &Grant::BuiltIn)
+            .await
+            .unwrap();
         let record = registry.record("w1").unwrap();
         // The enrollment itself is the first change to its groups.
         assert!(record.groups_revision > 0);
@@ -667,16 +708,26 @@ mod tests {
     #[tokio::test]
     async fn a_followed_record_sees_only_its_own_changes_and_closes_when_forgotten() {
         let (_dir, _store, registry) = registry().await;
-        let first = registry.enroll(&identity("w1")).await.unwrap();
-        registry.enroll(&identity("w2")).await.unwrap();
+        let first = registry
+            .enroll(&identity("w1"), &Grant::BuiltIn)
+            .await
+            .unwrap();
+        registry
+            .enroll(&identity("w2"), &Grant::BuiltIn)
+            .await
+            .unwrap();
         let mut own = registry.follow("w1").unwrap();
         registry
             .assign("w2", Some(vec!["edge".to_owned()]), &admin())
             .await
             .unwrap();
         assert!(!own.has_changed().unwrap());
-        // Enrolling again replaces the credential.
-        let again = registry.enroll(&identity("w1")).await.unwrap();
+        // Enrolling again is refused; renewing replaces the credential.
+        let taken = registry.enroll(&identity("w1"), &Grant::BuiltIn).await;
+        assert!(matches!(taken, Err(StoreError::Enrollment(_))), "{taken:?}");
+        assert!(!own.has_changed().unwrap());
+        assert_eq!(registry.worker_of(&first.credential).as_deref(), Some("w1"));
+        let again = registry.renew(&identity("w1")).await.unwrap();
         assert!(own.has_changed().unwrap());
         assert_eq!(registry.worker_of(&first.credential), None);
         assert_eq!(registry.worker_of(&again.credential).as_deref(), Some("w1"));

@@ -4,6 +4,7 @@ import { ApiError, forgetToken, request, saveToken, savedToken, whenRefused } fr
 import { dashboard } from "./dashboard.js";
 import { dataflowPage } from "./dataflow.js";
 import { fill, h, toast } from "./dom.js";
+import { enrollmentPage } from "./enrollment.js";
 import { eventsPage } from "./events.js";
 import { groupPage, groupsPage } from "./groups.js";
 import { tapPage } from "./tap.js";
@@ -13,6 +14,7 @@ import { workersPage } from "./workers.js";
 const ROUTES = [
   ["", "dashboard", dashboard],
   ["workers", "workers", workersPage],
+  ["enrollment", "enrollment", enrollmentPage],
   ["groups", "groups", groupsPage],
   ["groups/:group", "groups", groupPage],
   ["groups/:group/new", "groups", dataflowPage],
