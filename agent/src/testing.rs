@@ -1,0 +1,124 @@
+//! What the property tests share: the number of cases to run, and a heap
+//! meter, so that a test can assert how much a parser allocated while it
+//! read hostile input, not only that it returned.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+};
+
+use proptest::test_runner::Config;
+
+/// The cases of a property test whose cases are cheap, as in proptest's
+/// own default.
+pub const CASES: u32 = 256;
+
+/// The configuration of a property test: `cases` cases, or as many as
+/// `PROPTEST_CASES` asks for. Slow tests (files, SQLite, archives) ask for
+/// fewer than [`CASES`].
+///
+/// Failing cases are not written to `proptest-regressions/` beside the
+/// sources: a shrunk case of bytes can be hundreds of kilobytes there, and
+/// a test run should not change the tree. proptest prints the minimal
+/// failing input; a bug it finds keeps a named regression test instead.
+pub fn cases(cases: u32) -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(cases);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+thread_local! {
+    /// Whether allocations on this thread are being counted.
+    static METERED: Cell<bool> = const { Cell::new(false) };
+    /// Bytes allocated and not freed on this thread since metering began.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    /// The most `LIVE` has been since metering began.
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting what the metered threads allocate.
+struct Meter;
+
+#[global_allocator]
+static METER: Meter = Meter;
+
+fn count(delta: isize) {
+    // `try_with`: the cells have no destructor, but a thread being torn
+    // down must never make the allocator panic.
+    let _ = METERED.try_with(|metered| {
+        if metered.get() {
+            let live = LIVE.get() + delta;
+            LIVE.set(live);
+            PEAK.set(PEAK.get().max(live));
+        }
+    });
+}
+
+#[expect(
+    unsafe_code,
+    reason = "a global allocator implements an unsafe trait; every call goes to the system allocator unchanged"
+)]
+// SAFETY: each method forwards its arguments to `System` as they came, so
+// `System`'s guarantees are this allocator's; counting touches only
+// thread-local cells and never allocates.
+unsafe impl GlobalAlloc for Meter {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's guarantees about `layout` are passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: as in `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: `ptr` came from `System` with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        // SAFETY: as in `dealloc`, and the caller's guarantees about `new_size`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Runs `work` and returns its result with the most heap it held at once,
+/// in bytes, on this thread (what it allocated and had not yet freed).
+/// Work handed to other threads is not counted: run it on this one.
+pub fn peak_heap<T>(work: impl FnOnce() -> T) -> (T, usize) {
+    METERED.set(false);
+    LIVE.set(0);
+    PEAK.set(0);
+    METERED.set(true);
+    let result = work();
+    METERED.set(false);
+    (result, PEAK.get().max(0) as usize)
+}
+
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meter_sees_what_a_closure_holds_at_once() {
+        let ((), peak) = peak_heap(|| {
+            let first = vec![0u8; 100_000];
+            drop(first);
+            let second = vec![0u8; 50_000];
+            std::hint::black_box(&second);
+        });
+        assert!((100_000..110_000).contains(&peak), "{peak}");
+        let (kept, peak) = peak_heap(|| vec![1u8; 1_000]);
+        assert!(peak >= kept.len(), "{peak}");
+    }
+}
