@@ -13,9 +13,21 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     line: &mut Vec<u8>,
     max: usize,
 ) -> std::io::Result<Option<bool>> {
+    continue_line(reader, line, &[], max).await
+}
+
+/// Reads the rest of a line whose first bytes, `start`, were read already,
+/// as [`read_line`] reads a whole one.
+pub async fn continue_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    start: &[u8],
+    max: usize,
+) -> std::io::Result<Option<bool>> {
     line.clear();
-    let mut length = 0u64;
-    let mut last = None;
+    keep(line, start, max);
+    let mut length = start.len() as u64;
+    let mut last = start.last().copied();
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
