@@ -7,7 +7,8 @@ use std::{
     cell::Cell,
 };
 
-use proptest::test_runner::Config;
+use proptest::{collection::btree_map, prelude::*, test_runner::Config};
+use serde_json::{Map, Value};
 
 /// The cases of a property test whose cases are cheap, as in proptest's
 /// own default.
@@ -31,6 +32,59 @@ pub fn cases(cases: u32) -> Config {
         failure_persistence: None,
         ..Config::default()
     }
+}
+
+/// Any JSON value, nested a few levels: what a client may send as a field.
+pub fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+            .prop_map(Value::from),
+        "\\PC{0,20}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            btree_map("\\PC{0,8}", inner, 0..4)
+                .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
+/// A JSON object of a few fields: an event as a client sends it.
+pub fn json_object() -> impl Strategy<Value = Map<String, Value>> {
+    btree_map("[a-z_]{1,8}|\\PC{0,8}", json_value(), 0..5)
+        .prop_map(|fields| fields.into_iter().collect())
+}
+
+/// Generated events as NDJSON: `\n` or `\r\n` after each line, blank lines
+/// between some.
+pub fn ndjson(events: &[Map<String, Value>], crlf: &[bool], blank: &[bool]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        if blank.get(index).copied().unwrap_or_default() {
+            body.extend_from_slice(b"  \n");
+        }
+        serde_json::to_writer(&mut body, event).unwrap();
+        body.extend_from_slice(match crlf.get(index).copied().unwrap_or_default() {
+            true => b"\r\n",
+            false => b"\n",
+        });
+    }
+    body
+}
+
+/// JSON text nested `depth` levels deep, in arrays or in objects: no
+/// parser may recurse that deep on a thread's stack.
+pub fn deeply_nested(depth: usize, objects: bool) -> String {
+    let (open, close) = match objects {
+        true => ("{\"a\":", "}"),
+        false => ("[", "]"),
+    };
+    format!("{}1{}", open.repeat(depth), close.repeat(depth))
 }
 
 thread_local! {
