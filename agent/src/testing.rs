@@ -87,6 +87,18 @@ pub fn deeply_nested(depth: usize, objects: bool) -> String {
     format!("{}1{}", open.repeat(depth), close.repeat(depth))
 }
 
+/// Runs `work` on a thread with the stack of a runtime's worker (2 MiB),
+/// where the API parses what it is sent, so that a parser that recurses
+/// too deep fails the test instead of passing on a bigger stack.
+pub fn on_worker_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(work)
+        .unwrap()
+        .join()
+        .expect("the work panicked")
+}
+
 thread_local! {
     /// Whether allocations on this thread are being counted.
     static METERED: Cell<bool> = const { Cell::new(false) };

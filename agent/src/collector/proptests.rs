@@ -22,7 +22,7 @@ use crate::testing;
 
 fn name() -> impl Strategy<Value = String> {
     "[a-z0-9][a-z0-9_.-]{0,30}".prop_filter("`.` and `..` are not names", |name| {
-        name.trim_matches('.') != ""
+        !name.trim_matches('.').is_empty()
     })
 }
 
@@ -173,15 +173,15 @@ fn harmless((path, kind): &(String, Kind)) -> bool {
         }
 }
 
+/// Files of a package directory: path, bytes, executable.
+type Files = Vec<(String, Vec<u8>, bool)>;
+
+/// Links of a package directory: path, target.
+type Links = Vec<(String, String)>;
+
 /// A package directory: the manifest, its executable entrypoint, and more
 /// files, directories and links.
-fn package_dir() -> impl Strategy<
-    Value = (
-        Manifest,
-        Vec<(String, Vec<u8>, bool)>,
-        Vec<(String, String)>,
-    ),
-> {
+fn package_dir() -> impl Strategy<Value = (Manifest, Files, Links)> {
     (
         manifest(),
         vec(

@@ -238,12 +238,7 @@ proptest! {
         let file = write(&text);
         let mut over = overrides();
         over.config_path = Some(file.path().to_owned());
-        let refused = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || load(&over).is_err())
-            .unwrap()
-            .join()
-            .expect("loading panicked");
+        let refused = testing::on_worker_stack(move || load(&over).is_err());
         prop_assert!(refused);
     }
 }

@@ -244,17 +244,6 @@ fn chain(length: usize, cycle: bool) -> Value {
     })
 }
 
-/// Runs `work` on a thread with the stack of a runtime's worker (2 MiB),
-/// where the API validates the documents it is sent.
-fn on_worker_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(2 << 20)
-        .spawn(work)
-        .unwrap()
-        .join()
-        .expect("validation panicked")
-}
-
 proptest! {
     #![proptest_config(testing::cases(testing::CASES))]
 
@@ -354,7 +343,7 @@ proptest! {
             true => (0..depth).map(|level| format!("{}a:\n", "  ".repeat(level % 200))).collect(),
             false => testing::deeply_nested(depth, objects),
         };
-        let refused = on_worker_stack(move || parse_text(&text).is_err());
+        let refused = testing::on_worker_stack(move || parse_text(&text).is_err());
         prop_assert!(refused);
     }
 
@@ -364,7 +353,7 @@ proptest! {
     #[test]
     fn a_long_chain_is_validated(length in 1..16_000usize, cycle in any::<bool>()) {
         let document = chain(length, cycle);
-        let result = on_worker_stack(move || parse(&document));
+        let result = testing::on_worker_stack(move || parse(&document));
         match (result, cycle) {
             (Ok(dataflow), false) => prop_assert_eq!(dataflow.pipelines.len(), length),
             (Err(errors), true) => {
@@ -397,7 +386,7 @@ proptest! {
 #[test]
 fn a_chain_of_sixteen_thousand_pipelines_is_validated() {
     let length = 16_000;
-    let dataflow = on_worker_stack(move || parse(&chain(length, false)));
+    let dataflow = testing::on_worker_stack(move || parse(&chain(length, false)));
     assert_eq!(dataflow.unwrap().pipelines.len(), length);
 }
 

@@ -120,19 +120,24 @@ mod tests {
 }
 
 #[cfg(test)]
-mod proptests {
+pub(super) mod proptests {
     use proptest::{collection::vec, prelude::*};
 
     use super::*;
     use crate::testing;
 
-    /// A limit and lines as written: their bytes (no `\n`; a `\r`
-    /// anywhere), some of about the limit's length, some many times it.
-    fn limit_and_lines() -> impl Strategy<Value = (usize, Vec<Vec<u8>>)> {
-        (1..200usize).prop_flat_map(|max| {
+    /// A limit drawn from `max`, and up to `count` lines as written:
+    /// their bytes (no `\n`; a `\r` anywhere), some of about the limit's
+    /// length ending in `\r` or not, some long runs of up to `longest` bytes.
+    pub fn limit_and_lines(
+        max: impl Strategy<Value = usize>,
+        longest: usize,
+        count: usize,
+    ) -> impl Strategy<Value = (usize, Vec<Vec<u8>>)> {
+        max.prop_flat_map(move |max| {
             let not_newline = any::<u8>().prop_filter("no newline", |b| *b != b'\n');
             let byte = prop_oneof![4 => not_newline.clone(), 1 => Just(b'\r')];
-            let short = vec(byte, 0..40);
+            let short = vec(byte, 0..60);
             let run = |length| {
                 (not_newline.clone(), length, any::<bool>()).prop_map(|(byte, count, cr)| {
                     let mut line = vec![byte; count];
@@ -141,10 +146,13 @@ mod proptests {
                 })
             };
             let near_limit = run(max.saturating_sub(1)..max + 2);
-            let long = run(0..5_000);
+            let long = run(0..longest);
             (
                 Just(max),
-                vec(prop_oneof![4 => short, 2 => near_limit, 1 => long], 0..12),
+                vec(
+                    prop_oneof![4 => short, 2 => near_limit, 1 => long],
+                    0..count,
+                ),
             )
         })
     }
@@ -174,7 +182,7 @@ mod proptests {
         /// bytes, however long the line.
         #[test]
         fn lines_come_back_cut_at_the_limit(
-            (max, lines) in limit_and_lines(),
+            (max, lines) in limit_and_lines(1..200usize, 5_000, 12),
             last_ended in any::<bool>(),
             buffer in 1..64usize,
         ) {

@@ -327,7 +327,7 @@ mod tests {
         event.message().expect("every event has a message")
     }
 
-    fn receiver(max_length: usize) -> Receiver {
+    pub(super) fn receiver(max_length: usize) -> Receiver {
         Receiver {
             origin: Arc::new(Origin::new("h", "d", "s")),
             output: Output::default(),
@@ -337,7 +337,7 @@ mod tests {
         }
     }
 
-    fn peer() -> SocketAddr {
+    pub(super) fn peer() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()
     }
 

@@ -3,38 +3,20 @@
 //! of a line kept between two reads never larger than the limit (and a `\r`).
 
 use bytes::BytesMut;
-use proptest::{collection::vec, prelude::*};
+use proptest::prelude::*;
 
 use super::*;
 use crate::testing;
 
-/// A limit and lines of a file: short ones of any bytes but `\n` (with
-/// `\r` often), lines of about the limit's length that may end in `\r`,
-/// and long runs of one byte that span several reads of [`READ_CHUNK`] bytes.
+/// A limit and the lines of a file, some long runs spanning several
+/// reads of [`READ_CHUNK`] bytes.
 fn limit_and_lines() -> impl Strategy<Value = (usize, Vec<Vec<u8>>)> {
     let max = prop_oneof![
         1..100usize,
         READ_CHUNK - 2..READ_CHUNK + 2,
         2 * READ_CHUNK..3 * READ_CHUNK
     ];
-    max.prop_flat_map(|max| {
-        let not_newline = any::<u8>().prop_filter("no newline", |b| *b != b'\n');
-        let byte = prop_oneof![4 => not_newline.clone(), 1 => Just(b'\r')];
-        let short = vec(byte, 0..60);
-        let run = |length| {
-            (not_newline.clone(), length, any::<bool>()).prop_map(|(byte, count, cr)| {
-                let mut line = vec![byte; count];
-                line.extend(cr.then_some(b'\r'));
-                line
-            })
-        };
-        let near_limit = run(max.saturating_sub(1)..max + 2);
-        let long = run(0..3 * READ_CHUNK);
-        (
-            Just(max),
-            vec(prop_oneof![4 => short, 2 => near_limit, 1 => long], 0..8),
-        )
-    })
+    lines::proptests::limit_and_lines(max, 3 * READ_CHUNK, 8)
 }
 
 fn config(max: usize, skip: bool) -> FileConfig {

@@ -8,7 +8,10 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDate, SecondsFormat, TimeZone};
 use proptest::{collection::vec, prelude::*, sample::select};
 use tokio::io::BufReader;
 
-use super::*;
+use super::{
+    tests::{peer, receiver},
+    *,
+};
 use crate::testing;
 
 const FACILITIES: [&str; 24] = [
@@ -79,20 +82,6 @@ fn element() -> impl Strategy<Value = (String, Vec<(String, String)>)> {
         proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9_]{0,15}", "[^\\p{C}]{0,30}", 0..4),
     )
         .prop_map(|(id, params)| (id, params.into_iter().collect()))
-}
-
-fn receiver(max_length: usize) -> Receiver {
-    Receiver {
-        origin: Arc::new(Origin::new("h", "d", "s")),
-        output: Output::default(),
-        max_length,
-        counts: Counts::default(),
-        metrics: Default::default(),
-    }
-}
-
-fn peer() -> SocketAddr {
-    "127.0.0.1:5000".parse().unwrap()
 }
 
 fn text_field(event: &Event, name: &str) -> Option<String> {
@@ -311,9 +300,8 @@ proptest! {
     ) {
         let mut stream = Vec::new();
         for (counted, bytes) in &frames {
-            match counted {
-                true => stream.extend_from_slice(format!("{} ", bytes.len()).as_bytes()),
-                false => {}
+            if *counted {
+                stream.extend_from_slice(format!("{} ", bytes.len()).as_bytes());
             }
             stream.extend_from_slice(bytes);
             if !counted {
