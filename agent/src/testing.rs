@@ -77,6 +77,16 @@ pub fn ndjson(events: &[Map<String, Value>], crlf: &[bool], blank: &[bool]) -> V
     body
 }
 
+/// Text for a parser of some syntax: any printable text, or `tokens` of
+/// that syntax strung together, which a parser gets further into.
+pub fn text_or_tokens(tokens: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,300}",
+        proptest::collection::vec(proptest::sample::select(tokens), 0..60)
+            .prop_map(|parts| parts.concat()),
+    ]
+}
+
 /// JSON text nested `depth` levels deep, in arrays or in objects: no
 /// parser may recurse that deep on a thread's stack.
 pub fn deeply_nested(depth: usize, objects: bool) -> String {
