@@ -29,4 +29,6 @@ pub mod node;
 pub mod resources;
 pub mod runtime;
 pub mod service;
+#[cfg(test)]
+mod testing;
 pub mod worker;

@@ -114,7 +114,9 @@ pub fn package_path(path: &str) -> Option<String> {
 }
 
 /// Compares two versions part by part (split at `.`): numerically when both
-/// parts are numbers, else as text; a version that goes on is the higher.
+/// parts are numbers (`01` below `1` when equal), a number below a word (as
+/// in semantic versioning), words as text; a version that goes on is the
+/// higher. A total order: two versions are equal only when they are the same.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let mut left = a.split('.');
     let mut right = b.split('.');
@@ -125,8 +127,10 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
             (Some(_), None) => return Ordering::Greater,
             (Some(x), Some(y)) => {
                 let order = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(x), Ok(y)) => x.cmp(&y),
-                    _ => x.cmp(y),
+                    (Ok(x_number), Ok(y_number)) => x_number.cmp(&y_number).then_with(|| x.cmp(y)),
+                    (Ok(_), Err(_)) => Ordering::Less,
+                    (Err(_), Ok(_)) => Ordering::Greater,
+                    (Err(_), Err(_)) => x.cmp(y),
                 };
                 if order != Ordering::Equal {
                     return order;
@@ -176,6 +180,9 @@ pub fn uses(document: &Value) -> Vec<Use> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

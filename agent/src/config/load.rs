@@ -359,7 +359,7 @@ pub(super) fn env_name(key: &str) -> String {
 }
 
 /// The leaves of a table as dotted key paths; arrays are leaves.
-fn leaves(table: &Table) -> Vec<(String, Value)> {
+pub(super) fn leaves(table: &Table) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     fn walk(table: &Table, prefix: &str, out: &mut Vec<(String, Value)>) {
         for (name, value) in table {

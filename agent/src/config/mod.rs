@@ -501,6 +501,9 @@ fn log_filter<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

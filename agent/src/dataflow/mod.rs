@@ -3,6 +3,8 @@
 //! problem with its JSON path (`sinks[0].inputs[0]`).
 
 pub mod pipelines;
+#[cfg(test)]
+mod proptests;
 pub mod sinks;
 pub mod sources;
 mod validate;
@@ -19,6 +21,11 @@ use self::{
     sinks::{BufferConfig, BufferType, SinkConfig},
     sources::SourceConfig,
 };
+
+/// The longest wait a document may ask for, in seconds: a year. Longer
+/// ones are refused, since a timer or deadline that far cannot be held (a
+/// `Duration` or an `Instant` would overflow) and no dataflow needs one.
+pub const MAX_WAIT_SECS: f64 = 365.0 * 86_400.0;
 
 /// The `type` of a component's configuration, as written in the document.
 pub fn type_name<C: Serialize>(config: &C) -> String {

@@ -583,7 +583,9 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Pipelines may not feed back into themselves.
+    /// Pipelines may not feed back into themselves. The walk keeps its
+    /// own stack, so a chain of thousands of pipelines does not exhaust the
+    /// thread's; the first cycle found is reported.
     fn check_cycles(&self, report: &mut Report) {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
@@ -597,52 +599,45 @@ impl<'a> Graph<'a> {
             .map(|(name, _, path, inputs)| (*name, (*path, *inputs)))
             .collect();
         let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
-        let mut reported = false;
-        fn visit<'a>(
-            name: &'a str,
-            inputs_of: &BTreeMap<&'a str, (&'a str, &'a [String])>,
-            marks: &mut BTreeMap<&'a str, Mark>,
-            trail: &mut Vec<&'a str>,
-            report: &mut Report,
-            reported: &mut bool,
-        ) {
-            marks.insert(name, Mark::Visiting);
-            trail.push(name);
-            let (path, inputs) = inputs_of[name];
-            for (index, input) in inputs.iter().enumerate() {
-                let target = input.split_once('.').map_or(input.as_str(), |(t, _)| t);
-                if !inputs_of.contains_key(target) {
+        for start in inputs_of.keys() {
+            if marks.contains_key(start) {
+                continue;
+            }
+            // The pipelines being visited, each with its next input to follow.
+            let mut trail: Vec<(&str, usize)> = vec![(start, 0)];
+            marks.insert(start, Mark::Visiting);
+            while let Some(&(name, index)) = trail.last() {
+                let (path, inputs) = inputs_of[name];
+                let Some(input) = inputs.get(index) else {
+                    marks.insert(name, Mark::Done);
+                    trail.pop();
                     continue;
+                };
+                if let Some(top) = trail.last_mut() {
+                    top.1 += 1;
                 }
+                let target = input.split_once('.').map_or(input.as_str(), |(t, _)| t);
+                let Some((&target, _)) = inputs_of.get_key_value(target) else {
+                    continue;
+                };
                 match marks.get(target) {
-                    Some(Mark::Visiting) if !*reported => {
-                        let start = trail.iter().position(|n| *n == target).unwrap_or(0);
-                        let mut cycle: Vec<&str> = trail[start..].to_vec();
+                    Some(Mark::Visiting) => {
+                        let start = trail.iter().position(|(n, _)| *n == target).unwrap_or(0);
+                        let mut cycle: Vec<&str> = trail[start..].iter().map(|(n, _)| *n).collect();
                         cycle.push(target);
                         cycle.reverse();
                         report.add(
                             format!("{path}.inputs[{index}]"),
                             format!("this input closes a cycle: {}; events must flow from sources to sinks", cycle.join(" → ")),
                         );
-                        *reported = true;
+                        return;
                     }
-                    None => visit(target, inputs_of, marks, trail, report, reported),
-                    _ => {}
+                    Some(Mark::Done) => {}
+                    None => {
+                        marks.insert(target, Mark::Visiting);
+                        trail.push((target, 0));
+                    }
                 }
-            }
-            trail.pop();
-            marks.insert(name, Mark::Done);
-        }
-        for name in inputs_of.keys() {
-            if !marks.contains_key(name) {
-                visit(
-                    name,
-                    &inputs_of,
-                    &mut marks,
-                    &mut Vec::new(),
-                    report,
-                    &mut reported,
-                );
             }
         }
     }

@@ -371,27 +371,57 @@ impl HttpSink {
             }
         };
         let status = response.status();
-        if status.is_success() {
-            return Attempt::Settled(Delivery::Delivered);
+        match verdict(status, self.retry_unauthorized) {
+            Verdict::Delivered => Attempt::Settled(Delivery::Delivered),
+            Verdict::RetryElsewhere => {
+                let excerpt = excerpt(response).await;
+                self.fail_over(index);
+                Attempt::Retry(format!("{uri} answered {status}: {excerpt}"))
+            }
+            Verdict::AwaitCredential => {
+                let excerpt = excerpt(response).await;
+                Attempt::Retry(format!(
+                    "{uri} refused the credential ({excerpt}); waiting for the worker to enroll again"
+                ))
+            }
+            Verdict::Refused => {
+                let excerpt = excerpt(response).await;
+                warn!(
+                    component = %name,
+                    status = status.as_u16(),
+                    body = %excerpt,
+                    events,
+                    "The server refused a request; its events are not delivered."
+                );
+                Attempt::Settled(Delivery::Failed)
+            }
         }
-        let excerpt = excerpt(response).await;
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            self.fail_over(index);
-            return Attempt::Retry(format!("{uri} answered {status}: {excerpt}"));
-        }
-        if status == StatusCode::UNAUTHORIZED && self.retry_unauthorized {
-            return Attempt::Retry(format!(
-                "{uri} refused the credential ({excerpt}); waiting for the worker to enroll again"
-            ));
-        }
-        warn!(
-            component = %name,
-            status = status.as_u16(),
-            body = %excerpt,
-            events,
-            "The server refused a request; its events are not delivered."
-        );
-        Attempt::Settled(Delivery::Failed)
+    }
+}
+
+/// What the status of an answer means for the request that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// 2xx: delivered.
+    Delivered,
+    /// 429 and 5xx: may pass; retried, on the next URI when there are several.
+    RetryElsewhere,
+    /// 401 to a credential being renewed: retried once it is.
+    AwaitCredential,
+    /// Any other answer: final, the events are not delivered.
+    Refused,
+}
+
+/// The verdict on `status`; `retry_unauthorized` when a 401 may pass.
+fn verdict(status: StatusCode, retry_unauthorized: bool) -> Verdict {
+    if status.is_success() {
+        Verdict::Delivered
+    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Verdict::RetryElsewhere
+    } else if status == StatusCode::UNAUTHORIZED && retry_unauthorized {
+        Verdict::AwaitCredential
+    } else {
+        Verdict::Refused
     }
 }
 
@@ -453,6 +483,9 @@ fn jittered(backoff: Duration) -> Duration {
     let unit = getrandom::u64().map_or(0.5, |random| (random >> 11) as f64 / (1u64 << 53) as f64);
     backoff / 2 + (backoff / 2).mul_f64(unit)
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

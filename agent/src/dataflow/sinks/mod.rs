@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ComponentConfig;
+use super::{ComponentConfig, MAX_WAIT_SECS};
 use crate::{
     event::Event,
     runtime::{BuildError, ComponentTask, SinkContext},
@@ -468,8 +468,11 @@ impl ComponentConfig for SinkConfig {
                 if http.batch.max_bytes == 0 {
                     add("batch.max_bytes", "must be at least 1".to_owned());
                 }
-                if !(http.batch.timeout_secs.is_finite() && http.batch.timeout_secs > 0.0) {
-                    add("batch.timeout_secs", "must be more than 0".to_owned());
+                if !(http.batch.timeout_secs > 0.0 && http.batch.timeout_secs <= MAX_WAIT_SECS) {
+                    add(
+                        "batch.timeout_secs",
+                        "must be more than 0 and at most 31536000 (a year)".to_owned(),
+                    );
                 }
                 if http.request.timeout_secs == 0 {
                     add("request.timeout_secs", "must be at least 1".to_owned());

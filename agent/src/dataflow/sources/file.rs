@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{FileConfig, OversizeLines, ReadFrom};
+use super::{FileConfig, OversizeLines, ReadFrom, lines};
 use crate::{
     durable,
     event::{Batch, Event, Origin},
@@ -141,7 +141,7 @@ struct Watcher {
     file: File,
     /// Offset just past the last complete line read.
     consumed: u64,
-    /// The kept part (at most `max_line_bytes`) of the line being read.
+    /// The kept part (at most `max_line_bytes` and a `\r`) of the line being read.
     partial: Vec<u8>,
     /// The whole length in the file of the line being read.
     partial_len: u64,
@@ -217,24 +217,23 @@ impl Watcher {
         while let Some(found) = memchr::memchr(b'\n', &data[pos..]) {
             let line_end = pos + found;
             let line_len = self.partial_len + found as u64;
-            let cut = line_len > max as u64;
+            let last = match found {
+                0 => self.partial.last().copied(),
+                _ => Some(data[line_end - 1]),
+            };
+            let content = lines::content_len(line_len, last);
+            let cut = content > max as u64;
             if cut {
                 oversize += 1;
-                warn!(path = %self.path.display(), bytes = line_len, max_line_bytes = max, action = ?config.oversize_lines, "A line is longer than max_line_bytes.");
+                warn!(path = %self.path.display(), bytes = content, max_line_bytes = max, action = ?config.oversize_lines, "A line is longer than max_line_bytes.");
             }
             if !(cut && config.oversize_lines == OversizeLines::Skip) {
+                let kept = content.min(max as u64) as usize;
                 let message = if self.partial_len == 0 {
-                    let mut end = if cut { pos + max } else { line_end };
-                    if !cut && end > pos && data[end - 1] == b'\r' {
-                        end -= 1;
-                    }
-                    data.slice(pos..end)
+                    data.slice(pos..pos + kept)
                 } else {
-                    self.keep(&data[pos..line_end], max);
-                    if !cut && self.partial.last() == Some(&b'\r') {
-                        self.partial.pop();
-                    }
-                    Bytes::copy_from_slice(&self.partial)
+                    lines::keep(&mut self.partial, &data[pos..line_end], max);
+                    Bytes::copy_from_slice(&self.partial[..kept])
                 };
                 events.push(Event::from_message(message, origin));
             }
@@ -243,20 +242,13 @@ impl Watcher {
             self.partial_len = 0;
             pos = line_end + 1;
         }
-        self.keep(&data[pos..], max);
+        lines::keep(&mut self.partial, &data[pos..], max);
         self.partial_len += (data.len() - pos) as u64;
         Ok(Some(Lines {
             events,
             end: self.consumed,
             oversize,
         }))
-    }
-
-    /// Adds to the kept part of the current line, up to `max` bytes.
-    fn keep(&mut self, bytes: &[u8], max: usize) {
-        let room = max.saturating_sub(self.partial.len());
-        self.partial
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 }
 
@@ -559,3 +551,6 @@ fn save_checkpoints(path: &Path, offsets: &BTreeMap<FileKey, Checkpoint>) {
         warn!(path = %path.display(), error = %err, "Cannot write the checkpoints; they are tried again with the next acknowledgement.");
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -198,6 +198,9 @@ fn decode(codec: DecodingCodec, body: Bytes, origin: &Origin) -> Result<Vec<Even
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use vrl::value::Value;
 

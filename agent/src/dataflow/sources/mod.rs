@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use serde::{Deserialize, Serialize};
 
-use super::ComponentConfig;
+use super::{ComponentConfig, MAX_WAIT_SECS};
 use crate::{
     collector::check_version,
     config::check_name,
@@ -626,8 +626,8 @@ impl ComponentConfig for SourceConfig {
                         "the `shuffle` format picks from `lines`: give at least one",
                     );
                 }
-                if !(demo.interval_secs.is_finite() && demo.interval_secs >= 0.0) {
-                    add("interval_secs", "must be 0 or more");
+                if !(0.0..=MAX_WAIT_SECS).contains(&demo.interval_secs) {
+                    add("interval_secs", "must be from 0 to 31536000 (a year)");
                 }
             }
             SourceConfig::HttpServer(http) => {

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReade
 use tracing::{debug, info, warn};
 use vrl::value::{ObjectMap, Value};
 
-use super::{SyslogConfig, lines::read_line};
+use super::{SyslogConfig, lines::continue_line};
 use crate::{
     connections::{Connection, ConnectionTable},
     event::{Batch, Event, Origin},
@@ -195,36 +195,43 @@ async fn read_frame<R: AsyncBufRead + Unpin>(
     frame: &mut Vec<u8>,
     max: usize,
 ) -> std::io::Result<Option<bool>> {
-    let available = reader.fill_buf().await?;
-    let Some(length) = octet_count(available) else {
-        return read_line(reader, frame, max).await;
+    // The digits a frame starts with, read one by one, since they may
+    // straddle two reads of the connection.
+    let mut digits = [0u8; MAX_LENGTH_DIGITS + 1];
+    let mut count = 0;
+    let next = loop {
+        let available = reader.fill_buf().await?;
+        match available.first() {
+            Some(&byte) if byte.is_ascii_digit() && count < digits.len() => {
+                digits[count] = byte;
+                count += 1;
+                reader.consume(1);
+            }
+            other => break other.copied(),
+        }
     };
-    let prefix = available
-        .iter()
-        .position(|byte| *byte == b' ')
-        .expect("an octet count ends with a space");
-    reader.consume(prefix + 1);
-    frame.clear();
+    let digits = &digits[..count];
+    let length = match next {
+        Some(b' ') if count <= MAX_LENGTH_DIGITS => std::str::from_utf8(digits)
+            .ok()
+            .and_then(|text| text.parse::<usize>().ok()),
+        _ => None,
+    };
+    let Some(length) = length else {
+        return continue_line(reader, frame, digits, max).await;
+    };
+    reader.consume(1);
     let kept = length.min(max);
-    let read = (&mut *reader).take(kept as u64).read_to_end(frame).await?;
-    let skipped = tokio::io::copy(
-        &mut (&mut *reader).take((length - kept) as u64),
-        &mut tokio::io::sink(),
-    )
-    .await?;
-    if read + (skipped as usize) < length {
+    frame.clear();
+    frame.reserve_exact(kept);
+    frame.resize(kept, 0);
+    reader.read_exact(frame).await?;
+    let rest = (length - kept) as u64;
+    let skipped = tokio::io::copy(&mut (&mut *reader).take(rest), &mut tokio::io::sink()).await?;
+    if skipped < rest {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     Ok(Some(length > max))
-}
-
-/// The length of an octet-counted frame starting `buffered`, if it is one.
-fn octet_count(buffered: &[u8]) -> Option<usize> {
-    let digits = buffered.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > MAX_LENGTH_DIGITS || buffered.get(digits) != Some(&b' ') {
-        return None;
-    }
-    std::str::from_utf8(&buffered[..digits]).ok()?.parse().ok()
 }
 
 impl Receiver {
@@ -320,6 +327,9 @@ fn year_of((month, _, _, _, _): IncompleteDate) -> i32 {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -327,7 +337,7 @@ mod tests {
         event.message().expect("every event has a message")
     }
 
-    fn receiver(max_length: usize) -> Receiver {
+    pub(super) fn receiver(max_length: usize) -> Receiver {
         Receiver {
             origin: Arc::new(Origin::new("h", "d", "s")),
             output: Output::default(),
@@ -337,7 +347,7 @@ mod tests {
         }
     }
 
-    fn peer() -> SocketAddr {
+    pub(super) fn peer() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()
     }
 
@@ -394,5 +404,27 @@ mod tests {
         read_frame(&mut reader, &mut frame, 100).await.unwrap();
         assert_eq!(frame, b"plain line");
         assert!(read_frame(&mut reader, &mut frame, 100).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_octet_count_cut_by_a_read_still_counts() {
+        // Found by `proptests::frames_of_a_stream_come_back_in_order`: the
+        // count was looked for in what one read had buffered, so a count
+        // split between two reads made the frame (and the rest of the
+        // connection) be read as lines.
+        let input: &[u8] = b"11 <13>a\nb c d5 <13>e";
+        let mut reader = BufReader::with_capacity(1, input);
+        let mut frame = Vec::new();
+        for expected in [&b"<13>a\nb c d"[..], b"<13>e"] {
+            assert_eq!(
+                read_frame(&mut reader, &mut frame, 100).await.unwrap(),
+                Some(false)
+            );
+            assert_eq!(frame, expected);
+        }
+        assert_eq!(
+            read_frame(&mut reader, &mut frame, 100).await.unwrap(),
+            None
+        );
     }
 }

@@ -239,3 +239,6 @@ async fn set_retention(
         state.event_sets.set_retention(&name, retention).await?,
     ))
 }
+
+#[cfg(test)]
+mod proptests;

@@ -593,6 +593,9 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -75,7 +75,7 @@ pub fn time_ms(text: &str, now: DateTime<Utc>) -> Result<i64, QueryError> {
         return Ok(now.timestamp_millis());
     }
     if let Some(relative) = text.strip_prefix('-') {
-        let split = relative.len().saturating_sub(1);
+        let split = relative.char_indices().last().map_or(0, |(at, _)| at);
         let (amount, unit) = relative.split_at(split);
         let amount: i64 = amount
             .parse()
@@ -89,7 +89,7 @@ pub fn time_ms(text: &str, now: DateTime<Utc>) -> Result<i64, QueryError> {
         };
         return amount
             .checked_mul(unit_ms)
-            .map(|back| now.timestamp_millis() - back)
+            .and_then(|back| now.timestamp_millis().checked_sub(back))
             .ok_or_else(|| QueryError::Time(text.to_owned()));
     }
     DateTime::parse_from_rfc3339(text)
@@ -132,6 +132,16 @@ mod tests {
     fn control_characters_are_left_out_of_terms() {
         let query = parse(Some("a\u{0}b \u{7}"), None, None, now()).unwrap();
         assert_eq!(query.terms, ["ab"]);
+    }
+
+    #[test]
+    fn a_unit_of_several_bytes_or_a_time_out_of_range_is_refused() {
+        // Found by `proptests::any_query_is_parsed_or_refused`: the unit was
+        // split off at a byte, not a character (a panic), and a negative
+        // amount could overflow the subtraction from now.
+        for text in ["-5é", "-é", "--9223372036854775s"] {
+            assert_eq!(time_ms(text, now()), Err(QueryError::Time(text.to_owned())));
+        }
     }
 
     #[test]
