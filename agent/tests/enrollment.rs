@@ -472,11 +472,11 @@ async fn tokens_expire_survive_a_restart_and_the_built_in_token_enrolls_any_grou
         "no refused request made a token"
     );
 
-    let brief = create(&admin, json!({"groups": null, "expires_at": soon})).await;
-    let brief_id = brief["id"].as_str().unwrap().to_owned();
-    assert_eq!(brief["expires_at"], json!(soon));
-    let by_brief = Api::with_token(&first, brief["token"].as_str().unwrap());
-    let early = by_brief
+    let short_lived = create(&admin, json!({"groups": null, "expires_at": soon})).await;
+    let short_lived_id = short_lived["id"].as_str().unwrap().to_owned();
+    assert_eq!(short_lived["expires_at"], json!(soon));
+    let by_short_lived = Api::with_token(&first, short_lived["token"].as_str().unwrap());
+    let early = by_short_lived
         .post("/api/v1/workers/enroll", &identity("w-early", &["default"]))
         .await;
     assert_eq!(early.status, 201, "{}", early.body);
@@ -488,16 +488,16 @@ async fn tokens_expire_survive_a_restart_and_the_built_in_token_enrolls_any_grou
         .await;
     assert_eq!(once.status, 201, "{}", once.body);
 
-    // Once its time has passed, the brief one enrolls nobody.
+    // Once its time has passed, the short-lived one enrolls nobody.
     eventually(WAIT, "the token to expire", || async {
-        let token = token_listed(&admin, &brief_id).await?;
+        let token = token_listed(&admin, &short_lived_id).await?;
         (token["state"] == "expired").then_some(())
     })
     .await;
-    let late = by_brief
+    let late = by_short_lived
         .post("/api/v1/workers/enroll", &identity("w-late", &["default"]))
         .await;
-    assert_error(&late, 401, "unauthorized", &["expired", &brief_id]);
+    assert_error(&late, 401, "unauthorized", &["expired", &short_lived_id]);
 
     // The manager restarts: the tokens, their uses and their refusals stay.
     first.terminate(Duration::from_secs(10));
@@ -514,7 +514,7 @@ async fn tokens_expire_survive_a_restart_and_the_built_in_token_enrolls_any_grou
         .post("/api/v1/workers/enroll", &identity("w-twice", &["default"]))
         .await;
     assert_eq!(twice.status, 201, "{}", twice.body);
-    let still_late = Api::with_token(&second, brief["token"].as_str().unwrap())
+    let still_late = Api::with_token(&second, short_lived["token"].as_str().unwrap())
         .post("/api/v1/workers/enroll", &identity("w-later", &["default"]))
         .await;
     assert_error(&still_late, 401, "unauthorized", &["expired"]);
