@@ -6,37 +6,73 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
     os::unix::fs::OpenOptionsExt,
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 /// Replaces `path` with `contents` atomically and durably, with the given
 /// permission bits (applied before any byte is written).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a state file needs a name"))?;
-    let temp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    StateFile::new(path, mode)?.write(contents)
+}
+
+/// A state file written again and again (a checkpoint, a read position):
+/// its temp file and directory are worked out once, so that a write
+/// allocates nothing and may run on a blocking thread that never did.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+    temp: PathBuf,
+    dir: PathBuf,
+    mode: u32,
+}
+
+impl StateFile {
+    /// The file at `path`, written with the permission bits `mode`.
+    pub fn new(path: &Path, mode: u32) -> io::Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        let name = path.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "a state file needs a name")
+        })?;
+        let temp = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        Ok(Self {
+            path: path.to_owned(),
+            temp,
+            dir: dir.to_owned(),
+            mode,
+        })
     }
-    result
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file with `contents` atomically and durably.
+    pub fn write(&self, contents: &[u8]) -> io::Result<()> {
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(self.mode)
+                .open(&self.temp)?;
+            file.write_all(contents)?;
+            file.sync_all()?;
+            fs::rename(&self.temp, &self.path)?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.temp);
+        }
+        result
+    }
 }
 
 #[cfg(test)]
