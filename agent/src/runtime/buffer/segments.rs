@@ -18,7 +18,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::durable;
+use crate::durable::StateFile;
 
 /// Bytes of a record's header.
 pub const HEADER_BYTES: u64 = 12;
@@ -111,10 +111,14 @@ pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Opened> {
     })
 }
 
-/// Writes `position` as the acknowledged read position, atomically.
-pub fn save_position(dir: &Path, position: Position) -> io::Result<()> {
-    let bytes = serde_json::to_vec(&position).expect("a position serializes");
-    durable::write_atomic(&dir.join(POSITION_FILE), &bytes, 0o600)
+/// The file that holds the acknowledged read position, written atomically.
+pub fn position_file(dir: &Path) -> StateFile {
+    StateFile::new(&dir.join(POSITION_FILE), 0o600).expect("the position file has a name")
+}
+
+/// `position` as the position file holds it.
+pub fn encode_position(position: Position, bytes: &mut Vec<u8>) {
+    serde_json::to_writer(bytes, &position).expect("a position serializes");
 }
 
 /// Deletes the segments before `position`'s, which the saved position has
@@ -416,6 +420,12 @@ impl SegmentReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn save_position(dir: &Path, position: Position) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        encode_position(position, &mut bytes);
+        position_file(dir).write(&bytes)
+    }
 
     fn write(writer: &mut SegmentWriter, payloads: &[&str]) {
         for payload in payloads {
