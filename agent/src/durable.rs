@@ -1,6 +1,9 @@
 //! Durable writes of small state files: a temp file beside the target,
 //! fsync, rename over the target, fsync of the directory. A crash at any
 //! moment leaves either the old file or the new one, never a torn one.
+//! A state file written very often also has a newest copy, renamed into
+//! place without waiting for the disk: it survives a crash of the process,
+//! and when a power loss leaves it unreadable, the durable file is there.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -16,12 +19,15 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// A state file written again and again (a checkpoint, a read position):
-/// its temp file and directory are worked out once, so that a write
+/// its temp files and directory are worked out once, so that a write
 /// allocates nothing and may run on a blocking thread that never did.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     path: PathBuf,
     temp: PathBuf,
+    /// The newest copy, `<name>.newest`, and its temp file.
+    newest: PathBuf,
+    newest_temp: PathBuf,
     dir: PathBuf,
     mode: u32,
 }
@@ -36,14 +42,14 @@ impl StateFile {
         let name = path.file_name().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "a state file needs a name")
         })?;
-        let temp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let name = name.to_string_lossy();
+        let temp = |name: &str| dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let newest_name = format!("{name}.newest");
         Ok(Self {
             path: path.to_owned(),
-            temp,
+            temp: temp(&name),
+            newest: dir.join(&newest_name),
+            newest_temp: temp(&newest_name),
             dir: dir.to_owned(),
             mode,
         })
@@ -54,22 +60,44 @@ impl StateFile {
         &self.path
     }
 
+    /// Where its newest copy is: read it first, and the file itself when
+    /// the copy is missing or unreadable.
+    pub fn newest_path(&self) -> &Path {
+        &self.newest
+    }
+
     /// Replaces the file with `contents` atomically and durably.
     pub fn write(&self, contents: &[u8]) -> io::Result<()> {
+        self.replace(&self.temp, &self.path, contents, true)
+    }
+
+    /// Replaces the newest copy with `contents` atomically, without
+    /// waiting for the disk: a crash of the process keeps it, a power loss
+    /// may not.
+    pub fn write_newest(&self, contents: &[u8]) -> io::Result<()> {
+        self.replace(&self.newest_temp, &self.newest, contents, false)
+    }
+
+    fn replace(&self, temp: &Path, path: &Path, contents: &[u8], sync: bool) -> io::Result<()> {
         let result = (|| {
             let mut file = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .mode(self.mode)
-                .open(&self.temp)?;
+                .open(temp)?;
             file.write_all(contents)?;
-            file.sync_all()?;
-            fs::rename(&self.temp, &self.path)?;
-            File::open(&self.dir)?.sync_all()
+            if sync {
+                file.sync_all()?;
+            }
+            fs::rename(temp, path)?;
+            if sync {
+                File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&self.temp);
+            let _ = fs::remove_file(temp);
         }
         result
     }

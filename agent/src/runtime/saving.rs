@@ -4,9 +4,16 @@
 //! save before it is done; it runs on a blocking thread, so the dataflow
 //! goes on meanwhile, and the next save covers what was acknowledged in
 //! the meantime. The sender waits while [`MAX_UNSAVED_EVENTS`] events are
-//! past the saved position: that is the most a crash makes it send again.
+//! past the saved position: that is the most a crash of the process makes
+//! it send again. A save writes the state file's newest copy, which waits
+//! for no disk; at most every [`DURABLE_EVERY`], and at the end, it also
+//! writes the durable file (fsynced), which a power loss keeps.
 
-use std::{io, sync::Arc};
+use std::{
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::{sync::Semaphore, task::JoinHandle};
 
@@ -15,6 +22,11 @@ use tokio::{sync::Semaphore, task::JoinHandle};
 /// these again. Large enough for the `file` sink to gather a full write
 /// while it writes the one before.
 pub const MAX_UNSAVED_EVENTS: usize = 4_096;
+
+/// Most time between two durable saves while positions move (and after the
+/// last one): what a power loss, rather than a crash of the process, may
+/// make a sender send again on top of [`MAX_UNSAVED_EVENTS`].
+pub const DURABLE_EVERY: Duration = Duration::from_millis(250);
 
 /// The events sent past the saved position, shared by the task that sends
 /// and the task that saves.
@@ -58,14 +70,23 @@ type Running<T> = JoinHandle<(io::Result<T>, Vec<u8>)>;
 #[derive(Debug)]
 pub struct Saver<T> {
     running: Option<Running<T>>,
+    /// Whether the save in progress is durable.
+    running_durable: bool,
     spare: Vec<u8>,
+    /// When the last durable save began.
+    last_durable: Instant,
+    /// Something was saved for a crash of the process only.
+    behind: bool,
 }
 
 impl<T> Default for Saver<T> {
     fn default() -> Self {
         Self {
             running: None,
+            running_durable: false,
             spare: Vec::new(),
+            last_durable: Instant::now(),
+            behind: false,
         }
     }
 }
@@ -77,20 +98,36 @@ impl<T: Send + 'static> Saver<T> {
     }
 
     /// Starts a save (none may be in progress): `encode` fills the bytes
-    /// here, `write` stores them on a blocking thread.
+    /// here, `write` stores them on a blocking thread, told whether to
+    /// store them durably too: when `durable` asks it (the last save), or
+    /// the last durable save began [`DURABLE_EVERY`] ago.
     pub fn start(
         &mut self,
+        durable: bool,
         encode: impl FnOnce(&mut Vec<u8>),
-        write: impl FnOnce(&[u8]) -> io::Result<T> + Send + 'static,
+        write: impl FnOnce(&[u8], bool) -> io::Result<T> + Send + 'static,
     ) {
         debug_assert!(self.running.is_none(), "one save at a time");
+        let durable = durable || self.last_durable.elapsed() >= DURABLE_EVERY;
+        if durable {
+            self.last_durable = Instant::now();
+        }
+        self.behind = !durable;
+        self.running_durable = durable;
         let mut bytes = std::mem::take(&mut self.spare);
         bytes.clear();
         encode(&mut bytes);
         self.running = Some(tokio::task::spawn_blocking(move || {
-            let written = write(&bytes);
+            let written = write(&bytes, durable);
             (written, bytes)
         }));
+    }
+
+    /// When a durable save is due for what was saved for a crash of the
+    /// process only; `None` when everything saved is durable (or a save is
+    /// in progress).
+    pub fn durable_due(&self) -> Option<tokio::time::Instant> {
+        (self.behind && self.running.is_none()).then(|| (self.last_durable + DURABLE_EVERY).into())
     }
 
     /// The outcome of the save in progress; never ready while none is.
@@ -102,6 +139,8 @@ impl<T: Send + 'static> Saver<T> {
         let (written, bytes) = running.await.expect("a save does not panic");
         self.running = None;
         self.spare = bytes;
+        // A durable save that failed is due again.
+        self.behind |= self.running_durable && written.is_err();
         written
     }
 }
@@ -139,12 +178,24 @@ mod tests {
         let path = dir.path().join("position");
         let target = path.clone();
         saver.start(
+            false,
             |bytes| bytes.extend_from_slice(b"42"),
-            move |bytes| std::fs::write(&target, bytes).map(|()| bytes.len()),
+            move |bytes, durable| {
+                assert!(!durable, "the last durable save began just now");
+                std::fs::write(&target, bytes).map(|()| bytes.len())
+            },
         );
         assert!(saver.is_running());
+        assert_eq!(saver.durable_due(), None, "a save is in progress");
         assert_eq!(saver.finished().await.unwrap(), 2);
         assert!(!saver.is_running());
         assert_eq!(std::fs::read(&path).unwrap(), b"42");
+        assert!(
+            saver.durable_due().is_some(),
+            "what was saved is not durable"
+        );
+        saver.start(true, |_| {}, |_, durable| Ok(usize::from(durable)));
+        assert_eq!(saver.finished().await.unwrap(), 1);
+        assert_eq!(saver.durable_due(), None);
     }
 }

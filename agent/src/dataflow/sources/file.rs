@@ -13,7 +13,9 @@
 //! passes a batch still in flight; checkpoints are written atomically as
 //! soon as they moved and the write before is done, off the async thread,
 //! and the source waits while [`MAX_UNSAVED_EVENTS`] lines are past the
-//! saved checkpoints: after a crash, it sends at most those again.
+//! saved checkpoints: after a crash, it sends at most those again. Those
+//! writes wait for no disk; one at most every 250 ms, and the last, is
+//! fsynced too, for a power loss.
 //!
 //! [`MAX_UNSAVED_EVENTS`]: runtime::saving::MAX_UNSAVED_EVENTS
 
@@ -321,10 +323,10 @@ pub async fn run(
     let checkpoint_path = context
         .state_dir
         .join(format!("{}.checkpoints.json", context.origin.source()));
-    let checkpoints = load_checkpoints(&checkpoint_path);
-    let resume: BTreeMap<FileKey, u64> = checkpoints.iter().map(|c| (c.key, c.offset)).collect();
     let checkpoint_file =
         StateFile::new(&checkpoint_path, 0o600).expect("a checkpoint file has a name");
+    let checkpoints = load_checkpoints(&checkpoint_file);
+    let resume: BTreeMap<FileKey, u64> = checkpoints.iter().map(|c| (c.key, c.offset)).collect();
     let (pending, acknowledged) = mpsc::unbounded_channel();
     let (rewind_sender, mut rewinds) = mpsc::unbounded_channel();
     let unsaved = Unsaved::default();
@@ -519,7 +521,7 @@ async fn acknowledge(
     let mut open = true;
     loop {
         if moved && !saver.is_running() {
-            save_checkpoints(&mut saver, &file, &offsets);
+            save_checkpoints(&mut saver, &file, &offsets, !open);
             writing = std::mem::take(&mut delivered);
             moved = false;
         }
@@ -538,7 +540,10 @@ async fn acknowledge(
         if waiting.is_none() && !open && !saver.is_running() {
             break;
         }
+        let durable_due = saver.durable_due();
         tokio::select! {
+            // Saved again, durably since it is due.
+            () = tokio::time::sleep_until(durable_due.unwrap_or_else(tokio::time::Instant::now)), if durable_due.is_some() => moved = true,
             written = saver.finished(), if saver.is_running() => {
                 if let Err(err) = written {
                     warn!(path = %file.path().display(), error = %err, "Cannot write the checkpoints; they are tried again with the next acknowledgement.");
@@ -587,9 +592,24 @@ async fn acknowledge(
             },
         }
     }
+    if saver.durable_due().is_some() {
+        save_checkpoints(&mut saver, &file, &offsets, true);
+        if let Err(err) = saver.finished().await {
+            warn!(path = %file.path().display(), error = %err, "Cannot write the checkpoints; their newest copy is read at the next start.");
+        }
+    }
 }
 
-fn load_checkpoints(path: &Path) -> Vec<Checkpoint> {
+/// The newest copy of the checkpoints, else (a power loss cut it) the
+/// durable file.
+fn load_checkpoints(file: &StateFile) -> Vec<Checkpoint> {
+    let newest = std::fs::read(file.newest_path())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<CheckpointFile>(&bytes).ok());
+    if let Some(newest) = newest {
+        return newest.files;
+    }
+    let path = file.path();
     match std::fs::read(path) {
         Ok(bytes) => match serde_json::from_slice::<CheckpointFile>(&bytes) {
             Ok(file) => file.files,
@@ -606,23 +626,30 @@ fn load_checkpoints(path: &Path) -> Vec<Checkpoint> {
     }
 }
 
-/// Starts writing the checkpoints (in their directory, made if missing).
+/// Starts writing the checkpoints (in their directory, made if missing):
+/// their newest copy, and the durable file when it is `durable` or due.
 fn save_checkpoints(
     saver: &mut Saver<()>,
     file: &Arc<StateFile>,
     offsets: &BTreeMap<FileKey, Checkpoint>,
+    durable: bool,
 ) {
     let checkpoints = CheckpointFile {
         files: offsets.values().cloned().collect(),
     };
     let file = file.clone();
     saver.start(
+        durable,
         |bytes| serde_json::to_writer_pretty(bytes, &checkpoints).expect("checkpoints serialize"),
-        move |bytes| {
+        move |bytes, durable| {
             if let Some(dir) = file.path().parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            file.write(bytes)
+            file.write_newest(bytes)?;
+            if durable {
+                file.write(bytes)?;
+            }
+            Ok(())
         },
     );
 }

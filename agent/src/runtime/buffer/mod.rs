@@ -9,8 +9,9 @@
 //! (`drop_newest`). The reader reads the records back in order, sends them
 //! to the sink as batches of their own, and saves the read position over
 //! what the sink acknowledged as soon as it moved and the save before is
-//! done; a batch the sink did not deliver is read and sent again, with the
-//! ones sent after it. What is on disk outlives the process: a sink down
+//! done (a save waits for no disk, but one at most every 250 ms and the
+//! last are fsynced); a batch the sink did not deliver is read and sent
+//! again, with the ones sent after it. What is on disk outlives the process: a sink down
 //! for hours, a restart or a crash loses nothing, and since the reader
 //! sends at most [`MAX_UNSAVED_EVENTS`] events past the saved position, a
 //! crash makes it send at most those again.
@@ -337,7 +338,7 @@ impl Feed {
         let mut writer_gone = false;
         loop {
             if acknowledged != saved.saving && !saved.saver.is_running() {
-                self.save(&mut saved, acknowledged);
+                self.save(&mut saved, acknowledged, false);
             }
             let written = *self.progress.borrow_and_update();
             let finished = written.finished || writer_gone;
@@ -350,7 +351,12 @@ impl Feed {
                 && !stopping
                 && in_flight.len() < MAX_IN_FLIGHT
                 && saved.unsaved + MAX_BATCH_EVENTS <= MAX_UNSAVED_EVENTS;
+            let durable_due = saved.saver.durable_due();
             tokio::select! {
+                // Saved again, durably since it is due.
+                () = tokio::time::sleep_until(durable_due.unwrap_or_else(tokio::time::Instant::now)), if durable_due.is_some() => {
+                    self.save(&mut saved, acknowledged, false);
+                }
                 freed = saved.saver.finished(), if saved.saver.is_running() => {
                     self.saved(&mut saved, freed);
                 }
@@ -405,8 +411,8 @@ impl Feed {
             let freed = saved.saver.finished().await;
             self.saved(&mut saved, freed);
         }
-        if acknowledged != saved.position {
-            self.save(&mut saved, acknowledged);
+        if acknowledged != saved.position || saved.saver.durable_due().is_some() {
+            self.save(&mut saved, acknowledged, true);
             let freed = saved.saver.finished().await;
             self.saved(&mut saved, freed);
         }
@@ -446,16 +452,20 @@ impl Feed {
         (batch, flight)
     }
 
-    /// Starts saving `position` as the read position, then deleting the
-    /// segments it has passed.
-    fn save(&self, saved: &mut Saved, position: Position) {
+    /// Starts saving `position` as the read position (durably when it is
+    /// `durable` or due), then deleting the segments it has passed.
+    fn save(&self, saved: &mut Saved, position: Position, durable: bool) {
         let file = saved.file.clone();
         // Rare, and the only part of a save that allocates.
         let passed_a_segment = position.segment > saved.position.segment;
         saved.saver.start(
+            durable,
             |bytes| segments::encode_position(position, bytes),
-            move |bytes| {
-                file.write(bytes)?;
+            move |bytes, durable| {
+                file.write_newest(bytes)?;
+                if durable {
+                    file.write(bytes)?;
+                }
                 match file.path().parent().filter(|_| passed_a_segment) {
                     Some(dir) => segments::delete_before(dir, position),
                     None => Ok(0),

@@ -1,6 +1,7 @@
 //! The files of a disk buffer: numbered segment files of records, appended
 //! by one writer and read in order by one reader, and `reader.json`, the
-//! position up to which the sink has acknowledged everything.
+//! position up to which the sink has acknowledged everything (with its
+//! newest copy beside it, see [`crate::durable`]).
 //!
 //! A record is a 12-byte header (payload length, event count, CRC-32C of
 //! the count and payload, all little-endian) and its payload. The writer
@@ -136,10 +137,18 @@ pub fn delete_before(dir: &Path, position: Position) -> io::Result<u64> {
     Ok(freed)
 }
 
-/// The position saved by [`save_position`], if there is a readable one.
+/// The saved position, if there is a readable one: its newest copy, else
+/// (a power loss cut it) the durable file.
 fn load_position(dir: &Path) -> Option<Position> {
-    let path = dir.join(POSITION_FILE);
-    match fs::read(&path) {
+    let file = position_file(dir);
+    let newest = fs::read(file.newest_path())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if newest.is_some() {
+        return newest;
+    }
+    let path = file.path();
+    match fs::read(path) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(position) => Some(position),
             Err(err) => {
