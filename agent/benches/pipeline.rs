@@ -13,9 +13,8 @@
 //! by side by the linker, see `build.rs`) the binary still has.
 //!
 //! Run it with `cargo bench --bench pipeline` (`-- --lines N` for another
-//! size). The file source is done when its checkpoint (written at most every
-//! 250 ms, only over acknowledged lines) reaches the end of the file, so the
-//! figures of the file benchmarks include up to 250 ms of that delay.
+//! size). The file source is done when its checkpoint (written as soon as
+//! acknowledged lines move it) reaches the end of the file.
 
 use std::{
     collections::HashSet,

@@ -8,6 +8,7 @@
 
 pub mod ack;
 mod buffer;
+pub mod saving;
 pub mod tap;
 
 use std::{

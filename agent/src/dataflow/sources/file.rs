@@ -8,9 +8,16 @@
 //! is read to its end while the new file at its path starts from the
 //! beginning. Only complete lines are sent; a line longer than
 //! `max_line_bytes` is truncated or skipped without being buffered whole.
+//! Batches hold at most [`MAX_BATCH_EVENTS`] lines, however short.
 //! Receipts are awaited in the order batches were sent, so a checkpoint never
-//! passes a batch still in flight; checkpoints are written atomically at most
-//! every [`CHECKPOINT_EVERY`] and once more at shutdown.
+//! passes a batch still in flight; checkpoints are written atomically as
+//! soon as they moved and the write before is done, off the async thread,
+//! and the source waits while [`MAX_UNSAVED_EVENTS`] lines are past the
+//! saved checkpoints: after a crash, it sends at most those again. Those
+//! writes wait for no disk; one at most every 250 ms, and the last, is
+//! fsynced too, for a power loss.
+//!
+//! [`MAX_UNSAVED_EVENTS`]: runtime::saving::MAX_UNSAVED_EVENTS
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -18,6 +25,7 @@ use std::{
     io::{self, Read, Seek, SeekFrom},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -28,16 +36,14 @@ use tracing::{info, warn};
 
 use super::{FileConfig, OversizeLines, ReadFrom, lines};
 use crate::{
-    durable,
+    durable::StateFile,
     event::{Batch, Event, Origin},
     runtime::{
         self, ComponentError, MAX_BATCH_EVENTS, SourceContext,
         ack::{Delivery, DeliveryReceipt, DeliveryToken},
+        saving::{Saver, Unsaved},
     },
 };
-
-/// Longest wait between two checkpoint writes while lines are acknowledged.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Bytes read from one file in one go.
 const READ_CHUNK: usize = 64 * 1024;
@@ -145,6 +151,9 @@ struct Watcher {
     partial: Vec<u8>,
     /// The whole length in the file of the line being read.
     partial_len: u64,
+    /// The rest of the last chunk read, when a batch filled up before its
+    /// end: it comes before what the file holds past the read position.
+    unparsed: Bytes,
     /// The path now names another file, or none: read to the end, then let go.
     rotated: bool,
     /// How many times reading went back over lines not delivered.
@@ -171,6 +180,7 @@ impl Watcher {
             consumed: start,
             partial: Vec::new(),
             partial_len: 0,
+            unparsed: Bytes::new(),
             rotated: false,
             generation: 0,
         })
@@ -182,39 +192,55 @@ impl Watcher {
         self.consumed = offset;
         self.partial.clear();
         self.partial_len = 0;
+        self.unparsed = Bytes::new();
         self.generation = generation;
         Ok(())
     }
 
-    /// Reads what the file has past its position, up to [`READ_CHUNK`]
-    /// bytes, and turns the complete lines into events. A line read whole
-    /// in this chunk shares the chunk's memory instead of being copied.
+    /// Turns up to `room` complete lines into events: first what is left
+    /// of the last chunk read, else what the file has past its position, up
+    /// to [`READ_CHUNK`] bytes. A line read whole in one chunk shares the
+    /// chunk's memory instead of being copied.
     fn read(
         &mut self,
         config: &FileConfig,
         origin: &Origin,
         chunk: &mut BytesMut,
+        room: usize,
     ) -> io::Result<Option<Lines>> {
-        let size = self.file.metadata()?.len();
-        if size < self.consumed + self.partial_len {
-            info!(path = %self.path.display(), "File was truncated; reading it from the start.");
-            self.file.seek(SeekFrom::Start(0))?;
-            self.consumed = 0;
-            self.partial.clear();
-            self.partial_len = 0;
-        }
-        chunk.resize(READ_CHUNK, 0);
-        let read = self.file.read(chunk)?;
-        chunk.truncate(read);
-        let data = chunk.split().freeze();
-        if read == 0 {
-            return Ok(None);
-        }
+        let data = if self.unparsed.is_empty() {
+            let size = self.file.metadata()?.len();
+            if size < self.consumed + self.partial_len {
+                info!(path = %self.path.display(), "File was truncated; reading it from the start.");
+                self.file.seek(SeekFrom::Start(0))?;
+                self.consumed = 0;
+                self.partial.clear();
+                self.partial_len = 0;
+            }
+            chunk.resize(READ_CHUNK, 0);
+            let read = self.file.read(chunk)?;
+            chunk.truncate(read);
+            let data = chunk.split().freeze();
+            if read == 0 {
+                return Ok(None);
+            }
+            data
+        } else {
+            std::mem::take(&mut self.unparsed)
+        };
         let max = config.max_line_bytes;
         let mut events = Vec::new();
         let mut oversize = 0;
         let mut pos = 0;
         while let Some(found) = memchr::memchr(b'\n', &data[pos..]) {
+            if events.len() == room {
+                self.unparsed = data.slice(pos..);
+                return Ok(Some(Lines {
+                    events,
+                    end: self.consumed,
+                    oversize,
+                }));
+            }
             let line_end = pos + found;
             let line_len = self.partial_len + found as u64;
             let last = match found {
@@ -261,6 +287,8 @@ struct Pending {
     end: u64,
     /// The file's read generation when it was sent; see [`Rewind`].
     generation: u64,
+    /// What it counts in the window of unsaved lines.
+    unsaved: usize,
     receipt: DeliveryReceipt,
 }
 
@@ -287,15 +315,19 @@ pub async fn run(
     let checkpoint_path = context
         .state_dir
         .join(format!("{}.checkpoints.json", context.origin.source()));
-    let checkpoints = load_checkpoints(&checkpoint_path);
+    let checkpoint_file =
+        StateFile::new(&checkpoint_path, 0o600).expect("a checkpoint file has a name");
+    let checkpoints = load_checkpoints(&checkpoint_file);
     let resume: BTreeMap<FileKey, u64> = checkpoints.iter().map(|c| (c.key, c.offset)).collect();
     let (pending, acknowledged) = mpsc::unbounded_channel();
     let (rewind_sender, mut rewinds) = mpsc::unbounded_channel();
+    let unsaved = Unsaved::default();
     let acker = tokio::spawn(acknowledge(
         acknowledged,
         rewind_sender,
-        checkpoint_path,
+        checkpoint_file,
         checkpoints,
+        unsaved.clone(),
     ));
 
     let ignore_older = config.ignore_older_secs.map(Duration::from_secs);
@@ -341,7 +373,8 @@ pub async fn run(
             // `block_in_place` may start a thread, and threads cost memory.
             runtime::blocking(|| {
                 loop {
-                    match watcher.read(&config, &context.origin, &mut chunk) {
+                    let room = MAX_BATCH_EVENTS - events.len();
+                    match watcher.read(&config, &context.origin, &mut chunk, room) {
                         Ok(Some(read)) => {
                             read_any = true;
                             events.extend(read.events);
@@ -374,6 +407,10 @@ pub async fn run(
             if events.is_empty() {
                 continue;
             }
+            let unsaved = tokio::select! {
+                counted = unsaved.reserve(events.len()) => counted,
+                () = context.shutdown.cancelled() => break 'tail,
+            };
             let (token, receipt) = DeliveryToken::new();
             let batch = Batch {
                 events,
@@ -385,6 +422,7 @@ pub async fn run(
                 start,
                 end,
                 generation: watcher.generation,
+                unsaved,
                 receipt,
             });
             tokio::select! {
@@ -450,78 +488,120 @@ fn discover(
 }
 
 /// Awaits receipts in the order batches were sent, moves each file's
-/// checkpoint over what was delivered, and writes the checkpoints. A batch
-/// that failed makes the reader go back to its first line.
+/// checkpoint over what was delivered, and writes the checkpoints as soon
+/// as they moved and the write before is done; a write gives back to the
+/// window the lines it covers. A batch that failed makes the reader go back
+/// to its first line.
 async fn acknowledge(
     mut pending: mpsc::UnboundedReceiver<Pending>,
     rewinds: mpsc::UnboundedSender<Rewind>,
-    path: PathBuf,
+    file: StateFile,
     checkpoints: Vec<Checkpoint>,
+    unsaved: Unsaved,
 ) {
+    let file = Arc::new(file);
     let mut offsets: BTreeMap<FileKey, Checkpoint> =
         checkpoints.into_iter().map(|c| (c.key, c)).collect();
     let mut generations: BTreeMap<FileKey, u64> = BTreeMap::new();
     let mut backlog: VecDeque<Pending> = VecDeque::new();
-    let mut unsaved = false;
-    let mut ticker = tokio::time::interval(CHECKPOINT_EVERY);
+    let mut waiting: Option<Pending> = None;
+    let mut saver = Saver::default();
+    // Lines delivered since the write in progress began, and those it covers.
+    let mut delivered = 0;
+    let mut writing = 0;
+    let mut moved = false;
+    let mut open = true;
     loop {
-        let batch = match backlog.pop_front() {
-            Some(batch) => batch,
-            None => tokio::select! {
-                next = pending.recv() => match next {
-                    Some(batch) => batch,
-                    None => break,
-                },
-                _ = ticker.tick(), if unsaved => {
-                    save_checkpoints(&path, &offsets);
-                    unsaved = false;
-                    continue;
-                }
-            },
+        if moved && !saver.is_running() {
+            save_checkpoints(&mut saver, &file, &offsets, !open);
+            writing = std::mem::take(&mut delivered);
+            moved = false;
+        }
+        if waiting.is_none() {
+            waiting = backlog.pop_front();
+        }
+        let stale = |batch: &mut Pending| {
+            batch.generation < generations.get(&batch.key).copied().unwrap_or_default()
         };
-        let generation = generations.entry(batch.key).or_default();
-        if batch.generation < *generation {
+        if let Some(batch) = waiting.take_if(stale) {
             // Sent before a rewind: its lines are read and sent again.
             batch.receipt.abandon();
+            unsaved.release(batch.unsaved);
             continue;
         }
-        let (key, start) = (batch.key, batch.start);
-        match batch.receipt.outcome().await {
-            Delivery::Failed => {
-                *generation += 1;
-                let generation = *generation;
-                // What was sent after it from this file is sent again too.
-                while let Ok(queued) = pending.try_recv() {
-                    if queued.key == key {
-                        queued.receipt.abandon();
-                    }
-                    backlog.push_back(queued);
+        if waiting.is_none() && !open && !saver.is_running() {
+            break;
+        }
+        let durable_due = saver.durable_due();
+        tokio::select! {
+            // Saved again, durably since it is due.
+            () = tokio::time::sleep_until(durable_due.unwrap_or_else(tokio::time::Instant::now)), if durable_due.is_some() => moved = true,
+            written = saver.finished(), if saver.is_running() => {
+                if let Err(err) = written {
+                    warn!(path = %file.path().display(), error = %err, "Cannot write the checkpoints; they are tried again with the next acknowledgement.");
                 }
-                let _ = rewinds.send(Rewind {
-                    key,
-                    offset: start,
-                    generation,
-                });
+                unsaved.release(std::mem::take(&mut writing));
             }
-            Delivery::Delivered | Delivery::Dropped => {
-                offsets.insert(
-                    key,
-                    Checkpoint {
-                        key,
-                        path: batch.path,
-                        offset: batch.end,
-                    },
-                );
-                unsaved = true;
+            outcome = async { (&mut waiting.as_mut().expect("a batch is waiting").receipt).await }, if waiting.is_some() => {
+                let batch = waiting.take().expect("a batch is waiting");
+                let key = batch.key;
+                match outcome {
+                    Delivery::Failed => {
+                        let generation = generations.entry(key).or_default();
+                        *generation += 1;
+                        let generation = *generation;
+                        unsaved.release(batch.unsaved);
+                        // What was sent after it from this file is sent again too.
+                        while let Ok(queued) = pending.try_recv() {
+                            if queued.key == key {
+                                queued.receipt.abandon();
+                            }
+                            backlog.push_back(queued);
+                        }
+                        let _ = rewinds.send(Rewind {
+                            key,
+                            offset: batch.start,
+                            generation,
+                        });
+                    }
+                    Delivery::Delivered | Delivery::Dropped => {
+                        offsets.insert(
+                            key,
+                            Checkpoint {
+                                key,
+                                path: batch.path,
+                                offset: batch.end,
+                            },
+                        );
+                        delivered += batch.unsaved;
+                        moved = true;
+                    }
+                }
             }
+            next = pending.recv(), if waiting.is_none() && open => match next {
+                Some(batch) => waiting = Some(batch),
+                None => open = false,
+            },
         }
     }
-    if unsaved {
-        save_checkpoints(&path, &offsets);
+    if saver.durable_due().is_some() {
+        save_checkpoints(&mut saver, &file, &offsets, true);
+        if let Err(err) = saver.finished().await {
+            warn!(path = %file.path().display(), error = %err, "Cannot write the checkpoints; their newest copy is read at the next start.");
+        }
     }
 }
 
-fn load_checkpoints(path: &Path) -> Vec<Checkpoint> {
+/// The newest copy of the checkpoints, else (a power loss cut it) the
+/// durable file.
+fn load_checkpoints(file: &StateFile) -> Vec<Checkpoint> {
+    let newest = std::fs::read(file.newest_path())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<CheckpointFile>(&bytes).ok());
+    if let Some(newest) = newest {
+        return newest.files;
+    }
+    let path = file.path();
     match std::fs::read(path) {
         Ok(bytes) => match serde_json::from_slice::<CheckpointFile>(&bytes) {
             Ok(file) => file.files,
@@ -538,17 +618,69 @@ fn load_checkpoints(path: &Path) -> Vec<Checkpoint> {
     }
 }
 
-fn save_checkpoints(path: &Path, offsets: &BTreeMap<FileKey, Checkpoint>) {
-    let file = CheckpointFile {
+/// Starts writing the checkpoints (in their directory, made if missing):
+/// their newest copy, and the durable file when it is `durable` or due.
+fn save_checkpoints(
+    saver: &mut Saver<()>,
+    file: &Arc<StateFile>,
+    offsets: &BTreeMap<FileKey, Checkpoint>,
+    durable: bool,
+) {
+    let checkpoints = CheckpointFile {
         files: offsets.values().cloned().collect(),
     };
-    let bytes = serde_json::to_vec_pretty(&file).expect("checkpoints serialize");
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| durable::write_atomic(path, &bytes, 0o600));
-    if let Err(err) = written {
-        warn!(path = %path.display(), error = %err, "Cannot write the checkpoints; they are tried again with the next acknowledgement.");
+    let file = file.clone();
+    saver.start(
+        durable,
+        |bytes| serde_json::to_writer_pretty(bytes, &checkpoints).expect("checkpoints serialize"),
+        move |bytes, durable| {
+            if let Some(dir) = file.path().parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            file.write_newest(bytes)?;
+            if durable {
+                file.write(bytes)?;
+            }
+            Ok(())
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::text_of;
+
+    #[test]
+    fn a_chunk_of_short_lines_makes_batches_of_at_most_the_room_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.log");
+        let lines: Vec<String> = (0..1_000).map(|n| n.to_string()).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let config: FileConfig =
+            serde_json::from_value(serde_json::json!({"include": [path.display().to_string()]}))
+                .unwrap();
+        let origin = Origin::new("host", "dataflow", "logs");
+        let mut watcher = Watcher::open(&path, 0).unwrap();
+        let mut chunk = BytesMut::new();
+        let mut messages = Vec::new();
+        let mut batches = 0;
+        while let Some(read) = watcher.read(&config, &origin, &mut chunk, 256).unwrap() {
+            assert!(read.events.len() <= 256, "{} lines", read.events.len());
+            messages.extend(
+                read.events
+                    .iter()
+                    .map(|event| text_of(event.field("message").unwrap()).into_owned()),
+            );
+            let bytes: usize = messages.iter().map(|message| message.len() + 1).sum();
+            assert_eq!(
+                read.end, bytes as u64,
+                "the offset is past the last line read"
+            );
+            batches += 1;
+        }
+        assert_eq!(messages, lines);
+        assert_eq!(batches, 4, "one 64 KiB chunk, in batches of 256");
     }
 }
 

@@ -7,12 +7,14 @@
 //! client) once the events are on disk. When the buffer holds `max_size`
 //! bytes, the writer waits (`block`) or discards new batches
 //! (`drop_newest`). The reader reads the records back in order, sends them
-//! to the sink as batches of their own, and moves the saved read position
-//! over what the sink acknowledged; a batch the sink did not deliver is
-//! read and sent again, with the ones sent after it. What is on disk
-//! outlives the process: a sink down for hours, a restart or a crash loses
-//! nothing, and repeats stay within the batches in flight since the last
-//! saved position.
+//! to the sink as batches of their own, and saves the read position over
+//! what the sink acknowledged as soon as it moved and the save before is
+//! done (a save waits for no disk, but one at most every 250 ms and the
+//! last are fsynced); a batch the sink did not deliver is read and sent
+//! again, with the ones sent after it. What is on disk outlives the process: a sink down
+//! for hours, a restart or a crash loses nothing, and since the reader
+//! sends at most [`MAX_UNSAVED_EVENTS`] events past the saved position, a
+//! crash makes it send at most those again.
 
 mod segments;
 
@@ -23,7 +25,6 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use tokio::sync::{Notify, mpsc, watch};
@@ -34,17 +35,15 @@ use vrl::value::Value;
 use self::segments::{Position, Record, SegmentReader, SegmentWriter};
 use crate::{
     dataflow::sinks::{BufferConfig, Codec, WhenFull},
+    durable::StateFile,
     event::{Batch, Event},
     metrics::ComponentMetrics,
     runtime::{
-        self, FIRST_RESTART_BACKOFF, Input, MAX_RESTART_BACKOFF,
+        self, FIRST_RESTART_BACKOFF, Input, MAX_BATCH_EVENTS, MAX_RESTART_BACKOFF,
         ack::{Delivery, DeliveryReceipt, DeliveryToken},
+        saving::{MAX_UNSAVED_EVENTS, Saver},
     },
 };
-
-/// Longest wait between two saves of the read position while the sink
-/// acknowledges, as for the file source's checkpoints.
-const SAVE_EVERY: Duration = Duration::from_millis(250);
 
 /// Batches read back and not yet acknowledged by the sink, at most: enough
 /// for the largest request an `http` sink gathers from batches of 256.
@@ -305,18 +304,42 @@ struct InFlight {
     events: u32,
 }
 
+/// The read position as saved, and the save in progress.
+struct Saved {
+    file: Arc<StateFile>,
+    saver: Saver<u64>,
+    /// What the last save that ended covered.
+    position: Position,
+    /// What the save in progress covers.
+    saving: Position,
+    /// Events read past `position`, at most [`MAX_UNSAVED_EVENTS`].
+    unsaved: usize,
+    /// Events the save in progress covers.
+    covered: usize,
+    /// Events acknowledged since it began.
+    acknowledged: usize,
+}
+
 impl Feed {
     async fn run(mut self) {
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut acknowledged = self.reader.position();
-        let mut saved = acknowledged;
+        let mut saved = Saved {
+            file: Arc::new(segments::position_file(&self.dir)),
+            saver: Saver::default(),
+            position: acknowledged,
+            saving: acknowledged,
+            unsaved: 0,
+            covered: 0,
+            acknowledged: 0,
+        };
         let mut backoff = FIRST_RESTART_BACKOFF;
-        let mut ticker = tokio::time::interval(SAVE_EVERY);
-        // A tick missed while nothing was new is not made up in a burst of saves.
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Set when the writer went away without saying it finished (aborted).
         let mut writer_gone = false;
         loop {
+            if acknowledged != saved.saving && !saved.saver.is_running() {
+                self.save(&mut saved, acknowledged, false);
+            }
             let written = *self.progress.borrow_and_update();
             let finished = written.finished || writer_gone;
             let stopping = self.shutdown.is_cancelled() && finished;
@@ -324,20 +347,27 @@ impl Feed {
             if in_flight.is_empty() && (stopping || finished && !unread) {
                 break;
             }
-            let may_send = unread && !stopping && in_flight.len() < MAX_IN_FLIGHT;
+            let may_send = unread
+                && !stopping
+                && in_flight.len() < MAX_IN_FLIGHT
+                && saved.unsaved + MAX_BATCH_EVENTS <= MAX_UNSAVED_EVENTS;
+            let durable_due = saved.saver.durable_due();
             tokio::select! {
-                biased;
-                // First, or a sink that keeps acknowledging would starve it;
-                // it is ready only once every SAVE_EVERY.
-                _ = ticker.tick(), if acknowledged != saved => {
-                    self.save(acknowledged);
-                    saved = acknowledged;
+                // Saved again, durably since it is due.
+                () = tokio::time::sleep_until(durable_due.unwrap_or_else(tokio::time::Instant::now)), if durable_due.is_some() => {
+                    self.save(&mut saved, acknowledged, false);
+                }
+                freed = saved.saver.finished(), if saved.saver.is_running() => {
+                    self.saved(&mut saved, freed);
                 }
                 outcome = async { (&mut in_flight.front_mut().expect("not empty").receipt).await }, if !in_flight.is_empty() => {
                     let settled = in_flight.pop_front().expect("not empty");
                     if outcome == Delivery::Failed {
+                        // They are read and sent again.
+                        saved.unsaved -= settled.events as usize;
                         for later in in_flight.drain(..) {
                             later.receipt.abandon();
+                            saved.unsaved -= later.events as usize;
                         }
                         self.reader.rewind(settled.start);
                         warn!(component = %self.name, retry_in_secs = backoff.as_secs(), "The sink did not deliver a batch from its disk buffer; sending it again after a pause.");
@@ -350,6 +380,7 @@ impl Feed {
                     }
                     backoff = FIRST_RESTART_BACKOFF;
                     acknowledged = settled.end;
+                    saved.acknowledged += settled.events as usize;
                     self.ledger.remove(u64::from(settled.events), 0);
                 }
                 permit = self.sink.reserve(), if may_send => {
@@ -358,6 +389,7 @@ impl Feed {
                         Ok(Some(record)) => {
                             let (batch, flight) = self.batch_of(record);
                             permit.send(batch);
+                            saved.unsaved += flight.events as usize;
                             in_flight.push_back(flight);
                         }
                         Ok(None) => {}
@@ -375,8 +407,14 @@ impl Feed {
                 () = self.shutdown.cancelled(), if !self.shutdown.is_cancelled() => {}
             }
         }
-        if acknowledged != saved {
-            self.save(acknowledged);
+        if saved.saver.is_running() {
+            let freed = saved.saver.finished().await;
+            self.saved(&mut saved, freed);
+        }
+        if acknowledged != saved.position || saved.saver.durable_due().is_some() {
+            self.save(&mut saved, acknowledged, true);
+            let freed = saved.saver.finished().await;
+            self.saved(&mut saved, freed);
         }
     }
 
@@ -414,14 +452,39 @@ impl Feed {
         (batch, flight)
     }
 
-    /// Saves the read position, then deletes the segments it has passed.
-    fn save(&self, position: Position) {
-        let saved = runtime::blocking(|| {
-            segments::save_position(&self.dir, position)?;
-            segments::delete_before(&self.dir, position)
-        });
-        match saved {
-            Ok(freed) => self.ledger.remove(0, freed),
+    /// Starts saving `position` as the read position (durably when it is
+    /// `durable` or due), then deleting the segments it has passed.
+    fn save(&self, saved: &mut Saved, position: Position, durable: bool) {
+        let file = saved.file.clone();
+        // Rare, and the only part of a save that allocates.
+        let passed_a_segment = position.segment > saved.position.segment;
+        saved.saver.start(
+            durable,
+            |bytes| segments::encode_position(position, bytes),
+            move |bytes, durable| {
+                file.write_newest(bytes)?;
+                if durable {
+                    file.write(bytes)?;
+                }
+                match file.path().parent().filter(|_| passed_a_segment) {
+                    Some(dir) => segments::delete_before(dir, position),
+                    None => Ok(0),
+                }
+            },
+        );
+        saved.saving = position;
+        saved.covered = std::mem::take(&mut saved.acknowledged);
+    }
+
+    /// Takes the outcome of a save: what it covers is unsaved no more. A
+    /// save that failed is tried again with the next acknowledgement.
+    fn saved(&self, saved: &mut Saved, freed: std::io::Result<u64>) {
+        saved.unsaved -= std::mem::take(&mut saved.covered);
+        match freed {
+            Ok(freed) => {
+                saved.position = saved.saving;
+                self.ledger.remove(0, freed);
+            }
             Err(err) => {
                 warn!(component = %self.name, error = %err, "Cannot save the disk buffer's read position; it is tried again with the next acknowledgement.");
             }

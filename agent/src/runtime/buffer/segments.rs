@@ -1,6 +1,7 @@
 //! The files of a disk buffer: numbered segment files of records, appended
 //! by one writer and read in order by one reader, and `reader.json`, the
-//! position up to which the sink has acknowledged everything.
+//! position up to which the sink has acknowledged everything (with its
+//! newest copy beside it, see [`crate::durable`]).
 //!
 //! A record is a 12-byte header (payload length, event count, CRC-32C of
 //! the count and payload, all little-endian) and its payload. The writer
@@ -18,7 +19,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::durable;
+use crate::durable::StateFile;
 
 /// Bytes of a record's header.
 pub const HEADER_BYTES: u64 = 12;
@@ -111,10 +112,14 @@ pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Opened> {
     })
 }
 
-/// Writes `position` as the acknowledged read position, atomically.
-pub fn save_position(dir: &Path, position: Position) -> io::Result<()> {
-    let bytes = serde_json::to_vec(&position).expect("a position serializes");
-    durable::write_atomic(&dir.join(POSITION_FILE), &bytes, 0o600)
+/// The file that holds the acknowledged read position, written atomically.
+pub fn position_file(dir: &Path) -> StateFile {
+    StateFile::new(&dir.join(POSITION_FILE), 0o600).expect("the position file has a name")
+}
+
+/// `position` as the position file holds it.
+pub fn encode_position(position: Position, bytes: &mut Vec<u8>) {
+    serde_json::to_writer(bytes, &position).expect("a position serializes");
 }
 
 /// Deletes the segments before `position`'s, which the saved position has
@@ -132,10 +137,18 @@ pub fn delete_before(dir: &Path, position: Position) -> io::Result<u64> {
     Ok(freed)
 }
 
-/// The position saved by [`save_position`], if there is a readable one.
+/// The saved position, if there is a readable one: its newest copy, else
+/// (a power loss cut it) the durable file.
 fn load_position(dir: &Path) -> Option<Position> {
-    let path = dir.join(POSITION_FILE);
-    match fs::read(&path) {
+    let file = position_file(dir);
+    let newest = fs::read(file.newest_path())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if newest.is_some() {
+        return newest;
+    }
+    let path = file.path();
+    match fs::read(path) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(position) => Some(position),
             Err(err) => {
@@ -416,6 +429,12 @@ impl SegmentReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn save_position(dir: &Path, position: Position) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        encode_position(position, &mut bytes);
+        position_file(dir).write(&bytes)
+    }
 
     fn write(writer: &mut SegmentWriter, payloads: &[&str]) {
         for payload in payloads {
