@@ -1,11 +1,19 @@
-//! Schemas of the OpenAPI document for what the handlers take as plain JSON
-//! or bytes and check themselves: the dataflow document, and the collector
-//! package.
+//! Schemas of the OpenAPI document for what the handlers take as plain JSON,
+//! bytes or headers and check themselves: `If-None-Match`, the dataflow
+//! document, and the collector package.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use utoipa::ToSchema;
+
+/// `If-None-Match` on a write: `*` only, for "create, never replace".
+#[derive(Debug, ToSchema)]
+pub enum IfNoneMatch {
+    /// Whatever is stored: the write only creates.
+    #[serde(rename = "*")]
+    Any,
+}
 
 /// A dataflow document: sources → pipelines → sinks. Each component's
 /// `conf` is checked against its type's own fields on validation, which
