@@ -33,6 +33,7 @@ pub(super) fn router() -> OpenApiRouter<ManagerState> {
 struct NewGroup {
     /// Letters, digits, `_`, `-` and `.`, starting with a letter or digit;
     /// at most 64 characters.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: String,
     /// Free text for people.
     #[serde(default)]
@@ -44,6 +45,7 @@ struct NewGroup {
 #[serde(deny_unknown_fields)]
 struct GroupBody {
     /// Optional; when given, the name in the path.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: Option<String>,
     /// Free text for people.
     #[serde(default)]

@@ -1,11 +1,18 @@
 //! Schemas of the OpenAPI document for what the handlers take as plain JSON,
-//! bytes or headers and check themselves: `If-None-Match`, the dataflow
-//! document, and the collector package.
+//! bytes or headers and check themselves: names, `If-None-Match`, the
+//! dataflow document, and the collector package.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use utoipa::ToSchema;
+
+/// A name of the safe charset (a group, a dataflow, an event set, a
+/// worker, a collector): letters, digits, `_`, `-` and `.`, starting with a
+/// letter or a digit; at most 64 characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+pub struct Name(pub String);
 
 /// `If-None-Match` on a write: `*` only, for "create, never replace".
 #[derive(Debug, ToSchema)]
