@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AdminErrors, BodyErrors, DataflowPath, GroupPath, ManagerState, RevisionPath, checked_name,
     etag, precondition,
-    schema::{DataflowDocument, IfNoneMatch},
+    schema::{DataflowDocument, DataflowDocumentAtPath, IfNoneMatch},
 };
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ErrorBody},
@@ -321,7 +321,7 @@ async fn show(
         ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|(W/)?"[0-9]{1,19}")$"#, description = "The ETag the change is based on (`\"12\"`, or weak, `W/\"12\"`, or the bare revision, `12`), or * for any revision"),
         ("If-None-Match" = inline(Option<IfNoneMatch>), Header, nullable = false, description = "* to create only")
     ),
-    request_body = DataflowDocument,
+    request_body = DataflowDocumentAtPath,
     responses(
         (status = 200, description = "Replaced, or unchanged (no new revision)", body = DataflowView),
         (status = 201, description = "Created", body = DataflowView),

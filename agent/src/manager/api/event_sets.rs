@@ -22,7 +22,7 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState};
+use super::{AdminErrors, BodyErrors, ManagerState, schema::EventLines};
 use crate::{
     api::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     manager::event_sets::{
@@ -178,7 +178,7 @@ fn decoded(headers: &HeaderMap, body: Bytes, limit: u64) -> Result<Vec<u8>, ApiE
     operation_id = "ingest_events",
     tag = "event_sets",
     params(SetPath),
-    request_body(content = String, content_type = "application/x-ndjson", description = "One JSON object per line, at least one; may be sent with Content-Encoding: gzip"),
+    request_body(content = EventLines, content_type = "application/x-ndjson", description = "One JSON object per line, at least one (the schema is of the lines); may be sent with Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Stored", body = Ingested),
         (status = 400, description = "A line that is not a JSON object (named), no event at all, or a bad set name; nothing stored", body = ErrorBody),
