@@ -2,6 +2,8 @@
 //! `{"error": {"code", "message", "details"}}`, and the rejections of the
 //! extractors turned into it.
 
+use std::{fmt, marker::PhantomData};
+
 use axum::{
     Json,
     extract::{
@@ -11,7 +13,10 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer},
+};
 use serde_json::{Value, json};
 use tracing::error;
 use utoipa::ToSchema;
@@ -170,10 +175,48 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A JSON body, with its rejections as [`ApiError`]s.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body that is a JSON object, with its rejections as [`ApiError`]s.
+/// Every body the API takes is an object; serde would also fill a struct
+/// from an array of its fields in order (`[null, null]`), which no schema
+/// of the document allows.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(JsonObject(value)) = Json::<JsonObject<T>>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// A `T` read from a JSON object only: anything else is refused as a type
+/// error (`invalid type: sequence, expected a JSON object`), with the
+/// position and the path of the field as axum's `Json` reports them.
+struct JsonObject<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(Object(PhantomData))
+            .map(JsonObject)
+    }
+}
 
 /// Path parameters, with their rejections as [`ApiError`]s.
 #[derive(Debug, FromRequestParts)]
@@ -274,6 +317,71 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A body of two optional numbers, as many of the API's bodies are.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only whether it is read matters here")]
+    struct Limits {
+        days: Option<u64>,
+        size: Option<u64>,
+    }
+
+    /// What `ApiJson<Limits>` makes of `body` sent as `content_type`.
+    async fn read(content_type: &str, body: &'static str) -> Result<(), (StatusCode, String)> {
+        let request = axum::http::Request::post("/")
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        match ApiJson::<Limits>::from_request(request, &()).await {
+            Ok(_) => Ok(()),
+            Err(err) => Err((err.status_and_code().0, err.to_string())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_body_is_an_object_and_nothing_else() {
+        assert_eq!(read("application/json", r#"{"days": 7}"#).await, Ok(()));
+        assert_eq!(read("application/json", " \n {}").await, Ok(()));
+        // serde fills a struct from an array of its fields, in order.
+        for body in ["[null, null]", "[7]", "[]", "null", "7", "\"days\""] {
+            let (status, message) = read("application/json", body).await.unwrap_err();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {message}");
+            assert!(
+                message.contains("expected a JSON object"),
+                "{body}: {message}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_body_keeps_its_content_type_check_and_its_messages() {
+        let (status, _) = read("text/plain", "{}").await.unwrap_err();
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // An integer field takes an integer, not a number with a fraction,
+        // even a zero one.
+        for (body, number) in [
+            (r#"{"size": 242.5}"#, "242.5"),
+            (r#"{"size": 242.0}"#, "242.0"),
+        ] {
+            let (status, message) = read("application/json", body).await.unwrap_err();
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            let expected = format!("size: invalid type: floating point `{number}`, expected u64");
+            assert!(
+                message.starts_with("the body does not fit:") && message.contains(&expected),
+                "{message}"
+            );
+        }
+        let (_, message) = read("application/json", r#"{"hours": 1}"#)
+            .await
+            .unwrap_err();
+        assert!(message.contains("unknown field `hours`"), "{message}");
+        let (_, message) = read("application/json", "{").await.unwrap_err();
+        assert!(
+            message.starts_with("the body is not valid JSON:"),
+            "{message}"
+        );
     }
 
     #[test]

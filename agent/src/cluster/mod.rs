@@ -23,6 +23,7 @@ pub struct Identity {
     /// Its DataScale version.
     pub version: String,
     /// The groups of its own configuration (`service.worker.groups`).
+    #[schema(value_type = Vec<crate::manager::api::schema::Name>)]
     pub groups: Vec<String>,
     /// The address its local API serves on.
     pub address: String,
@@ -59,6 +60,7 @@ pub struct DataflowReport {
     /// Why the wanted revision does not run, when it does not.
     pub last_error: Option<String>,
     /// Components that are restarting after a failure.
+    #[schema(maximum = 18446744073709551615_u64)]
     pub restarting: usize,
     /// Events its sources took in.
     pub events_in: u64,

@@ -9,7 +9,16 @@ pub mod sinks;
 pub mod sources;
 mod validate;
 
-use serde::{Serialize, Serializer, ser::SerializeMap};
+use std::fmt;
+
+use serde::{
+    Serialize, Serializer,
+    de::{
+        self, DeserializeOwned,
+        value::{MapDeserializer, StrDeserializer},
+    },
+    ser::SerializeMap,
+};
 
 pub use validate::{
     ValidationContext, ValidationError, ValidationErrors, document_from_text, parse, parse_in,
@@ -32,6 +41,47 @@ pub fn type_name<C: Serialize>(config: &C) -> String {
     serde_json::to_value(config)
         .ok()
         .and_then(|tagged| tagged["type"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The names serde takes for the variants of `T`: the `type`s of a
+/// component config enum (tagged: `{"type": …, "conf": …}`), or the values
+/// of a plain enum. They are what serde's derive lists when asked for a
+/// variant that does not exist, so they are always the enum's own.
+pub fn variant_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    /// An error that keeps the variants serde expected, and nothing else.
+    #[derive(Debug)]
+    struct Expected(&'static [&'static str]);
+
+    impl fmt::Display for Expected {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "expected one of {:?}", self.0)
+        }
+    }
+
+    impl std::error::Error for Expected {}
+
+    impl de::Error for Expected {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Self(&[])
+        }
+
+        fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
+            Self(expected)
+        }
+    }
+
+    let tagged = || {
+        T::deserialize(MapDeserializer::<_, Expected>::new(
+            [("type", "")].into_iter(),
+        ))
+    };
+    let plain = || T::deserialize(StrDeserializer::<Expected>::new(""));
+    [tagged().err(), plain().err()]
+        .into_iter()
+        .flatten()
+        .map(|Expected(names)| names)
+        .find(|names| !names.is_empty())
         .unwrap_or_default()
 }
 
@@ -118,5 +168,39 @@ impl<C: Serialize> Serialize for Component<C> {
         }
         map.serialize_entry("conf", &tagged["conf"])?;
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn variant_names_are_the_types_the_document_takes() {
+        let sources = variant_names::<SourceConfig>();
+        assert!(
+            sources.contains(&"http_server") && sources.contains(&"file"),
+            "{sources:?}"
+        );
+        assert!(variant_names::<PipelineConfig>().contains(&"remap"));
+        assert!(variant_names::<SinkConfig>().contains(&"console"));
+        assert_eq!(variant_names::<BufferType>(), ["memory", "disk"]);
+        for name in sources {
+            let err = serde_json::from_value::<SourceConfig>(json!({"type": name, "conf": {}}))
+                .err()
+                .map(|err| err.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown variant"), "{name}: {err}");
+        }
+        let unknown = serde_json::from_value::<SourceConfig>(json!({"type": "nope"}));
+        let message = unknown.unwrap_err().to_string();
+        assert!(
+            sources
+                .iter()
+                .all(|name| message.contains(&format!("`{name}`"))),
+            "{message}"
+        );
     }
 }

@@ -21,7 +21,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AdminErrors, BodyErrors, DataflowPath, GroupPath, ManagerState, RevisionPath, checked_name,
-    etag, precondition, schema::DataflowDocument,
+    etag, precondition,
+    schema::{DataflowDocument, DataflowDocumentAtPath, IfNoneMatch},
 };
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ErrorBody},
@@ -317,10 +318,10 @@ async fn show(
     tag = "dataflows",
     params(
         DataflowPath,
-        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on, or *"),
-        ("If-None-Match" = Option<String>, Header, description = "* to create only")
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|(W/)?"[0-9]{1,19}")$"#, description = "The ETag the change is based on (`\"12\"`, or weak, `W/\"12\"`, or the bare revision, `12`), or * for any revision"),
+        ("If-None-Match" = inline(Option<IfNoneMatch>), Header, nullable = false, description = "* to create only")
     ),
-    request_body = DataflowDocument,
+    request_body = DataflowDocumentAtPath,
     responses(
         (status = 200, description = "Replaced, or unchanged (no new revision)", body = DataflowView),
         (status = 201, description = "Created", body = DataflowView),
@@ -361,7 +362,7 @@ async fn replace(
     tag = "dataflows",
     params(
         DataflowPath,
-        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on, or *")
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|(W/)?"[0-9]{1,19}")$"#, description = "The ETag the deletion is based on (`\"12\"`, or weak, `W/\"12\"`, or the bare revision, `12`), or * for any revision")
     ),
     responses(
         (status = 200, description = "Deleted", body = DeletedDataflow),
@@ -473,7 +474,7 @@ async fn revision(
     tag = "dataflows",
     params(
         RevisionPath,
-        ("If-Match" = Option<String>, Header, description = "The ETag the restore is based on, or *")
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|(W/)?"[0-9]{1,19}")$"#, description = "The ETag the restore is based on (`\"12\"`, or weak, `W/\"12\"`, or the bare revision, `12`), or * for any revision")
     ),
     responses(
         (status = 200, description = "Restored, or unchanged when it is the current document", body = DataflowView),

@@ -16,10 +16,13 @@ use axum::{
 use chrono::Utc;
 use flate2::read::GzDecoder;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, ToSchema,
+    openapi::schema::{Object, ObjectBuilder, Type},
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState};
+use super::{AdminErrors, BodyErrors, ManagerState, schema::EventLines};
 use crate::{
     api::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     manager::event_sets::{
@@ -54,17 +57,54 @@ struct SetPath {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
-    /// Full-text terms and `field:value` filters, all of which must match.
+    /// What to look for: [`query_text`].
+    #[param(schema_with = query_text)]
     q: Option<String>,
-    /// Events at or after: RFC 3339, or relative to now (`-15m`, `-2h`, `-7d`).
+    /// Events at or after: [`since`].
+    #[param(schema_with = since)]
     from: Option<String>,
-    /// Events before: RFC 3339, or relative to now.
+    /// Events before: [`before`].
+    #[param(schema_with = before)]
     to: Option<String>,
     /// Events per page: 100 when left out, at most 10,000.
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     cursor: Option<String>,
+}
+
+/// The schema of `q`: the words [`query::QUERY_PATTERN`] takes.
+fn query_text() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Full-text terms and `field:value` filters, all of which must match; a filter's field is names of letters, digits, `_` and `-` joined by `.` (a path into nested objects).",
+        ))
+        .pattern(Some(query::QUERY_PATTERN))
+        .build()
+}
+
+/// The schema of `from`.
+fn since() -> Object {
+    time("Events at or after")
+}
+
+/// The schema of `to`.
+fn before() -> Object {
+    time("Events before")
+}
+
+/// The schema of a time: what [`query::TIME_PATTERN`] takes.
+fn time(which: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(format!(
+            "{which}: RFC 3339 (`2026-11-23T10:00:00Z`), or relative to now (`-15m`, `-2h`, `-7d`, `now`)."
+        )))
+        .min_length(Some(1))
+        .pattern(Some(query::TIME_PATTERN))
+        .build()
 }
 
 /// The answer to an ingest.
@@ -79,6 +119,7 @@ impl From<EventSetError> for ApiError {
         match err {
             EventSetError::NotFound(_) => ApiError::NotFound(err.to_string()),
             EventSetError::BadLine { .. }
+            | EventSetError::NoEvents
             | EventSetError::BadName { .. }
             | EventSetError::BadCursor(_) => ApiError::BadRequest(err.to_string()),
             EventSetError::Backend(message) => ApiError::Internal(message),
@@ -137,10 +178,10 @@ fn decoded(headers: &HeaderMap, body: Bytes, limit: u64) -> Result<Vec<u8>, ApiE
     operation_id = "ingest_events",
     tag = "event_sets",
     params(SetPath),
-    request_body(content = String, content_type = "application/x-ndjson", description = "One JSON object per line; may be sent with Content-Encoding: gzip"),
+    request_body(content = EventLines, content_type = "application/x-ndjson", description = "One JSON object per line, at least one (the schema is of the lines); may be sent with Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Stored", body = Ingested),
-        (status = 400, description = "A line that is not a JSON object (named), or a bad set name; nothing stored", body = ErrorBody),
+        (status = 400, description = "A line that is not a JSON object (named), no event at all, or a bad set name; nothing stored", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 413, description = "Body over event_sets.max_body_mb", body = ErrorBody),
         (status = 415, description = "Not NDJSON, or an unknown Content-Encoding", body = ErrorBody)

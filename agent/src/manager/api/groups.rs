@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, GroupPath, ManagerState, checked_name, etag, precondition};
+use super::{
+    AdminErrors, BodyErrors, GroupPath, ManagerState, checked_name, etag, precondition,
+    schema::IfNoneMatch,
+};
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
@@ -30,6 +33,7 @@ pub(super) fn router() -> OpenApiRouter<ManagerState> {
 struct NewGroup {
     /// Letters, digits, `_`, `-` and `.`, starting with a letter or digit;
     /// at most 64 characters.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: String,
     /// Free text for people.
     #[serde(default)]
@@ -41,6 +45,7 @@ struct NewGroup {
 #[serde(deny_unknown_fields)]
 struct GroupBody {
     /// Optional; when given, the name in the path.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: Option<String>,
     /// Free text for people.
     #[serde(default)]
@@ -181,8 +186,8 @@ async fn show(
     tag = "groups",
     params(
         GroupPath,
-        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on, or *"),
-        ("If-None-Match" = Option<String>, Header, description = "* to create only")
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|(W/)?"[0-9]{1,19}")$"#, description = "The ETag the change is based on (`\"12\"`, or weak, `W/\"12\"`, or the bare revision, `12`), or * for any revision"),
+        ("If-None-Match" = inline(Option<IfNoneMatch>), Header, nullable = false, description = "* to create only")
     ),
     request_body = GroupBody,
     responses(
@@ -228,7 +233,7 @@ async fn replace(
     params(
         GroupPath,
         DeleteGroup,
-        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on, or *")
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|(W/)?"[0-9]{1,19}")$"#, description = "The ETag the deletion is based on (`\"12\"`, or weak, `W/\"12\"`, or the bare revision, `12`), or * for any revision")
     ),
     responses(
         (status = 200, description = "Deleted", body = DeletedGroup),

@@ -216,34 +216,55 @@ fn checked_name(kind: &str, name: &str) -> Result<(), ApiError> {
     check_name(name).map_err(|why| ApiError::BadRequest(format!("the {kind} name `{name}`: {why}")))
 }
 
-/// What a write expects, from `If-Match` (`*` or a revision such as `"12"`)
-/// or `If-None-Match: *`.
+/// What a write expects, from `If-Match` (`*`, or a revision as its
+/// `ETag` gives it: `"12"`, also taken weak, `W/"12"`, or bare, `12`) or
+/// `If-None-Match: *`. Values are taken as written: exactly those the
+/// schemas of these headers in the document allow.
 fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     fn text<'a>(value: &'a HeaderValue, header: &str) -> Result<&'a str, ApiError> {
         value
             .to_str()
-            .map(str::trim)
             .map_err(|_| ApiError::BadRequest(format!("{header} is not text")))
     }
-    if let Some(value) = headers.get(IF_MATCH) {
-        let given = text(value, "If-Match")?;
-        if given == "*" {
-            return Ok(Precondition::Exists);
-        }
-        let tag = given.strip_prefix("W/").unwrap_or(given).trim_matches('"');
-        return tag.parse().map(Precondition::Revision).map_err(|_| {
-            ApiError::BadRequest(format!(
-                "If-Match `{given}` is not a revision: send the ETag of the object, such as \"12\", or *"
-            ))
-        });
-    }
-    match headers.get(IF_NONE_MATCH) {
-        None => Ok(Precondition::None),
-        Some(value) if text(value, "If-None-Match")? == "*" => Ok(Precondition::Absent),
-        Some(_) => Err(ApiError::BadRequest(
-            "a write takes only `If-None-Match: *` (create, never replace)".to_owned(),
-        )),
-    }
+    let if_match = headers
+        .get(IF_MATCH)
+        .map(|value| {
+            let given = text(value, "If-Match")?;
+            if given == "*" {
+                return Ok(Precondition::Exists);
+            }
+            revision_tag(given).map(Precondition::Revision).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "If-Match `{given}` is not a revision: send the ETag of the object, such as \"12\", or *"
+                ))
+            })
+        })
+        .transpose()?;
+    let if_none_match = headers
+        .get(IF_NONE_MATCH)
+        .map(|value| match text(value, "If-None-Match")? {
+            "*" => Ok(Precondition::Absent),
+            _ => Err(ApiError::BadRequest(
+                "a write takes only `If-None-Match: *` (create, never replace)".to_owned(),
+            )),
+        })
+        .transpose()?;
+    // With both, If-Match decides, as RFC 9110 evaluates it first.
+    Ok(if_match.or(if_none_match).unwrap_or(Precondition::None))
+}
+
+/// The revision of an entity tag, `"12"` or `W/"12"`, or a bare `12`: at
+/// most 19 digits, so that it always fits.
+fn revision_tag(tag: &str) -> Option<u64> {
+    let digits = match tag.strip_prefix("W/") {
+        Some(weak) => weak.strip_prefix('"')?.strip_suffix('"')?,
+        None => match tag.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"')?,
+            None => tag,
+        },
+    };
+    let fits = (1..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    fits.then(|| digits.parse().ok())?
 }
 
 /// The `ETag` header of an object at `revision`.
@@ -252,4 +273,99 @@ fn etag(revision: u64) -> [(HeaderName, HeaderValue); 1] {
         ETAG,
         HeaderValue::from_str(&format!("\"{revision}\"")).expect("a number is a header value"),
     )]
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+    use serde_json::Value;
+
+    use super::*;
+
+    #[test]
+    fn the_documented_preconditions_are_exactly_those_taken() {
+        let (_, document) = OpenApiRouter::<ManagerState>::new()
+            .merge(groups::router())
+            .merge(dataflows::router())
+            .split_for_parts();
+        let document = serde_json::to_value(document).unwrap();
+        let candidates = [
+            "*",
+            "\"12\"",
+            "W/\"12\"",
+            "\"0\"",
+            "\"1234567890123456789\"",
+            "\"12345678901234567890\"",
+            "12",
+            "W/12",
+            "\"12",
+            "12\"",
+            "\"\"",
+            "W/\"\"",
+            "",
+            " *",
+            "* ",
+            "**",
+            "W/*",
+            "null",
+            "\"+1\"",
+            "\"-1\"",
+            "\"1 \"",
+            "w/\"1\"",
+            "W/W/\"1\"",
+            "\"1\", \"2\"",
+            "\"\u{661}\"",
+        ];
+        let mut checked = Vec::new();
+        for (path, operations) in document["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                let parameters = operation["parameters"].as_array().into_iter().flatten();
+                for parameter in parameters.filter(|p| p["in"] == "header") {
+                    let header = parameter["name"].as_str().unwrap();
+                    let at = format!("{method} {path} {header}");
+                    assert_eq!(parameter["required"], Value::Bool(false), "{at}");
+                    let schema = &parameter["schema"];
+                    assert_eq!(schema["type"], "string", "{at}: {parameter}");
+                    let allowed = |value: &str| match schema["enum"].as_array() {
+                        Some(values) => values.iter().any(|allowed| allowed == value),
+                        None => Regex::new(schema["pattern"].as_str().unwrap())
+                            .unwrap()
+                            .is_match(value),
+                    };
+                    for candidate in candidates {
+                        let mut headers = HeaderMap::new();
+                        headers.insert(
+                            HeaderName::from_bytes(header.as_bytes()).unwrap(),
+                            HeaderValue::from_bytes(candidate.as_bytes()).unwrap(),
+                        );
+                        assert_eq!(
+                            allowed(candidate),
+                            precondition(&headers).is_ok(),
+                            "{at}: {candidate:?}"
+                        );
+                    }
+                    checked.push(at);
+                }
+            }
+        }
+        // Both headers of the two PUTs, and If-Match of the two DELETEs
+        // and of the restore.
+        assert_eq!(checked.len(), 7, "{checked:?}");
+    }
+
+    #[test]
+    fn with_both_headers_if_match_decides_and_both_are_checked() {
+        let headers = |if_match: &str, if_none_match: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(IF_MATCH, HeaderValue::from_str(if_match).unwrap());
+            headers.insert(IF_NONE_MATCH, HeaderValue::from_str(if_none_match).unwrap());
+            headers
+        };
+        assert!(matches!(
+            precondition(&headers("\"7\"", "*")),
+            Ok(Precondition::Revision(7))
+        ));
+        assert!(precondition(&headers("*", "\"7\"")).is_err());
+        assert!(precondition(&headers("W/7", "*")).is_err());
+    }
 }

@@ -162,6 +162,11 @@ async fn tapped_events(
     ApiPath(TapPath { id }): ApiPath<TapPath>,
     ApiJson(copies): ApiJson<TappedEvents>,
 ) -> Result<Json<TapDelivered>, ApiError> {
+    if let Some(index) = copies.events.iter().position(|event| !event.is_object()) {
+        return Err(ApiError::BadRequest(format!(
+            "events[{index}] is not a JSON object: every event is one"
+        )));
+    }
     let worker = caller.worker_id.as_deref().unwrap_or(&caller.name);
     state
         .taps

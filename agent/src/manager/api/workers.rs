@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
+use super::{AdminErrors, BodyErrors, ManagerState, checked_name, schema::Name};
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
@@ -67,18 +67,21 @@ struct WorkerPath {
     id: String,
 }
 
-/// Query of `GET /api/v1/sync`.
+/// Query of `GET /api/v1/sync`. Revisions, epochs and tap versions are
+/// kept as SQLite integers, so none is above `i64::MAX`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SyncQuery {
     /// The asking worker's id.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     worker_id: String,
     /// The revision of the desired state it runs (0: none yet).
     #[serde(default)]
     #[param(maximum = 9223372036854775807_u64)]
     revision: u64,
     /// The store epoch of that state; another epoch is answered at once.
+    #[param(maximum = 9223372036854775807_u64)]
     epoch: Option<u64>,
     /// The version of the live taps the worker knows (0: none yet); with
     /// it, the answer carries the open taps, and comes at once when they
@@ -87,11 +90,32 @@ struct SyncQuery {
     taps: Option<u64>,
 }
 
+impl SyncQuery {
+    /// Refuses a number above what the store keeps, as the document does.
+    fn checked(self) -> Result<Self, ApiError> {
+        for (name, value) in [
+            ("revision", Some(self.revision)),
+            ("epoch", self.epoch),
+            ("taps", self.taps),
+        ] {
+            if let Some(value) = value.filter(|&value| i64::try_from(value).is_err()) {
+                return Err(ApiError::BadRequest(format!(
+                    "{name} {value} is out of range: 0 to {}",
+                    i64::MAX
+                )));
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// Body of `PUT /api/v1/workers/{id}/groups`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assignment {
-    /// The groups it runs from now on; null: back to its own configuration's.
+    /// The groups it runs from now on, at least one; null: back to its own
+    /// configuration's.
+    #[schema(value_type = Option<Vec<Name>>, min_items = 1)]
     groups: Option<Vec<String>>,
 }
 
@@ -124,6 +148,15 @@ fn enrolled<T>(found: Option<T>, id: &str) -> Result<T, ApiError> {
             "worker `{id}` is not enrolled here (deleted, or expired); enroll again"
         ))
     })
+}
+
+/// Checks the names a worker gives for itself: its id and its groups.
+fn checked_identity(identity: &Identity) -> Result<(), ApiError> {
+    checked_name("worker", &identity.id)?;
+    for group in &identity.groups {
+        checked_name("group", group)?;
+    }
+    Ok(())
 }
 
 async fn view_of(state: &ManagerState, id: &str) -> Result<WorkerView, ApiError> {
@@ -180,10 +213,7 @@ async fn enroll_as(
     caller: &Caller,
     identity: &Identity,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
-    checked_name("worker", &identity.id)?;
-    for group in &identity.groups {
-        checked_name("group", group)?;
-    }
+    checked_identity(identity)?;
     let enrolled = match (&caller.worker_id, &caller.enrollment_token) {
         (Some(_), _) => {
             own_worker(caller, &identity.id)?;
@@ -220,6 +250,7 @@ async fn heartbeat(
 ) -> Result<Json<HeartbeatReply>, ApiError> {
     let id = beat.identity.id.clone();
     own_worker(&caller, &id)?;
+    checked_identity(&beat.identity)?;
     let record = enrolled(state.workers.heartbeat(beat).await?, &id)?;
     Ok(Json(HeartbeatReply {
         revision: state.workers.desired_revision(&record).await?,
@@ -250,6 +281,7 @@ async fn sync(
     Extension(caller): Extension<Caller>,
     ApiQuery(query): ApiQuery<SyncQuery>,
 ) -> Result<Response, ApiError> {
+    let query = query.checked()?;
     own_worker(&caller, &query.worker_id)?;
     // The store announces new revisions; the registry, changes to this
     // worker's record (an assignment is in both, the registry's copy a

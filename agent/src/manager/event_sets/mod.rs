@@ -121,6 +121,9 @@ pub enum EventSetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An ingest without a single event (an empty body, or blank lines).
+    #[error("the body holds no events: send one JSON object per line")]
+    NoEvents,
     /// The set's name is outside the safe charset.
     #[error("the event set name `{name}`: {reason}")]
     BadName {
@@ -281,7 +284,22 @@ fn parse_lines(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Parsed>, EventSetE
             .for_each(|value| indexed_text(value, &mut text));
         events.push(Parsed { ms, body, text });
     }
+    if events.is_empty() {
+        return Err(EventSetError::NoEvents);
+    }
     Ok(events)
+}
+
+/// The id a cursor names: the id of the last event of a page, up to 19
+/// digits (the document's pattern); ids fit in an `i64`, and a larger
+/// cursor is past every one of them.
+fn cursor_id(cursor: &str) -> Result<i64, EventSetError> {
+    let digits = (1..=19).contains(&cursor.len()) && cursor.bytes().all(|b| b.is_ascii_digit());
+    let id: u64 = digits
+        .then(|| cursor.parse().ok())
+        .flatten()
+        .ok_or_else(|| EventSetError::BadCursor(cursor.to_owned()))?;
+    Ok(i64::try_from(id).unwrap_or(i64::MAX))
 }
 
 /// An FTS5 query that matches every term as a phrase.
@@ -391,12 +409,7 @@ impl EventSets {
         cursor: Option<&str>,
     ) -> Result<Page, EventSetError> {
         let set = self.set(name, false)?;
-        let before = cursor
-            .map(|text| {
-                text.parse::<i64>()
-                    .map_err(|_| EventSetError::BadCursor(text.to_owned()))
-            })
-            .transpose()?;
+        let before = cursor.map(cursor_id).transpose()?;
         let limit = limit.clamp(1, MAX_LIMIT);
         run_blocking(move || {
             let upper = [before, query.to_ms.map(first_id_at)]
@@ -679,6 +692,28 @@ mod tests {
         assert_eq!(sets.list().await.unwrap()[0].events, 0);
         let err = sets.ingest("logs", b"[1, 2]\n".to_vec()).await.unwrap_err();
         assert!(err.to_string().contains("not a JSON object"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_ingest_without_events_is_refused() {
+        let (_dir, sets) = sets();
+        for text in ["", "\n", " \n\t\n"] {
+            let err = sets.ingest("logs", text.into()).await.unwrap_err();
+            assert!(matches!(err, EventSetError::NoEvents), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_up_to_19_digits() {
+        assert_eq!(cursor_id("0").unwrap(), 0);
+        assert_eq!(cursor_id("9223372036854775807").unwrap(), i64::MAX);
+        assert_eq!(cursor_id("9999999999999999999").unwrap(), i64::MAX);
+        for bad in ["", "-1", "+1", "1 ", "12345678901234567890", "x"] {
+            assert!(
+                matches!(cursor_id(bad), Err(EventSetError::BadCursor(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[tokio::test]

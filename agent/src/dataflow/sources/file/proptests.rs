@@ -76,7 +76,7 @@ proptest! {
         let mut watcher = Watcher::open(&path, 0).unwrap();
         let mut chunk = BytesMut::new();
         let (mut got, mut counted, mut reached) = (Vec::new(), 0, 0);
-        while let Some(read) = watcher.read(&config, &origin, &mut chunk).unwrap() {
+        while let Some(read) = watcher.read(&config, &origin, &mut chunk, super::MAX_BATCH_EVENTS).unwrap() {
             prop_assert!(
                 watcher.partial.capacity() <= max + 1,
                 "{} bytes kept of a line for a limit of {}", watcher.partial.capacity(), max
@@ -102,7 +102,12 @@ fn a_line_of_the_limit_ending_in_crlf_is_kept_whole() {
     let mut watcher = Watcher::open(&path, 0).unwrap();
     let origin = Origin::new("h", "d", "s");
     let read = watcher
-        .read(&config(5, true), &origin, &mut BytesMut::new())
+        .read(
+            &config(5, true),
+            &origin,
+            &mut BytesMut::new(),
+            super::MAX_BATCH_EVENTS,
+        )
         .unwrap()
         .unwrap();
     let messages: Vec<_> = read.events.iter().map(message).collect();
