@@ -30,8 +30,9 @@ fn time_text() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(testing::cases(testing::CASES))]
 
-    /// Any bytes: parsed, or refused naming a line; what is parsed is an
-    /// object that carries a timestamp.
+    /// Any bytes: parsed, or refused naming a line, or refused as holding
+    /// no event when every line is blank; what is parsed is an object that
+    /// carries a timestamp.
     #[test]
     fn any_body_is_parsed_or_refused_by_line(body in vec(any::<u8>(), 0..2_000)) {
         match parse_lines(&body, now()) {
@@ -44,6 +45,9 @@ proptest! {
             Err(EventSetError::BadLine { line, .. }) => {
                 prop_assert!(line >= 1 && line <= body.split(|b| *b == b'\n').count());
             }
+            Err(EventSetError::NoEvents) => {
+                prop_assert!(body.iter().all(u8::is_ascii_whitespace), "{:?}", body);
+            }
             Err(other) => return Err(TestCaseError::fail(format!("{other}"))),
         }
     }
@@ -53,7 +57,7 @@ proptest! {
     /// one in RFC 3339, else with the time of arrival.
     #[test]
     fn ndjson_of_events_parses_to_as_many(
-        events in vec(testing::json_object(), 0..20),
+        events in vec(testing::json_object(), 1..20),
         stamps in vec(proptest::option::of(0i64..4_102_444_800_000), 20),
         crlf in vec(any::<bool>(), 20),
         blank in vec(any::<bool>(), 20),
