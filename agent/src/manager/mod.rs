@@ -2,9 +2,9 @@
 //! dataflows and collectors (`store/`), the collectors' packages
 //! (`collectors`), the workers it knows and their liveness
 //! (`workers/`), live taps passed from workers to people (`taps`), the
-//! REST API over them (`api/`), the audit log (`audit`), and the Web UI's
-//! assets, served on `service.ui_address` beside the same API, so the UI
-//! calls the API on its own origin (`ui`).
+//! REST API over them (`api/`) and the audit log (`audit`). The Web UI
+//! (the `datascale-ui` crate) is served on `service.ui_address` beside the
+//! same API, so the UI calls the API on its own origin.
 
 pub mod api;
 pub mod audit;
@@ -12,7 +12,7 @@ pub mod collectors;
 pub mod event_sets;
 pub mod store;
 pub mod taps;
-mod ui;
+
 pub mod workers;
 
-pub use ui::ui_router;
+pub use datascale_ui::ui_router;

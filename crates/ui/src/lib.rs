@@ -1,4 +1,4 @@
-//! The Web UI's assets: plain HTML, CSS and JavaScript modules under
+//! The Web UI of the manager: plain HTML, CSS and JavaScript modules under
 //! `static/`, embedded in the binary and served by [`ui_router`] beside the
 //! API, so that the pages call the API on their own origin. Each answer
 //! carries an `ETag` (a hash of the asset) and asks browsers to revalidate,
@@ -35,7 +35,7 @@ macro_rules! assets {
         &[$(Asset {
             path: $path,
             content_type: $content_type,
-            body: include_bytes!(concat!("static/", $path)),
+            body: include_bytes!(concat!("../static/", $path)),
         }),*]
     };
 }
