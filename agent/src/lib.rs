@@ -1,16 +1,19 @@
 //! DataScale: a data-collection agent and the control plane of its fleet.
 //!
-//! One binary runs as a manager, a worker, or both (standalone). The modules
-//! are the concerns: `config` (datascale.toml and its overrides), `cli`,
-//! `cluster` (the protocol between workers and managers), `collector`
-//! (custom collectors: manifest, packages, what a worker unpacked), `node` (start-up
-//! and shutdown of a process), `api` (HTTP plumbing every
-//! node shares), `connections` (the limits on the connections every server
-//! holds open, and serving a router under them), `auth` (tokens), `manager`
-//! (the control plane and its Web UI),
-//! `logging`, `metrics` (counters and `/metrics`), `resources` (cgroup
-//! limits), `runtime` (running dataflows), `service` (the systemd unit), `worker` (the dataflows a node runs, changed one at a time)
-//! and `durable` (crash-safe state files).
+//! One binary runs as a manager, a worker, or both (standalone). What every
+//! layer shares (events, acknowledgements, the component API, metrics,
+//! durable state, disk buffers) is the `datascale-core` crate, and the Web
+//! UI's assets are `datascale-ui`. The modules here are the concerns:
+//! `config` (datascale.toml and its overrides), `cli`, `cluster` (the
+//! protocol between workers and managers), `collector` (custom collectors:
+//! manifest, packages, what a worker unpacked), `node` (start-up and
+//! shutdown of a process), `api` (HTTP plumbing every node shares),
+//! `connections` (the limits on the connections every server holds open,
+//! and serving a router under them), `auth` (tokens), `manager` (the
+//! control plane), `logging`, `metrics` (`/metrics` in the Prometheus text
+//! format), `resources` (cgroup limits), `runtime` (running dataflows),
+//! `service` (the systemd unit) and `worker` (the dataflows a node runs,
+//! changed one at a time).
 
 pub mod api;
 pub mod auth;
@@ -20,8 +23,6 @@ pub mod collector;
 pub mod config;
 pub mod connections;
 pub mod dataflow;
-pub mod durable;
-pub mod event;
 pub mod logging;
 pub mod manager;
 pub mod metrics;

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use datascale_core::component::{ManagerTarget, TokenSource, host_name};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -31,7 +32,7 @@ use crate::{
         workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
     },
     resources::Placement,
-    runtime::{Environment, ManagerTarget, TokenSource, host_name},
+    runtime::Environment,
     worker::{
         self, LocalWorker,
         follow::{LocalTaps, follow_store},

@@ -24,12 +24,13 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use datascale_core::metrics::Registry;
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::{
     auth::{Caller, Role, Tokens},
     config::Mode,
-    metrics::{self, Registry},
+    metrics,
     resources::{EffectiveLimits, Placement},
     worker::{DataflowStatus, LocalWorker},
 };

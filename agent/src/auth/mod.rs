@@ -11,13 +11,11 @@ use std::{
     sync::{Arc, PoisonError, RwLock},
 };
 
+use datascale_core::durable;
 use subtle::ConstantTimeEq;
 use tracing::info;
 
-use crate::{
-    config::{ServiceConfig, split_named_token},
-    durable,
-};
+use crate::config::{ServiceConfig, split_named_token};
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,11 +10,12 @@ pub mod shelf;
 
 use std::{cmp::Ordering, collections::BTreeMap};
 
+use datascale_core::names::check_name;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::{config::check_name, dataflow::sources::ExecMode};
+use crate::dataflow::sources::ExecMode;
 
 /// The file at a package's root that describes it.
 pub const MANIFEST: &str = "collector.toml";

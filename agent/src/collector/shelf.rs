@@ -11,10 +11,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use datascale_core::durable;
 use tracing::{info, warn};
 
 use super::package::{self, PackageError};
-use crate::{cluster::DesiredCollector, durable};
+use crate::cluster::DesiredCollector;
 
 /// Staging directories start with this.
 const STAGING: &str = ".staging-";

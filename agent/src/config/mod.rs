@@ -11,6 +11,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use datascale_core::names::check_name;
 pub use load::{ConfigError, ConfigIssue, LoadedConfig, Origin, Overrides, known_keys, load};
 
 /// Prefix of the environment variables that override configuration keys.
@@ -366,31 +367,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Longest group, dataflow or cluster name.
-pub const MAX_NAME_LEN: usize = 64;
-
-/// Checks a name of the safe charset shared by clusters, groups and dataflows:
-/// letters, digits, `_`, `-` and `.`, starting with a letter or digit.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let Some(first) = chars.next() else {
-        return Err("a name may not be empty".to_owned());
-    };
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!("a name has at most {MAX_NAME_LEN} characters"));
-    }
-    if !first.is_ascii_alphanumeric() {
-        return Err("a name starts with a letter or a digit".to_owned());
-    }
-    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(format!(
-            "`{bad}` is not allowed in a name (letters, digits, `_`, `-`, `.`)"
-        ));
-    }
-    Ok(())
-}
-
 fn socket_address<'de, D: Deserializer<'de>>(de: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(de)?;
     text.parse().map_err(|_| {
@@ -506,17 +482,6 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_of_the_safe_charset_pass_and_others_say_why() {
-        for good in ["default", "another_group", "web-1.prod", "A"] {
-            assert_eq!(check_name(good), Ok(()), "{good}");
-        }
-        assert!(check_name("").unwrap_err().contains("empty"));
-        assert!(check_name("-x").unwrap_err().contains("starts with"));
-        assert!(check_name("a/b").unwrap_err().contains("`/`"));
-        assert!(check_name(&"a".repeat(65)).unwrap_err().contains("64"));
-    }
 
     #[test]
     fn modes_say_which_sides_they_run() {

@@ -20,16 +20,13 @@ use serde::{
     ser::SerializeMap,
 };
 
+use datascale_core::buffer::{BufferConfig, BufferType};
 pub use validate::{
     ValidationContext, ValidationError, ValidationErrors, document_from_text, parse, parse_in,
     parse_text,
 };
 
-use self::{
-    pipelines::PipelineConfig,
-    sinks::{BufferConfig, BufferType, SinkConfig},
-    sources::SourceConfig,
-};
+use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 
 /// The longest wait a document may ask for, in seconds: a year. Longer
 /// ones are refused, since a timer or deadline that far cannot be held (a

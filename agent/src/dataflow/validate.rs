@@ -5,16 +5,16 @@
 
 use std::{collections::BTreeMap, fmt};
 
+use datascale_core::{buffer::BufferConfig, names::check_name};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
 use super::{
     Component, ComponentConfig, Dataflow,
     pipelines::{PipelineConfig, VrlRole},
-    sinks::{BufferConfig, SinkConfig},
+    sinks::SinkConfig,
     sources::SourceConfig,
 };
-use crate::config::check_name;
 
 /// One problem with a dataflow document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -773,9 +773,9 @@ mod tests {
         document["sinks"][0]["buffer"] = json!({"type": "disk", "max_size": 8 << 20});
         let dataflow = parse(&document).unwrap();
         let buffer = &dataflow.sinks[0].buffer;
-        assert_eq!(buffer.kind, crate::dataflow::sinks::BufferType::Disk);
+        assert_eq!(buffer.kind, datascale_core::buffer::BufferType::Disk);
         assert_eq!(buffer.max_size, 8 << 20);
-        assert_eq!(buffer.when_full, crate::dataflow::sinks::WhenFull::Block);
+        assert_eq!(buffer.when_full, datascale_core::buffer::WhenFull::Block);
         let back = serde_json::to_value(&dataflow).unwrap();
         assert_eq!(back["sinks"][0]["buffer"]["type"], "disk");
         assert_eq!(parse(&back).unwrap(), dataflow);

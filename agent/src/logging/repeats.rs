@@ -16,10 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use datascale_core::metrics;
 use tracing::{Event, Level, Subscriber, callsite, field::Field};
 use tracing_subscriber::{Layer, layer::Context};
-
-use crate::metrics;
 
 /// The target of the summary lines; they are never suppressed themselves.
 const SUMMARY_TARGET: &str = "datascale::log_repeats";

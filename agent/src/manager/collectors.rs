@@ -9,10 +9,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use datascale_core::durable;
 use serde_json::Value;
 
 use super::store::StoredCollector;
-use crate::{cluster::DesiredCollector, collector, durable};
+use crate::{cluster::DesiredCollector, collector};
 
 /// The package files, in one directory.
 #[derive(Debug, Clone)]

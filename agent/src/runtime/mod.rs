@@ -6,215 +6,33 @@
 //! Stopping a dataflow stops its sources; the rest drain what is in flight
 //! and end.
 
-pub mod ack;
-mod buffer;
-pub mod saving;
-pub mod tap;
-
 use std::{
     collections::BTreeMap,
-    future::Future,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::Arc,
     time::Duration,
 };
 
-use tokio::{
-    sync::{Mutex, mpsc},
-    task::JoinSet,
+use datascale_core::{
+    backoff::Backoff,
+    buffer::{BufferType, DiskBuffer},
+    component::{
+        BuildError, CHANNEL_BATCHES, ComponentTask, FIRST_RESTART_BACKOFF, Input,
+        MAX_RESTART_BACKOFF, ManagerTarget, Output, PipelineContext, SinkContext, SourceContext,
+        host_name,
+    },
+    event::{Batch, Origin},
+    metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
+    tap::Taps,
 };
+use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use self::buffer::DiskBuffer;
 use crate::{
     collector::shelf::Shelf,
-    dataflow::{ComponentConfig, Dataflow, sinks::BufferType, type_name},
-    event::{Batch, Origin},
-    metrics::{ChannelFill, ComponentMetrics, ComponentState, Registered, Registry},
-    runtime::{
-        ack::Delivery,
-        tap::{TapPoint, Taps},
-    },
+    dataflow::{ComponentConfig, Dataflow, type_name},
 };
-
-/// First wait before a failed component is started again; it doubles with
-/// each failure in a row, up to [`MAX_RESTART_BACKOFF`].
-pub const FIRST_RESTART_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Longest wait before a failed component is started again.
-pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Batches a channel holds before its producer waits.
-pub const CHANNEL_BATCHES: usize = 2;
-
-/// Most events a source puts in one batch.
-pub const MAX_BATCH_EVENTS: usize = 256;
-
-/// Runs blocking work (a file read, a scrape of the host) from a task. On a
-/// multi-threaded runtime the worker first hands its other tasks to another
-/// thread; on the single-threaded runtime of `datascale run`, which has no
-/// other worker to hand them to, the work runs in place.
-pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::CurrentThread => work(),
-        _ => tokio::task::block_in_place(work),
-    }
-}
-
-/// A component's running task.
-pub type ComponentTask = Pin<Box<dyn Future<Output = Result<(), ComponentError>> + Send>>;
-
-/// Why a component stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ComponentError {
-    /// An I/O operation failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done, naming the file or stream.
-        context: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
-
-/// Why a dataflow could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The configuration cannot be put to work (a VRL program that does not
-    /// compile, a path template with an unknown strftime part, …).
-    #[error("component `{component}`: {message}")]
-    Invalid {
-        /// The component's name.
-        component: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// Where a component sends its batches: every consumer of its output.
-#[derive(Debug, Clone, Default)]
-pub struct Output {
-    consumers: Vec<mpsc::Sender<Batch>>,
-    /// The sending component's counters; a source's count as read, too.
-    metrics: Option<(Arc<ComponentMetrics>, bool)>,
-    /// Where the sending component can be watched.
-    tap: Option<Arc<TapPoint>>,
-}
-
-/// Every consumer of an output has stopped.
-#[derive(Debug, thiserror::Error)]
-#[error("no component takes this output any more")]
-pub struct OutputClosed;
-
-impl Output {
-    /// An output to these consumers' channels.
-    pub fn new(consumers: Vec<mpsc::Sender<Batch>>) -> Self {
-        Self {
-            consumers,
-            metrics: None,
-            tap: None,
-        }
-    }
-
-    /// Sends a batch to every consumer, waiting while their channels are
-    /// full. With no consumer, the batch is dropped on purpose.
-    pub async fn send(&self, batch: Batch) -> Result<(), OutputClosed> {
-        if let Some((metrics, is_source)) = &self.metrics {
-            if *is_source {
-                metrics.received(batch.events.len(), 0);
-            }
-            metrics.sent(batch.events.len(), 0);
-        }
-        if let Some(tap) = &self.tap {
-            tap.offer(&batch.events);
-        }
-        let Some((last, others)) = self.consumers.split_last() else {
-            batch.finish(Delivery::Dropped);
-            return Ok(());
-        };
-        for consumer in others {
-            consumer
-                .send(batch.clone())
-                .await
-                .map_err(|_| OutputClosed)?;
-        }
-        last.send(batch).await.map_err(|_| OutputClosed)
-    }
-}
-
-/// Where a pipeline or sink takes its batches from. Shared by the runs of a
-/// component, so that one started again after a failure reads on from the
-/// same channel.
-#[derive(Debug, Clone)]
-pub struct Input {
-    receiver: Arc<Mutex<mpsc::Receiver<Batch>>>,
-    /// Counts what comes in; `None` behind a disk buffer, which counted it.
-    metrics: Option<Arc<ComponentMetrics>>,
-    /// Where a sink can be watched: what it takes in.
-    tap: Option<Arc<TapPoint>>,
-}
-
-impl Input {
-    /// An input reading `receiver`, counting into `metrics`.
-    pub fn new(receiver: mpsc::Receiver<Batch>, metrics: Arc<ComponentMetrics>) -> Self {
-        Self {
-            receiver: Arc::new(Mutex::new(receiver)),
-            metrics: Some(metrics),
-            tap: None,
-        }
-    }
-
-    /// An input reading `receiver` that counts nothing: a sink's behind its
-    /// disk buffer, whose own input counted the events once.
-    fn uncounted(receiver: mpsc::Receiver<Batch>) -> Self {
-        Self {
-            receiver: Arc::new(Mutex::new(receiver)),
-            metrics: None,
-            tap: None,
-        }
-    }
-
-    /// The next batch; `None` once every input has stopped and the channel
-    /// is empty. Batches their source abandoned (it sends them again) are
-    /// let go here, so no component handles them twice.
-    pub async fn recv(&mut self) -> Option<Batch> {
-        let mut receiver = self.receiver.lock().await;
-        loop {
-            let batch = receiver.recv().await?;
-            if let Some(batch) = self.accept(batch) {
-                return Some(batch);
-            }
-        }
-    }
-
-    /// A batch already waiting, if there is one; never waits.
-    pub fn try_recv(&mut self) -> Option<Batch> {
-        let mut receiver = self.receiver.try_lock().ok()?;
-        loop {
-            let batch = receiver.try_recv().ok()?;
-            if let Some(batch) = self.accept(batch) {
-                return Some(batch);
-            }
-        }
-    }
-
-    /// Counts a batch in, or lets it go when its source abandoned it.
-    fn accept(&self, batch: Batch) -> Option<Batch> {
-        if batch.is_abandoned() {
-            batch.finish(Delivery::Dropped);
-            return None;
-        }
-        if let Some(metrics) = &self.metrics {
-            metrics.received(batch.events.len(), 0);
-        }
-        if let Some(tap) = &self.tap {
-            tap.offer(&batch.events);
-        }
-        Some(batch)
-    }
-}
 
 /// Reads how full a channel is through a weak sender, which does not keep
 /// the channel open.
@@ -229,103 +47,6 @@ impl ChannelFill for EdgeFill {
             sender.max_capacity(),
         ))
     }
-}
-
-/// What a source runs with.
-#[derive(Debug, Clone)]
-pub struct SourceContext {
-    /// Stamped on every event.
-    pub origin: Arc<Origin>,
-    /// Where its batches go.
-    pub output: Output,
-    /// Cancelled when the source must stop.
-    pub shutdown: CancellationToken,
-    /// Where the source keeps its state (checkpoints); created on demand.
-    pub state_dir: PathBuf,
-    /// Its counters.
-    pub metrics: Arc<ComponentMetrics>,
-    /// Every component's counters, for `internal_metrics`.
-    pub registry: Arc<Registry>,
-    /// The custom collectors unpacked on this node, for `collector`.
-    pub collectors: Shelf,
-}
-
-/// What a pipeline runs with.
-#[derive(Debug, Clone)]
-pub struct PipelineContext {
-    /// The component's name, for logs.
-    pub name: String,
-    /// Batches from its inputs; ends when they all have stopped.
-    pub input: Input,
-    /// Where its batches go.
-    pub output: Output,
-    /// Its named outputs (a `route`'s), by name: what consumers that take
-    /// `component.output` receive.
-    pub outputs: BTreeMap<String, Output>,
-    /// Its counters.
-    pub metrics: Arc<ComponentMetrics>,
-}
-
-/// What a sink runs with.
-#[derive(Debug, Clone)]
-pub struct SinkContext {
-    /// The component's name, for logs.
-    pub name: String,
-    /// Batches from its inputs; ends when they all have stopped.
-    pub input: Input,
-    /// Its counters: a sink counts what it wrote.
-    pub metrics: Arc<ComponentMetrics>,
-    /// This node's managers, for sinks that send to them.
-    pub managers: Option<ManagerTarget>,
-}
-
-/// Where events bound for this node's managers go (a `yh` sink without an
-/// endpoint): their API URLs, in failover order, and the token to present.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ManagerTarget {
-    /// Base URLs such as `http://master1:7881`.
-    pub urls: Vec<String>,
-    /// The token: a worker's own credential, or a standalone node's
-    /// enrollment token.
-    pub token: TokenSource,
-    /// `service.cluster_name`, sent along so a manager of another cluster refuses.
-    pub cluster_name: String,
-}
-
-/// A bearer token, given, or read from a file at each use because it may be
-/// replaced while the process runs (a worker enrolling again).
-#[derive(Debug, Clone, PartialEq)]
-pub enum TokenSource {
-    /// This token.
-    Static(String),
-    /// The token in this file, trimmed.
-    File(PathBuf),
-}
-
-impl TokenSource {
-    /// The token now; none when its file is missing or empty.
-    pub fn current(&self) -> Option<String> {
-        match self {
-            TokenSource::Static(token) => Some(token.clone()),
-            TokenSource::File(path) => std::fs::read_to_string(path)
-                .ok()
-                .map(|text| text.trim().to_owned())
-                .filter(|token| !token.is_empty()),
-        }
-    }
-}
-
-/// This host's name: `HOSTNAME` when set, else the kernel's.
-pub fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|name| !name.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|name| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// What every dataflow of a process runs with.
@@ -414,16 +135,14 @@ pub fn start(
     };
     let tap_of = |component: &str| environment.taps.point(group, &dataflow.name, component);
     // A route's named outputs are watched with the route itself.
-    let output_of =
-        |producer: &str, tapped: &str, metrics: &Arc<ComponentMetrics>, is_source| Output {
-            consumers: takes_from
-                .iter()
-                .filter(|(_, inputs)| inputs.iter().any(|input| input == producer))
-                .map(|(consumer, _)| senders[consumer].clone())
-                .collect(),
-            metrics: Some((metrics.clone(), is_source)),
-            tap: Some(tap_of(tapped)),
-        };
+    let output_of = |producer: &str, tapped: &str, metrics: &Arc<ComponentMetrics>, is_source| {
+        let consumers = takes_from
+            .iter()
+            .filter(|(_, inputs)| inputs.iter().any(|input| input == producer))
+            .map(|(consumer, _)| senders[consumer].clone())
+            .collect();
+        Output::watched(consumers, metrics.clone(), is_source, tap_of(tapped))
+    };
     let mut input_of = |consumer: &str, metrics: &Arc<ComponentMetrics>| {
         let receiver = receivers
             .remove(consumer)
@@ -442,11 +161,11 @@ pub fn start(
             state_dir: environment.dataflow_dir("state", group, &dataflow.name),
             metrics: metrics.clone(),
             registry: environment.metrics.clone(),
-            collectors: environment.collectors.clone(),
         };
         let (name, config) = (source.name.clone(), source.config.clone());
+        let collectors = environment.collectors.clone();
         supervised.push(Supervised::new(&source.name, metrics, move || {
-            config.build(&name, context.clone())
+            config.build(&name, context.clone(), &collectors)
         })?);
     }
     for pipeline in &dataflow.pipelines {
@@ -476,10 +195,7 @@ pub fn start(
     let mut buffers: Vec<ComponentTask> = Vec::new();
     for sink in &dataflow.sinks {
         let metrics = register(&sink.name, type_name(&sink.config));
-        let input = Input {
-            tap: Some(tap_of(&sink.name)),
-            ..input_of(&sink.name, &metrics)
-        };
+        let input = input_of(&sink.name, &metrics).tapped(tap_of(&sink.name));
         let input = match sink.buffer.kind {
             BufferType::Memory => input,
             BufferType::Disk => {
@@ -561,10 +277,10 @@ impl Supervised {
     }
 
     /// Runs the component until it ends by itself or the dataflow stops;
-    /// after a failure, waits (doubling the wait for failures in a row) and
+    /// after a failure, waits (doubling the wait, with jitter, for failures in a row) and
     /// starts it again.
     async fn run(mut self, dataflow: String, shutdown: CancellationToken) {
-        let mut backoff = FIRST_RESTART_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_RESTART_BACKOFF, MAX_RESTART_BACKOFF);
         let mut task = Some(self.first);
         loop {
             let started = tokio::time::Instant::now();
@@ -583,24 +299,24 @@ impl Supervised {
                 Err(error) => error,
             };
             if started.elapsed() > MAX_RESTART_BACKOFF {
-                backoff = FIRST_RESTART_BACKOFF;
+                backoff.reset();
             }
+            let wait = backoff.next_wait();
             warn!(
                 dataflow = %dataflow,
                 component = %self.name,
                 error = %error,
-                restart_in_secs = backoff.as_secs(),
+                restart_in_ms = wait.as_millis() as u64,
                 "Component failed; starting it again after a pause."
             );
             self.metrics.failed(error);
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => {
                     self.metrics.set_state(ComponentState::Finished);
                     return;
                 }
             }
-            backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
             self.metrics
                 .restarts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -20,6 +20,10 @@ pub mod tap_relay;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use datascale_core::{
+    component::BuildError,
+    metrics::{ComponentReport, ComponentState},
+};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
@@ -28,8 +32,7 @@ use crate::{
     cluster::{DataflowReport, DesiredCollector},
     collector::{self, shelf::Shelf},
     dataflow::{Dataflow, sources::SourceConfig},
-    metrics::{ComponentReport, ComponentState},
-    runtime::{self, BuildError, Environment, RunningDataflow},
+    runtime::{self, Environment, RunningDataflow},
 };
 
 /// Why a dataflow could not be applied, as its status reports it.

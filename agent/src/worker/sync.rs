@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use datascale_core::{backoff::Backoff, component::host_name, durable, metrics::ProcessUsage};
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use sysinfo::System;
@@ -38,9 +39,6 @@ use crate::{
         SYNC_WAIT_SECS, TapDelivered, TapRequests, TappedEvents,
     },
     config::Config,
-    durable,
-    metrics::ProcessUsage,
-    runtime::host_name,
 };
 
 /// The longest wait between attempts to reach a manager.
@@ -130,7 +128,7 @@ struct Credential {
 }
 
 /// A refused enrollment: the answer, and when to ask again. The waits
-/// double up to [`MAX_BACKOFF`], so that a worker the manager keeps out
+/// double (with jitter) up to [`MAX_BACKOFF`], so that a worker the manager keeps out
 /// (its id is taken, its token expired) asks only now and then, each
 /// attempt a line in the manager's audit log, and enrolls soon after an
 /// admin lets it.
@@ -138,7 +136,7 @@ struct Credential {
 struct Refused {
     error: LinkError,
     retry_at: Instant,
-    wait: Duration,
+    backoff: Backoff,
 }
 
 impl Link {
@@ -221,16 +219,14 @@ impl Link {
         let enrolled = match self.enroll().await {
             Ok(enrolled) => enrolled,
             Err(error @ LinkError::Refused { .. }) => {
-                let wait = credential
-                    .refused
-                    .as_ref()
-                    .map_or(Duration::from_secs(1), |last| {
-                        (last.wait * 2).min(MAX_BACKOFF)
-                    });
+                let mut backoff = credential.refused.take().map_or_else(
+                    || Backoff::new(Duration::from_secs(1), MAX_BACKOFF),
+                    |last| last.backoff,
+                );
                 credential.refused = Some(Refused {
                     error: error.clone(),
-                    retry_at: Instant::now() + wait,
-                    wait,
+                    retry_at: Instant::now() + backoff.next_wait(),
+                    backoff,
                 });
                 return Err(error);
             }
@@ -562,7 +558,7 @@ async fn syncs(
     mut epoch: Option<u64>,
     open_taps: &watch::Sender<Option<TapRequests>>,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
     let mut last_failure = None;
     loop {
         let running = worker.applied_revision();
@@ -611,22 +607,20 @@ async fn syncs(
                     epoch = Some(desired.epoch);
                     if !apply(worker, &desired, link).await {
                         // The dataflows waiting for a collector get it on a later try.
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        tokio::time::sleep(backoff.next_wait()).await;
                         continue;
                     }
                 }
             }
             Err(err) => {
                 report("Syncing with the manager", &err, &mut last_failure);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff.next_wait()).await;
                 continue;
             }
         }
         if last_failure.take().is_some() {
             info!("Synced with the manager again.");
         }
-        backoff = Duration::from_secs(1);
+        backoff.reset();
     }
 }

@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use datascale_core::backoff::Backoff;
 use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, warn};
@@ -53,7 +54,7 @@ pub trait TapExchange: Send + Sync + 'static {
 pub async fn relay_taps(worker: Arc<LocalWorker>, exchange: Arc<dyn TapExchange>) {
     let mut relays: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     let mut known = None;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
     let mut last_failure = None;
     loop {
         let requests = match exchange.requests(known).await {
@@ -64,12 +65,11 @@ pub async fn relay_taps(worker: Arc<LocalWorker>, exchange: Arc<dyn TapExchange>
                     warn!(error = %message, "Cannot follow the live taps of the manager; retrying.");
                     last_failure = Some(message);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff.next_wait()).await;
                 continue;
             }
         };
-        backoff = Duration::from_secs(1);
+        backoff.reset();
         last_failure = None;
         known = Some(requests.version);
         relays.retain(|id, relay| {

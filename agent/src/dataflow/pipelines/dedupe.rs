@@ -6,10 +6,10 @@ use std::{
     hash::Hash,
 };
 
+use datascale_core::event::Event;
 use vrl::{path::OwnedValuePath, value::Value};
 
 use super::{DedupeConfig, DedupeFields, field_path};
-use crate::event::Event;
 
 /// What makes two events the same: the value of each matched field (`None`
 /// when the event lacks it), or, with `ignore`, the one event less those fields.
@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(dedupe.recent.by_age.len(), 2);
     }
 
-    fn origin() -> crate::event::Origin {
-        crate::event::Origin::new("h", "d", "s")
+    fn origin() -> datascale_core::event::Origin {
+        datascale_core::event::Origin::new("h", "d", "s")
     }
 }

@@ -3,17 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use datascale_core::{
+    ack::Delivery,
+    component::{BuildError, ComponentError, ComponentTask, Output, OutputClosed, PipelineContext},
+    event::{Batch, Event},
+};
 use serde::{Deserialize, Serialize};
 use vrl::path::OwnedValuePath;
 
 use super::ComponentConfig;
-use crate::{
-    event::{Batch, Event},
-    runtime::{
-        BuildError, ComponentError, ComponentTask, Output, OutputClosed, PipelineContext,
-        ack::Delivery,
-    },
-};
 
 mod dedupe;
 mod route;
@@ -331,7 +329,8 @@ impl ComponentConfig for PipelineConfig {
                             format!("route.{name}"),
                             "`_unmatched` is the output of what no route matched; choose another name",
                         );
-                    } else if crate::config::check_name(name).is_err() || name.contains('.') {
+                    } else if datascale_core::names::check_name(name).is_err() || name.contains('.')
+                    {
                         add(
                             format!("route.{name}"),
                             "an output name has letters, digits, `_` and `-`",
@@ -370,10 +369,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::{
-        event::Origin,
-        runtime::{Input, ack::DeliveryToken},
-    };
+    use datascale_core::{ack::DeliveryToken, component::Input, event::Origin};
 
     #[tokio::test]
     async fn discarded_batches_settle_and_kept_events_carry_the_token_on() {

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use datascale_core::{
+    ack::Delivery,
+    component::{ComponentError, PipelineContext},
+    event::{Batch, Event},
+};
 use vrl::compiler::Program;
 
 use super::{
     RouteConfig, UNMATCHED_OUTPUT,
     vrl_programs::{self, Vrl, holds},
-};
-use crate::{
-    event::{Batch, Event},
-    runtime::{ComponentError, PipelineContext, ack::Delivery},
 };
 
 /// A `route` with its conditions compiled.
@@ -104,9 +105,10 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::{
+    use datascale_core::{
+        ack::DeliveryToken,
+        component::{Input, Output},
         event::Origin,
-        runtime::{Input, Output, ack::DeliveryToken},
     };
 
     fn event(message: &str) -> Event {

@@ -3,10 +3,10 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use datascale_core::event::Event;
 use vrl::path::OwnedValuePath;
 
 use super::{SampleConfig, field_path};
-use crate::event::Event;
 
 /// The state of a `sample`.
 pub struct Sampler {

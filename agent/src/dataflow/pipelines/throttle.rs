@@ -3,11 +3,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use datascale_core::event::Event;
 use tokio::time::Instant;
 use vrl::{path::OwnedValuePath, value::Value};
 
 use super::{ThrottleConfig, field_path};
-use crate::event::Event;
 
 /// One key's window: when it opened and how many events it passed.
 struct Window {

@@ -1,6 +1,10 @@
 //! `remap` and `filter`, and the runner of VRL programs that they and
 //! `route` share: programs run on each event in place.
 
+use datascale_core::{
+    component::{ComponentError, PipelineContext},
+    event::Event,
+};
 use tracing::warn;
 use vrl::{
     compiler::{
@@ -12,10 +16,6 @@ use vrl::{
 };
 
 use super::{RemapConfig, forward, keep_events};
-use crate::{
-    event::Event,
-    runtime::{ComponentError, PipelineContext},
-};
 
 /// Compiles a VRL program, or returns VRL's diagnostic.
 pub fn compile(source: &str) -> Result<Program, String> {

@@ -1,10 +1,13 @@
 //! The `console` sink (events to standard output or error) and the
 //! `blackhole` sink (events accepted and discarded).
 
+use datascale_core::{
+    ack::Delivery,
+    component::{ComponentError, SinkContext},
+};
 use tokio::io::AsyncWriteExt;
 
 use super::{ConsoleConfig, ConsoleTarget};
-use crate::runtime::{ComponentError, SinkContext, ack::Delivery};
 
 /// Writes each batch with one write and acknowledges it once written.
 pub async fn run(config: ConsoleConfig, mut context: SinkContext) -> Result<(), ComponentError> {

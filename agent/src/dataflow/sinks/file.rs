@@ -22,11 +22,12 @@ use std::{
 };
 
 use super::Codec;
-use crate::{
-    event::{Batch, Event, text_of},
-    runtime::{ComponentError, SinkContext, ack::Delivery},
-};
 use chrono::format::{Item, StrftimeItems};
+use datascale_core::{
+    ack::Delivery,
+    component::{ComponentError, SinkContext},
+    event::{Batch, Event, text_of},
+};
 use tracing::warn;
 
 /// A parsed `path`: literal text (with strftime parts) and event fields.
@@ -340,7 +341,7 @@ fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Origin;
+    use datascale_core::event::Origin;
 
     #[test]
     fn paths_render_fields_and_dates() {

@@ -12,6 +12,12 @@ use std::{
 };
 
 use bytes::Bytes;
+use datascale_core::{
+    ack::{Delivery, DeliveryToken},
+    backoff::Backoff,
+    component::{ComponentError, ManagerTarget, SinkContext, TokenSource},
+    event::{Batch, Event},
+};
 use reqwest::{
     Client, Method, StatusCode, Url,
     header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
@@ -23,14 +29,7 @@ use super::{
     Batch as BatchConfig, Codec, Compression, HttpAuth, HttpCodec, HttpMethod, HttpSinkConfig,
     RequestOptions, YhConfig,
 };
-use crate::{
-    api::CLUSTER_HEADER,
-    event::{Batch, Event},
-    runtime::{
-        ComponentError, ManagerTarget, SinkContext, TokenSource,
-        ack::{Delivery, DeliveryToken},
-    },
-};
+use crate::api::CLUSTER_HEADER;
 
 /// Most bytes of a refusing answer's body that are logged.
 const EXCERPT_BYTES: usize = 512;
@@ -302,12 +301,12 @@ impl HttpSink {
     /// Sends `body` until the remote end accepts or refuses it, waiting
     /// longer (with jitter) after each failure that may pass.
     async fn deliver(&self, body: Bytes, events: usize, name: &str) -> Delivery {
-        let mut backoff = self.initial_backoff;
+        let mut backoff = Backoff::new(self.initial_backoff, self.max_backoff);
         loop {
             match self.attempt(body.clone(), events, name).await {
                 Attempt::Settled(outcome) => return outcome,
                 Attempt::Retry(reason) => {
-                    let wait = jittered(backoff);
+                    let wait = backoff.next_wait();
                     warn!(
                         component = %name,
                         reason = %reason,
@@ -316,7 +315,6 @@ impl HttpSink {
                         "Request failed; retrying."
                     );
                     tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(self.max_backoff);
                 }
             }
         }
@@ -477,27 +475,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Between half of `backoff` and all of it, at random, so that senders
-/// that failed together do not retry together.
-fn jittered(backoff: Duration) -> Duration {
-    let unit = getrandom::u64().map_or(0.5, |random| (random >> 11) as f64 / (1u64 << 53) as f64);
-    backoff / 2 + (backoff / 2).mul_f64(unit)
-}
-
 #[cfg(test)]
 mod proptests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jitter_stays_between_half_and_all_of_the_backoff() {
-        for _ in 0..100 {
-            let wait = jittered(Duration::from_secs(4));
-            assert!((Duration::from_secs(2)..=Duration::from_secs(4)).contains(&wait));
-        }
-    }
 
     #[test]
     fn https_and_bad_headers_are_refused_with_the_reason() {

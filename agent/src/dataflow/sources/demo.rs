@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use super::{DemoConfig, DemoFormat};
-use crate::{
+use datascale_core::{
+    component::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
     event::{Batch, Event},
-    runtime::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
 };
+
+use super::{DemoConfig, DemoFormat};
 
 /// Generates events until `count` is reached or the source is stopped.
 pub async fn run(config: DemoConfig, context: SourceContext) -> Result<(), ComponentError> {

@@ -6,6 +6,10 @@
 use std::{process::Stdio, time::Duration};
 
 use bytes::Bytes;
+use datascale_core::{
+    component::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    event::{Batch, Event, Origin},
+};
 use tokio::{
     io::{AsyncBufRead, BufReader},
     process::{Child, Command},
@@ -15,10 +19,6 @@ use tracing::{info, warn};
 use vrl::value::Value;
 
 use super::{DecodingCodec, ExecCommand, ExecConfig, ExecMode, lines::read_line};
-use crate::{
-    event::{Batch, Event, Origin},
-    runtime::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
-};
 
 /// Runs the command as its mode says until the source is stopped.
 pub async fn run(config: ExecConfig, context: SourceContext) -> Result<(), ComponentError> {

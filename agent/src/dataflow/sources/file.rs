@@ -17,7 +17,7 @@
 //! writes wait for no disk; one at most every 250 ms, and the last, is
 //! fsynced too, for a power loss.
 //!
-//! [`MAX_UNSAVED_EVENTS`]: runtime::saving::MAX_UNSAVED_EVENTS
+//! [`MAX_UNSAVED_EVENTS`]: datascale_core::saving::MAX_UNSAVED_EVENTS
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -30,20 +30,18 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
+use datascale_core::{
+    ack::{Delivery, DeliveryReceipt, DeliveryToken},
+    component::{self, ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    durable::StateFile,
+    event::{Batch, Event, Origin},
+    saving::{Saver, Unsaved},
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{FileConfig, OversizeLines, ReadFrom, lines};
-use crate::{
-    durable::StateFile,
-    event::{Batch, Event, Origin},
-    runtime::{
-        self, ComponentError, MAX_BATCH_EVENTS, SourceContext,
-        ack::{Delivery, DeliveryReceipt, DeliveryToken},
-        saving::{Saver, Unsaved},
-    },
-};
 
 /// Bytes read from one file in one go.
 const READ_CHUNK: usize = 64 * 1024;
@@ -371,7 +369,7 @@ pub async fn run(
             let mut end = start;
             // One hand-over of the worker thread for the whole batch: each
             // `block_in_place` may start a thread, and threads cost memory.
-            runtime::blocking(|| {
+            component::blocking(|| {
                 loop {
                     let room = MAX_BATCH_EVENTS - events.len();
                     match watcher.read(&config, &context.origin, &mut chunk, room) {
@@ -649,7 +647,7 @@ fn save_checkpoints(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::text_of;
+    use datascale_core::event::text_of;
 
     #[test]
     fn a_chunk_of_short_lines_makes_batches_of_at_most_the_room_given() {

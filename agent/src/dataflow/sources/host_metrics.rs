@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
+use datascale_core::{
+    component::{self, ComponentError, SourceContext},
+    event::{Batch, Event, Origin},
+};
 use sysinfo::{Disks, Networks, System};
 use vrl::value::{ObjectMap, Value};
 
 use super::{HostCollector, HostMetricsConfig};
-use crate::{
-    event::{Batch, Event, Origin},
-    runtime::{self, ComponentError, SourceContext},
-};
 
 /// Whether a metric is a level or a running total.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +56,7 @@ pub(super) async fn scrape_every(
             _ = ticker.tick() => {}
             () = context.shutdown.cancelled() => return Ok(()),
         }
-        let events = runtime::blocking(|| scrape(&context.origin));
+        let events = component::blocking(|| scrape(&context.origin));
         if context
             .output
             .send(Batch::unacknowledged(events))

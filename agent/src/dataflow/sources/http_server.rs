@@ -15,18 +15,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use datascale_core::{
+    ack::{Delivery, DeliveryToken},
+    component::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
+    event::{Batch, Event, Origin},
+    metrics::ComponentMetrics,
+};
 use tracing::{info, warn};
 
 use super::{DecodingCodec, HttpServerConfig};
-use crate::{
-    connections::{self, ConnectionTable, body_timeout_in},
-    event::{Batch, Event, Origin},
-    metrics::ComponentMetrics,
-    runtime::{
-        ComponentError, MAX_BATCH_EVENTS, Output, SourceContext,
-        ack::{Delivery, DeliveryToken},
-    },
-};
+use crate::connections::{self, ConnectionTable, body_timeout_in};
 
 /// Largest request body accepted; a larger one is answered 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;

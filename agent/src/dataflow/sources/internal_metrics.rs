@@ -3,15 +3,17 @@
 //! `dataflow`, `component` and `component_type`) the series `/metrics`
 //! shows, and the process's CPU time and resident memory.
 
+use datascale_core::{
+    component::{ComponentError, SourceContext},
+    event::{Event, Origin},
+    metrics::{ProcessUsage, Registry},
+};
+
 use super::{
     InternalMetricsConfig,
     host_metrics::{Kind, Metrics, scrape_every},
 };
-use crate::{
-    event::{Event, Origin},
-    metrics::{COMPONENT_COUNTERS, ProcessUsage, Registry},
-    runtime::{ComponentError, SourceContext},
-};
+use crate::metrics::COMPONENT_COUNTERS;
 
 /// Reports every interval until the source is stopped.
 pub async fn run(

@@ -3,14 +3,16 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
+use datascale_core::{
+    component::{BuildError, ComponentTask, SourceContext},
+    names::check_name,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ComponentConfig, MAX_WAIT_SECS};
 use crate::{
-    collector::check_version,
-    config::check_name,
+    collector::{check_version, shelf::Shelf},
     connections::ConnectionLimits,
-    runtime::{BuildError, ComponentTask, SourceContext},
 };
 
 mod collector;
@@ -498,20 +500,25 @@ fn all_host_collectors() -> Vec<HostCollector> {
 }
 
 impl SourceConfig {
-    /// The running source, or why this type cannot run.
-    pub fn build(&self, name: &str, context: SourceContext) -> Result<ComponentTask, BuildError> {
+    /// The running source, or why this type cannot run; a `collector`
+    /// source runs a collector of `collectors`.
+    pub fn build(
+        &self,
+        name: &str,
+        context: SourceContext,
+        collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
         match self {
             SourceConfig::Demo(config) => Ok(Box::pin(demo::run(config.clone(), context))),
             SourceConfig::Stdin(config) => Ok(Box::pin(stdin::run(config.clone(), context))),
             SourceConfig::Exec(config) => Ok(Box::pin(exec::run(config.clone(), context))),
             SourceConfig::Collector(config) => {
-                let exec =
-                    collector::exec_config(config, &context.collectors).map_err(|message| {
-                        BuildError::Invalid {
-                            component: name.to_owned(),
-                            message,
-                        }
-                    })?;
+                let exec = collector::exec_config(config, collectors).map_err(|message| {
+                    BuildError::Invalid {
+                        component: name.to_owned(),
+                        message,
+                    }
+                })?;
                 Ok(Box::pin(exec::run(exec, context)))
             }
             SourceConfig::File(config) => {

@@ -1,14 +1,14 @@
 //! The `stdin` source: one event per line of standard input, until it ends.
 
 use bytes::Bytes;
+use datascale_core::{
+    component::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    event::{Batch, Event},
+};
 use tokio::io::BufReader;
 use tracing::warn;
 
 use super::{StdinConfig, lines::read_line};
-use crate::{
-    event::{Batch, Event},
-    runtime::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
-};
 
 /// Reads lines until standard input ends or the source is stopped. Lines
 /// already buffered travel together in one batch.

@@ -13,18 +13,18 @@ use std::{
 };
 
 use chrono::{Datelike, Utc};
+use datascale_core::{
+    component::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
+    event::{Batch, Event, Origin},
+    metrics::ComponentMetrics,
+};
 use syslog_loose::{IncompleteDate, Message, ProcId, Variant};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tracing::{debug, info, warn};
 use vrl::value::{ObjectMap, Value};
 
 use super::{SyslogConfig, lines::continue_line};
-use crate::{
-    connections::{Connection, ConnectionTable},
-    event::{Batch, Event, Origin},
-    metrics::ComponentMetrics,
-    runtime::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
-};
+use crate::connections::{Connection, ConnectionTable};
 
 /// Largest UDP datagram.
 const MAX_DATAGRAM: usize = 65_535;
@@ -270,7 +270,10 @@ impl Receiver {
         warn!(source = %self.origin.source(), max_length = self.max_length, truncated_total = count, "Truncated a message longer than max_length.");
     }
 
-    async fn send(&self, events: Vec<Event>) -> Result<(), crate::runtime::OutputClosed> {
+    async fn send(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<(), datascale_core::component::OutputClosed> {
         self.output.send(Batch::unacknowledged(events)).await
     }
 }

@@ -33,6 +33,7 @@ use axum::{
     },
     middleware,
 };
+use datascale_core::names::check_name;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -45,10 +46,7 @@ use super::{
     taps::TapHub,
     workers::{WorkerRegistry, enrollment::EnrollmentTokenRegistry},
 };
-use crate::{
-    api::{Admission, ApiError, ApiState, Audience, BodyLimit, ErrorBody, admit},
-    config::check_name,
-};
+use crate::api::{Admission, ApiError, ApiState, Audience, BodyLimit, ErrorBody, admit};
 
 /// What the manager's handlers share.
 #[derive(Debug, Clone)]

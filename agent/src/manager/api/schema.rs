@@ -4,6 +4,7 @@
 //! enums, so that they cannot drift), the lines of an ingest, and the
 //! collector package.
 
+use datascale_core::buffer::{BufferType, WhenFull};
 use utoipa::{
     PartialSchema, ToSchema,
     openapi::{
@@ -15,12 +16,7 @@ use utoipa::{
     },
 };
 
-use crate::dataflow::{
-    self,
-    pipelines::PipelineConfig,
-    sinks::{BufferType, SinkConfig, WhenFull},
-    sources::SourceConfig,
-};
+use crate::dataflow::{self, pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 
 /// A name of the safe charset (a group, a dataflow, an event set, a
 /// worker, a collector): letters, digits, `_`, `-` and `.`, starting with a

@@ -12,6 +12,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
+use datascale_core::tap::MAX_TAP_RATE;
 use futures_util::stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -24,7 +25,6 @@ use crate::{
     cluster::{TapDelivered, TappedEvents},
     dataflow,
     manager::taps::{TapWatch, TappedEvent},
-    runtime::tap::MAX_TAP_RATE,
 };
 
 /// The routes admins call.

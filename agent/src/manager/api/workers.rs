@@ -12,6 +12,7 @@ use axum::{
     http::{StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
+use datascale_core::names::check_name;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -21,7 +22,6 @@ use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
     cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
-    config::check_name,
     manager::{
         audit::AuditSubject,
         store::{Change, Grant},

@@ -21,6 +21,7 @@ use std::{
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use datascale_core::names::check_name;
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, params_from_iter, types::Value as SqlValue,
 };
@@ -29,7 +30,6 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use self::query::Query;
-use crate::config::check_name;
 
 /// Bits of an event id below its timestamp.
 const SEQUENCE_BITS: u32 = 20;

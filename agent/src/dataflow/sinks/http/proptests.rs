@@ -1,10 +1,7 @@
 //! Properties of the `http` sink's handling of answers and of its
 //! configuration: every status is delivered, retried or refused as
 //! documented; a refusing answer's body is logged as its first bytes only;
-//! the backoff between retries stays between half the wait and the
-//! longest; every configuration that validation accepts builds a sink.
-
-use std::time::Duration;
+//! every configuration that validation accepts builds a sink.
 
 use proptest::{collection::vec, prelude::*};
 
@@ -37,14 +34,6 @@ proptest! {
         let excerpt = runtime.block_on(excerpt(response));
         let kept = &body[..body.len().min(EXCERPT_BYTES)];
         prop_assert_eq!(excerpt, String::from_utf8_lossy(kept).into_owned());
-    }
-
-    /// Each wait is between half the backoff and all of it.
-    #[test]
-    fn jitter_stays_within_the_backoff(millis in 0..u64::MAX / 2) {
-        let backoff = Duration::from_millis(millis);
-        let wait = jittered(backoff);
-        prop_assert!(wait >= backoff / 2 && wait <= backoff, "{:?} of {:?}", wait, backoff);
     }
 
     /// Every batch and request setting that validation accepts makes a

@@ -87,7 +87,7 @@ fn element() -> impl Strategy<Value = (String, Vec<(String, String)>)> {
 fn text_field(event: &Event, name: &str) -> Option<String> {
     event
         .field(name)
-        .map(|value| crate::event::text_of(value).into_owned())
+        .map(|value| datascale_core::event::text_of(value).into_owned())
 }
 
 fn check_header(event: &Event, header: &Header) -> Result<(), TestCaseError> {

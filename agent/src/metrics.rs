@@ -3,7 +3,8 @@
 
 use std::{fmt::Write, sync::atomic::Ordering};
 
-use super::{ComponentMetrics, ProcessUsage, Registered, Registry};
+use datascale_core::metrics::{ComponentMetrics, ProcessUsage, Registered, Registry};
+
 use crate::resources::EffectiveLimits;
 
 /// A counter family: its name, help text, and the counter it reads.
@@ -113,7 +114,7 @@ pub fn render(registry: &Registry, limits: &EffectiveLimits) -> String {
     for (name, help, pick) in buffer_gauges {
         header(&mut out, name, help, "gauge");
         for registered in &components {
-            if let Some(fill) = registered.input.as_ref().and_then(|input| input.fill()) {
+            if let Some(fill) = registered.input_fill() {
                 sample(&mut out, name, registered, pick(fill) as u64);
             }
         }
@@ -139,7 +140,7 @@ pub fn render(registry: &Registry, limits: &EffectiveLimits) -> String {
         "Log lines not written because their component repeated them past log.repeat_limit.",
         "counter",
     );
-    for (level, component, count) in super::suppressed_log_lines() {
+    for (level, component, count) in datascale_core::metrics::suppressed_log_lines() {
         let _ = writeln!(
             out,
             "{suppressed}{{level=\"{level}\",component=\"{}\"}} {count}",

@@ -1,8 +1,6 @@
 //! Metrics: per-component counters kept in atomics (one add per batch, no
-//! lock on the hot path), the process's CPU time and memory, and their
-//! rendering as Prometheus text for `GET /metrics`.
-
-mod prometheus;
+//! lock on the hot path), the registry they are read from, the lines of
+//! log held back as repeats, and the process's CPU time and memory.
 
 use std::{
     collections::BTreeMap,
@@ -12,8 +10,6 @@ use std::{
     },
     time::{SystemTime, UNIX_EPOCH},
 };
-
-pub use prometheus::{COMPONENT_COUNTERS, render};
 
 /// Counters of one component of one running dataflow.
 #[derive(Debug, Default)]
@@ -158,6 +154,14 @@ pub struct Registered {
     pub metrics: Arc<ComponentMetrics>,
     /// Its input channel, for pipelines and sinks.
     input: Option<Arc<dyn ChannelFill>>,
+}
+
+impl Registered {
+    /// How full its input channel is, (queued, capacity), for pipelines and
+    /// sinks whose channel is still open.
+    pub fn input_fill(&self) -> Option<(usize, usize)> {
+        self.input.as_ref().and_then(|input| input.fill())
+    }
 }
 
 /// Every running component's metrics. Components are held weakly: a stopped

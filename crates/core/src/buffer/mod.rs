@@ -16,6 +16,7 @@
 //! sends at most [`MAX_UNSAVED_EVENTS`] events past the saved position, a
 //! crash makes it send at most those again.
 
+mod config;
 mod segments;
 
 use std::{
@@ -32,17 +33,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vrl::value::Value;
 
+pub use self::config::{BufferConfig, BufferType, MIN_DISK_BUFFER_BYTES, WhenFull};
 use self::segments::{Position, Record, SegmentReader, SegmentWriter};
 use crate::{
-    dataflow::sinks::{BufferConfig, Codec, WhenFull},
+    ack::{Delivery, DeliveryReceipt, DeliveryToken},
+    backoff::Backoff,
+    component::{
+        self, ComponentTask, FIRST_RESTART_BACKOFF, Input, MAX_BATCH_EVENTS, MAX_RESTART_BACKOFF,
+    },
     durable::StateFile,
     event::{Batch, Event},
     metrics::ComponentMetrics,
-    runtime::{
-        self, FIRST_RESTART_BACKOFF, Input, MAX_BATCH_EVENTS, MAX_RESTART_BACKOFF,
-        ack::{Delivery, DeliveryReceipt, DeliveryToken},
-        saving::{MAX_UNSAVED_EVENTS, Saver},
-    },
+    saving::{MAX_UNSAVED_EVENTS, Saver},
 };
 
 /// Batches read back and not yet acknowledged by the sink, at most: enough
@@ -152,7 +154,7 @@ impl DiskBuffer {
         input: Input,
         sink: mpsc::Sender<Batch>,
         shutdown: CancellationToken,
-    ) -> [crate::runtime::ComponentTask; 2] {
+    ) -> [ComponentTask; 2] {
         let durable = self.writer.position();
         let (written, progress) = watch::channel(Written {
             durable,
@@ -230,7 +232,7 @@ impl Store {
                     }
                 }
                 let events = batch.events.len();
-                match runtime::blocking(|| self.writer.append(events as u32, &payload)) {
+                match component::blocking(|| self.writer.append(events as u32, &payload)) {
                     Ok(bytes) => settled.push((batch, bytes)),
                     Err(err) => {
                         warn!(component = %self.name, error = %err, "Cannot write to the disk buffer; the batch is not acknowledged and its source sends it again.");
@@ -256,7 +258,7 @@ impl Store {
             return;
         }
         let before = self.written.borrow().durable;
-        let synced = runtime::blocking(|| {
+        let synced = component::blocking(|| {
             let synced = self.writer.sync();
             if synced.is_err() {
                 let _ = self.writer.cut_back(before);
@@ -333,7 +335,7 @@ impl Feed {
             covered: 0,
             acknowledged: 0,
         };
-        let mut backoff = FIRST_RESTART_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_RESTART_BACKOFF, MAX_RESTART_BACKOFF);
         // Set when the writer went away without saying it finished (aborted).
         let mut writer_gone = false;
         loop {
@@ -370,22 +372,22 @@ impl Feed {
                             saved.unsaved -= later.events as usize;
                         }
                         self.reader.rewind(settled.start);
-                        warn!(component = %self.name, retry_in_secs = backoff.as_secs(), "The sink did not deliver a batch from its disk buffer; sending it again after a pause.");
+                        let wait = backoff.next_wait();
+                        warn!(component = %self.name, retry_in_ms = wait.as_millis() as u64, "The sink did not deliver a batch from its disk buffer; sending it again after a pause.");
                         tokio::select! {
-                            () = tokio::time::sleep(backoff) => {}
+                            () = tokio::time::sleep(wait) => {}
                             () = self.shutdown.cancelled() => {}
                         }
-                        backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
                         continue;
                     }
-                    backoff = FIRST_RESTART_BACKOFF;
+                    backoff.reset();
                     acknowledged = settled.end;
                     saved.acknowledged += settled.events as usize;
                     self.ledger.remove(u64::from(settled.events), 0);
                 }
                 permit = self.sink.reserve(), if may_send => {
                     let Ok(permit) = permit else { break };
-                    match runtime::blocking(|| self.reader.next(written.durable)) {
+                    match component::blocking(|| self.reader.next(written.durable)) {
                         Ok(Some(record)) => {
                             let (batch, flight) = self.batch_of(record);
                             permit.send(batch);
@@ -396,8 +398,7 @@ impl Feed {
                         Err(err) => {
                             warn!(component = %self.name, error = %err, "Cannot read the disk buffer; trying again after a pause.");
                             self.ledger.metrics.error(1);
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+                            tokio::time::sleep(backoff.next_wait()).await;
                         }
                     }
                 }
@@ -497,7 +498,7 @@ fn encode(events: &[Event]) -> Vec<u8> {
     // Most events of a log take a few hundred bytes as JSON.
     let mut payload = Vec::with_capacity(events.len() * 256);
     for event in events {
-        Codec::Json.encode_line(event, &mut payload);
+        event.write_json_line(&mut payload);
     }
     payload
 }

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use vrl::value::{ObjectMap, Value};
 
-use crate::runtime::ack::{Delivery, DeliveryToken};
+use crate::ack::{Delivery, DeliveryToken};
 
 /// Where events come from: stamped on every event a source makes. The
 /// names are kept as shared bytes, so stamping an event copies no text.
@@ -99,6 +99,17 @@ impl Event {
             .map(|(name, value)| (name.into(), Value::from(value)))
             .collect();
         Ok(Self::from_fields(fields, origin))
+    }
+
+    /// Appends the event as one JSON object and a newline to `out`.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        self.write_json(out);
+        out.push(b'\n');
+    }
+
+    /// Appends the event as one JSON object to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, &self.value).expect("a VRL value serializes to JSON");
     }
 
     /// The `message` field as text, when there is one.
