@@ -37,12 +37,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use datascale::{
-    api::{CLUSTER_HEADER, VERSION},
-    cluster::{
-        DataflowReport, DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS,
-    },
-    worker::DataflowState,
+use datascale::api::VERSION;
+use datascale_protocol::{
+    CLUSTER_HEADER, DataflowReport, DataflowState, DesiredState, Enrolled, Heartbeat,
+    HeartbeatReply, Identity, SYNC_WAIT_SECS,
 };
 use reqwest::{Client, StatusCode, header::AUTHORIZATION};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};

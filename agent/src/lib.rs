@@ -18,7 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
-pub mod cluster;
+
 pub mod collector;
 pub mod config;
 pub mod connections;

@@ -17,6 +17,8 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
+use datascale_core::metrics::Registry;
+use datascale_protocol::CLUSTER_HEADER;
 use serde::{Deserialize, Serialize};
 use utoipa::{
     Modify, OpenApi, ToSchema,
@@ -24,7 +26,6 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use datascale_core::metrics::Registry;
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::{
@@ -136,9 +137,6 @@ pub fn local_url(address: SocketAddr) -> String {
     };
     format!("http://{host}:{}", address.port())
 }
-
-/// The header naming the cluster a request is meant for.
-pub const CLUSTER_HEADER: &str = "x-datascale-cluster";
 
 /// The OpenAPI document's frame; the paths come from the routes.
 #[derive(OpenApi)]

@@ -12,10 +12,10 @@ use std::{
 };
 
 use datascale_core::durable;
+use datascale_protocol::DesiredCollector;
 use tracing::{info, warn};
 
 use super::package::{self, PackageError};
-use crate::cluster::DesiredCollector;
 
 /// Staging directories start with this.
 const STAGING: &str = ".staging-";

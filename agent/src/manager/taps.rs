@@ -10,13 +10,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use datascale_protocol::{TapRequest, TapRequests};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
-
-use crate::cluster::{TapRequest, TapRequests};
 
 /// A copy of an event, and the worker that saw it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

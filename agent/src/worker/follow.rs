@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use datascale_protocol::{DesiredCollector, TapRequests};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -13,13 +14,10 @@ use super::{
     LocalWorker, PackageSource,
     tap_relay::{ExchangeError, TapExchange, Watched},
 };
-use crate::{
-    cluster::{DesiredCollector, TapRequests},
-    manager::{
-        collectors::{PackageFiles, desired_collectors},
-        store::{Store, StoreError},
-        taps::TapHub,
-    },
+use crate::manager::{
+    collectors::{PackageFiles, desired_collectors},
+    store::{Store, StoreError},
+    taps::TapHub,
 };
 
 /// The taps of the manager in this process, for its own worker, whose

@@ -24,12 +24,12 @@ use datascale_core::{
     component::BuildError,
     metrics::{ComponentReport, ComponentState},
 };
+use datascale_protocol::{DataflowKey, DataflowReport, DataflowState, DesiredCollector};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
 
 use crate::{
-    cluster::{DataflowReport, DesiredCollector},
     collector::{self, shelf::Shelf},
     dataflow::{Dataflow, sources::SourceConfig},
     runtime::{self, Environment, RunningDataflow},
@@ -47,16 +47,6 @@ struct ApplyError {
     /// Whether an earlier revision was running and runs again.
     previous_kept: bool,
     source: BuildError,
-}
-
-/// Whether a dataflow runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DataflowState {
-    /// A revision of it runs.
-    Running,
-    /// No revision of it could start.
-    Failed,
 }
 
 /// A dataflow of the local worker, as the API shows it.
@@ -85,26 +75,6 @@ pub struct Failure {
     pub revision: u64,
     /// Why.
     pub error: String,
-}
-
-/// Which dataflow: its group and its name. The same name in two groups is
-/// two dataflows.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DataflowKey {
-    /// The group.
-    pub group: String,
-    /// The dataflow's name.
-    pub name: String,
-}
-
-impl DataflowKey {
-    /// The key of the dataflow `name` of `group`.
-    pub fn new(group: &str, name: &str) -> Self {
-        Self {
-            group: group.to_owned(),
-            name: name.to_owned(),
-        }
-    }
 }
 
 /// A dataflow a worker should run, at a revision.

@@ -20,6 +20,10 @@ use std::{
 };
 
 use datascale_core::{backoff::Backoff, component::host_name, durable, metrics::ProcessUsage};
+use datascale_protocol::{
+    CLUSTER_HEADER, DesiredCollector, DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity,
+    SYNC_WAIT_SECS, TapDelivered, TapRequests, TappedEvents,
+};
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use sysinfo::System;
@@ -32,12 +36,8 @@ use super::{
     tap_relay::{ExchangeError, TapExchange, Watched, relay_taps},
 };
 use crate::{
-    api::{CLUSTER_HEADER, VERSION},
+    api::VERSION,
     auth::{read_token, store_token},
-    cluster::{
-        DesiredCollector, DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity,
-        SYNC_WAIT_SECS, TapDelivered, TapRequests, TappedEvents,
-    },
     config::Config,
 };
 

@@ -7,12 +7,12 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use datascale_core::backoff::Backoff;
+use datascale_protocol::{DataflowKey, TapRequests};
 use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, warn};
 
-use super::{DataflowKey, LocalWorker};
-use crate::cluster::TapRequests;
+use super::LocalWorker;
 
 /// How long copies are gathered before they are sent.
 const GATHER: Duration = Duration::from_millis(200);

@@ -18,6 +18,7 @@ use datascale_core::{
     component::{ComponentError, ManagerTarget, SinkContext, TokenSource},
     event::{Batch, Event},
 };
+use datascale_protocol::CLUSTER_HEADER;
 use reqwest::{
     Client, Method, StatusCode, Url,
     header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
@@ -29,7 +30,6 @@ use super::{
     Batch as BatchConfig, Codec, Compression, HttpAuth, HttpCodec, HttpMethod, HttpSinkConfig,
     RequestOptions, YhConfig,
 };
-use crate::api::CLUSTER_HEADER;
 
 /// Most bytes of a refusing answer's body that are logged.
 const EXCERPT_BYTES: usize = 512;

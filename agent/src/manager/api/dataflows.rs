@@ -14,6 +14,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
+use datascale_protocol::DataflowKey;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -29,7 +30,7 @@ use crate::{
     auth::Caller,
     dataflow::{self, ValidationContext, ValidationError, ValidationErrors},
     manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
-    worker::{DataflowKey, DataflowStatus},
+    worker::DataflowStatus,
 };
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {

@@ -7,11 +7,12 @@ use std::collections::BTreeSet;
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
+use datascale_protocol::Name;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState, checked_name, schema::Name};
+use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ErrorBody},
     auth::Caller,

@@ -18,13 +18,6 @@ use utoipa::{
 
 use crate::dataflow::{self, pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 
-/// A name of the safe charset (a group, a dataflow, an event set, a
-/// worker, a collector): letters, digits, `_`, `-` and `.`, starting with a
-/// letter or a digit; at most 64 characters.
-#[derive(Debug, ToSchema)]
-#[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-pub struct Name(pub String);
-
 /// `If-None-Match` on a write: `*` only, for "create, never replace".
 #[derive(Debug, ToSchema)]
 pub enum IfNoneMatch {

@@ -13,6 +13,7 @@ use axum::{
     },
 };
 use datascale_core::tap::MAX_TAP_RATE;
+use datascale_protocol::{TapDelivered, TappedEvents};
 use futures_util::stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -22,7 +23,6 @@ use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
-    cluster::{TapDelivered, TappedEvents},
     dataflow,
     manager::taps::{TapWatch, TappedEvent},
 };

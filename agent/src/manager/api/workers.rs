@@ -13,15 +13,18 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use datascale_core::names::check_name;
+use datascale_protocol::Name;
+use datascale_protocol::{
+    DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState, checked_name, schema::Name};
+use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     auth::Caller,
-    cluster::{DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS},
     manager::{
         audit::AuditSubject,
         store::{Change, Grant},

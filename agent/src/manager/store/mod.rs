@@ -90,7 +90,7 @@ pub struct WorkerRecord {
     pub enrollment_token: Option<String>,
     /// The groups it may ask for itself, those of its enrollment token;
     /// null: any. Assignments on the manager are not limited by them.
-    #[schema(value_type = Option<Vec<crate::manager::api::schema::Name>>)]
+    #[schema(value_type = Option<Vec<datascale_protocol::Name>>)]
     pub allowed_groups: Option<Vec<String>>,
     /// The SHA-256 of its credential, in hex.
     #[serde(skip)]
@@ -141,7 +141,7 @@ pub struct EnrollmentToken {
     /// Free text for people.
     pub description: String,
     /// The groups a worker enrolling with it may ask for; null: any.
-    #[schema(value_type = Option<Vec<crate::manager::api::schema::Name>>)]
+    #[schema(value_type = Option<Vec<datascale_protocol::Name>>)]
     pub groups: Option<Vec<String>>,
     /// When it stops enrolling workers (RFC 3339); null: never.
     #[schema(format = DateTime)]

@@ -24,6 +24,9 @@ use std::{
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
+use datascale_protocol::{
+    DesiredCollector, DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity, TapRequests,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, watch};
@@ -34,12 +37,7 @@ use super::{
     collectors::desired_collectors,
     store::{Change, Grant, Store, StoreError, WorkerRecord, WorkerUpdate, Written},
 };
-use crate::{
-    auth::{WorkerCredentials, new_token},
-    cluster::{
-        DesiredCollector, DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity, TapRequests,
-    },
-};
+use crate::auth::{WorkerCredentials, new_token};
 
 /// How the manager judges whether workers are alive.
 #[derive(Debug, Clone, Copy)]

@@ -12,12 +12,13 @@ use std::{
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use datascale_protocol::DataflowReport;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::WorkerRegistry;
-use crate::{cluster::DataflowReport, worker::LocalWorker};
+use crate::worker::LocalWorker;
 
 /// The length of one step, in seconds.
 pub const STEP_SECS: i64 = 10;
@@ -199,7 +200,7 @@ pub async fn sample_local(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::DataflowState;
+    use datascale_protocol::DataflowState;
 
     fn report(group: &str, name: &str, events_in: u64, events_out: u64) -> DataflowReport {
         DataflowReport {

@@ -1,12 +1,55 @@
 //! The protocol between workers and managers: what a worker sends to enroll,
 //! in its heartbeats and when it asks for its desired state, and what the
-//! manager answers. Both sides use these types, so they cannot drift apart.
+//! manager answers; the header that names the cluster; which dataflow is
+//! which. Both sides use these types, so they cannot drift apart. It
+//! imports no other crate of the workspace.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{Ref, RefOr, Schema},
+};
 
-use crate::worker::DataflowState;
+/// The header naming the cluster a request is meant for.
+pub const CLUSTER_HEADER: &str = "x-datascale-cluster";
+
+/// A name of the safe charset (a group, a dataflow, an event set, a
+/// worker, a collector): letters, digits, `_`, `-` and `.`, starting with a
+/// letter or a digit; at most 64 characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+pub struct Name(pub String);
+
+/// Whether a dataflow runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataflowState {
+    /// A revision of it runs.
+    Running,
+    /// No revision of it could start.
+    Failed,
+}
+
+/// Which dataflow: its group and its name. The same name in two groups is
+/// two dataflows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DataflowKey {
+    /// The group.
+    pub group: String,
+    /// The dataflow's name.
+    pub name: String,
+}
+
+impl DataflowKey {
+    /// The key of the dataflow `name` of `group`.
+    pub fn new(group: &str, name: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
 
 /// How long a sync request waits for a change before answering "no change".
 pub const SYNC_WAIT_SECS: u64 = 30;
@@ -23,7 +66,7 @@ pub struct Identity {
     /// Its DataScale version.
     pub version: String,
     /// The groups of its own configuration (`service.worker.groups`).
-    #[schema(value_type = Vec<crate::manager::api::schema::Name>)]
+    #[schema(value_type = Vec<Name>)]
     pub groups: Vec<String>,
     /// The address its local API serves on.
     pub address: String,
@@ -106,8 +149,16 @@ pub struct DesiredDataflow {
     /// The revision of its document.
     pub revision: u64,
     /// The dataflow document.
-    #[schema(value_type = crate::manager::api::schema::DataflowDocument)]
+    #[schema(schema_with = dataflow_document)]
     pub document: Value,
+}
+
+/// The schema of a dataflow document, which the manager's OpenAPI document
+/// holds under this name.
+fn dataflow_document() -> RefOr<Schema> {
+    let mut document = Ref::from_schema_name("DataflowDocument");
+    document.description = "The dataflow document.".to_owned();
+    RefOr::Ref(document)
 }
 
 /// The answer to `GET /api/v1/sync`: everything a worker should run.
