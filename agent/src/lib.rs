@@ -2,14 +2,15 @@
 //!
 //! One binary runs as a manager, a worker, or both (standalone). What every
 //! layer shares (events, acknowledgements, the component API, metrics,
-//! durable state, disk buffers) is the `datascale-core` crate, and the Web
-//! UI's assets are `datascale-ui`. The modules here are the concerns:
+//! durable state, disk buffers) is the `datascale-core` crate; what
+//! managers and workers exchange, `datascale-protocol`; the limits on the
+//! connections every server holds open, `datascale-connections`; the Web
+//! UI's assets, `datascale-ui`. The modules here are the concerns:
 //! `config` (datascale.toml and its overrides), `cli`, `cluster` (the
 //! protocol between workers and managers), `collector` (custom collectors:
 //! manifest, packages, what a worker unpacked), `node` (start-up and
 //! shutdown of a process), `api` (HTTP plumbing every node shares),
-//! `connections` (the limits on the connections every server holds open,
-//! and serving a router under them), `auth` (tokens), `manager` (the
+//! `auth` (tokens), `manager` (the
 //! control plane), `logging`, `metrics` (`/metrics` in the Prometheus text
 //! format), `resources` (cgroup limits), `runtime` (running dataflows),
 //! `service` (the systemd unit) and `worker` (the dataflows a node runs,
@@ -21,7 +22,6 @@ pub mod cli;
 
 pub mod collector;
 pub mod config;
-pub mod connections;
 pub mod dataflow;
 pub mod logging;
 pub mod manager;

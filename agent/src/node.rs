@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use datascale_connections::{ConnectionLimits, ConnectionTable};
 use datascale_core::component::{ManagerTarget, TokenSource, host_name};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,6 @@ use crate::{
     api::{self, ApiState, NodeInfo},
     auth::{AuthError, GeneratedToken, Tokens, token_path},
     config::{Config, Mode},
-    connections::{self, ConnectionLimits, ConnectionTable},
     manager::{
         self,
         api::ManagerState,
@@ -297,7 +297,7 @@ impl Http {
         listener: TcpListener,
         router: axum::Router,
     ) -> Result<(), NodeError> {
-        connections::serve(
+        datascale_connections::serve(
             listener,
             router,
             self.connections,

@@ -13,6 +13,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use datascale_connections::{BodyTimedOut, body_timeout_in};
 use serde::{
     Deserialize, Deserializer, Serialize,
     de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer},
@@ -22,7 +23,6 @@ use tracing::error;
 use utoipa::ToSchema;
 
 use crate::{
-    connections::{BodyTimedOut, body_timeout_in},
     dataflow::ValidationErrors,
     manager::store::{EnrollRefusal, StoreError},
 };

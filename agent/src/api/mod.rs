@@ -17,8 +17,6 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
-use datascale_core::metrics::Registry;
-use datascale_protocol::CLUSTER_HEADER;
 use serde::{Deserialize, Serialize};
 use utoipa::{
     Modify, OpenApi, ToSchema,
@@ -26,6 +24,8 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use datascale_core::metrics::Registry;
+use datascale_protocol::CLUSTER_HEADER;
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 
 use crate::{

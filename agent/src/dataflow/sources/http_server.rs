@@ -15,6 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use datascale_connections::{ConnectionTable, body_timeout_in};
 use datascale_core::{
     ack::{Delivery, DeliveryToken},
     component::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
@@ -24,7 +25,6 @@ use datascale_core::{
 use tracing::{info, warn};
 
 use super::{DecodingCodec, HttpServerConfig};
-use crate::connections::{self, ConnectionTable, body_timeout_in};
 
 /// Largest request body accepted; a larger one is answered 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -95,7 +95,7 @@ pub async fn run(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(receiver);
     info!(address = %config.address, path = %config.path, "Listening for events over HTTP.");
-    connections::serve(
+    datascale_connections::serve(
         listener,
         router,
         table,

@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
+use datascale_connections::ConnectionLimits;
 use datascale_core::{
     component::{BuildError, ComponentTask, SourceContext},
     names::check_name,
@@ -10,10 +11,7 @@ use datascale_core::{
 use serde::{Deserialize, Serialize};
 
 use super::{ComponentConfig, MAX_WAIT_SECS};
-use crate::{
-    collector::{check_version, shelf::Shelf},
-    connections::ConnectionLimits,
-};
+use crate::collector::{check_version, shelf::Shelf};
 
 mod collector;
 mod demo;

@@ -13,6 +13,7 @@ use std::{
 };
 
 use chrono::{Datelike, Utc};
+use datascale_connections::{Connection, ConnectionTable};
 use datascale_core::{
     component::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
     event::{Batch, Event, Origin},
@@ -24,7 +25,6 @@ use tracing::{debug, info, warn};
 use vrl::value::{ObjectMap, Value};
 
 use super::{SyslogConfig, lines::continue_line};
-use crate::connections::{Connection, ConnectionTable};
 
 /// Largest UDP datagram.
 const MAX_DATAGRAM: usize = 65_535;
