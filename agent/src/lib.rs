@@ -30,6 +30,4 @@ pub mod node;
 pub mod resources;
 pub mod runtime;
 pub mod service;
-#[cfg(test)]
-mod testing;
 pub mod worker;

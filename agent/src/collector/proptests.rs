@@ -18,7 +18,7 @@ use proptest::{collection::vec, prelude::*, sample::select};
 use tar::{EntryType, Header};
 
 use super::{package::PackageError, *};
-use crate::testing;
+use datascale_testing as testing;
 
 fn name() -> impl Strategy<Value = String> {
     "[a-z0-9][a-z0-9_.-]{0,30}".prop_filter("`.` and `..` are not names", |name| {

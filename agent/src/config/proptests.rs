@@ -9,7 +9,7 @@ use proptest::{collection::vec, prelude::*, sample::select};
 use toml::Value;
 
 use super::{load::leaves, *};
-use crate::testing;
+use datascale_testing as testing;
 
 fn text(value: &'static str) -> BoxedStrategy<Value> {
     Just(Value::String(value.to_owned())).boxed()

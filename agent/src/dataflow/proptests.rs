@@ -8,7 +8,7 @@ use proptest::{collection::vec, prelude::*, sample::select};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::testing;
+use datascale_testing as testing;
 
 fn address() -> impl Strategy<Value = String> {
     (1..=65_535u16).prop_map(|port| format!("127.0.0.1:{port}"))

@@ -124,7 +124,7 @@ pub(super) mod proptests {
     use proptest::{collection::vec, prelude::*};
 
     use super::*;
-    use crate::testing;
+    use datascale_testing as testing;
 
     /// A limit drawn from `max`, and up to `count` lines as written:
     /// their bytes (no `\n`; a `\r` anywhere), some of about the limit's

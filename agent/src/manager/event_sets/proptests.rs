@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use proptest::{collection::vec, prelude::*, sample::select};
 
 use super::{query, *};
-use crate::testing;
+use datascale_testing as testing;
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")

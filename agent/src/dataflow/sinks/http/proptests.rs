@@ -6,7 +6,8 @@
 use proptest::{collection::vec, prelude::*};
 
 use super::*;
-use crate::{dataflow::ComponentConfig, dataflow::sinks::SinkConfig, testing};
+use crate::dataflow::{ComponentConfig, sinks::SinkConfig};
+use datascale_testing as testing;
 
 proptest! {
     #![proptest_config(testing::cases(testing::CASES))]

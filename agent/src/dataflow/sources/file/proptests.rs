@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 
 use super::*;
-use crate::testing;
+use datascale_testing as testing;
 
 /// A limit and the lines of a file, some long runs spanning several
 /// reads of [`READ_CHUNK`] bytes.

@@ -6,7 +6,7 @@
 use proptest::{collection::vec, prelude::*, sample::select};
 
 use super::*;
-use crate::testing;
+use datascale_testing as testing;
 
 fn origin() -> Origin {
     Origin::new("h", "d", "s")

@@ -12,7 +12,7 @@ use super::{
     tests::{peer, receiver},
     *,
 };
-use crate::testing;
+use datascale_testing as testing;
 
 const FACILITIES: [&str; 24] = [
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",

@@ -10,10 +10,8 @@ use flate2::{Compression, write::GzEncoder};
 use proptest::{collection::vec, prelude::*, sample::select};
 
 use super::*;
-use crate::{
-    manager::event_sets::{EventSets, Retention},
-    testing,
-};
+use crate::manager::event_sets::{EventSets, Retention};
+use datascale_testing as testing;
 
 fn headers(content_type: Option<&str>, encoding: Option<&str>) -> HeaderMap {
     let mut headers = HeaderMap::new();

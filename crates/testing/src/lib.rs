@@ -182,6 +182,7 @@ pub fn peak_heap<T>(work: impl FnOnce() -> T) -> (T, usize) {
     (result, PEAK.get().max(0) as usize)
 }
 
+#[cfg(test)]
 mod tests {
     use super::*;
 
