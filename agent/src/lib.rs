@@ -20,14 +20,11 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 
-pub mod collector;
 pub mod config;
-pub mod dataflow;
 pub mod logging;
 pub mod manager;
 pub mod metrics;
 pub mod node;
 pub mod resources;
-pub mod runtime;
 pub mod service;
 pub mod worker;

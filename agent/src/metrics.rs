@@ -3,54 +3,12 @@
 
 use std::{fmt::Write, sync::atomic::Ordering};
 
-use datascale_core::metrics::{ComponentMetrics, ProcessUsage, Registered, Registry};
+use datascale_core::metrics::{COMPONENT_COUNTERS, Family, ProcessUsage, Registered, Registry};
 
 use crate::resources::EffectiveLimits;
 
-/// A counter family: its name, help text, and the counter it reads.
-pub type Family = (&'static str, &'static str, fn(&ComponentMetrics) -> u64);
-
 /// A channel gauge: its name, help text, and what it reads of (queued, capacity).
 type BufferGauge = (&'static str, &'static str, fn((usize, usize)) -> usize);
-
-/// The counters of every component, with their Prometheus names.
-pub const COMPONENT_COUNTERS: [Family; 7] = [
-    (
-        "datascale_component_received_events_total",
-        "Events a component received.",
-        |m| m.events_in.load(Ordering::Relaxed),
-    ),
-    (
-        "datascale_component_sent_events_total",
-        "Events a component sent on or wrote.",
-        |m| m.events_out.load(Ordering::Relaxed),
-    ),
-    (
-        "datascale_component_received_bytes_total",
-        "Bytes a source read.",
-        |m| m.bytes_in.load(Ordering::Relaxed),
-    ),
-    (
-        "datascale_component_sent_bytes_total",
-        "Bytes a sink wrote or sent.",
-        |m| m.bytes_out.load(Ordering::Relaxed),
-    ),
-    (
-        "datascale_component_errors_total",
-        "Errors of a component.",
-        |m| m.errors.load(Ordering::Relaxed),
-    ),
-    (
-        "datascale_component_discarded_events_total",
-        "Events a component discarded on purpose.",
-        |m| m.discarded.load(Ordering::Relaxed),
-    ),
-    (
-        "datascale_component_restarts_total",
-        "Restarts of a component after a failure.",
-        |m| m.restarts.load(Ordering::Relaxed),
-    ),
-];
 
 /// The gauges of a sink's disk buffer, shown for sinks that have one.
 const DISK_BUFFER_GAUGES: [Family; 3] = [

@@ -13,6 +13,7 @@ use std::{
 
 use datascale_connections::{ConnectionLimits, ConnectionTable};
 use datascale_core::component::{ManagerTarget, TokenSource, host_name};
+use datascale_dataflow::topology::Environment;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -32,7 +33,6 @@ use crate::{
         workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
     },
     resources::Placement,
-    runtime::Environment,
     worker::{
         self, LocalWorker,
         follow::{LocalTaps, follow_store},

@@ -14,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use datascale_connections::{BodyTimedOut, body_timeout_in};
+use datascale_dataflow::ValidationErrors;
 use serde::{
     Deserialize, Deserializer, Serialize,
     de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer},
@@ -22,10 +23,7 @@ use serde_json::{Value, json};
 use tracing::error;
 use utoipa::ToSchema;
 
-use crate::{
-    dataflow::ValidationErrors,
-    manager::store::{EnrollRefusal, StoreError},
-};
+use crate::manager::store::{EnrollRefusal, StoreError};
 
 /// A failed API request.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::Subcommand;
+use datascale_dataflow::collector::package;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -12,7 +13,6 @@ use super::{
     GlobalArgs,
     client::{ClientArgs, cell, fields, table},
 };
-use crate::collector::package;
 
 /// The subcommands of `datascale collector`.
 #[derive(Debug, Subcommand)]

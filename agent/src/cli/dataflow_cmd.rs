@@ -17,7 +17,6 @@ use super::{
     client::{Client, ClientArgs, ClientError, IfMatchArg, NodeArgs, Output, cell, pretty, table},
     emit,
 };
-use crate::dataflow;
 
 /// The subcommands of `datascale dataflow`.
 #[derive(Debug, Subcommand)]
@@ -154,7 +153,7 @@ pub struct ValidateArgs {
 
 /// What checking one document found: the dataflow's name and how many
 /// sources, pipelines and sinks it has, or every problem.
-type Checked = Result<(String, (usize, usize, usize)), dataflow::ValidationErrors>;
+type Checked = Result<(String, (usize, usize, usize)), datascale_dataflow::ValidationErrors>;
 
 /// Runs a `datascale dataflow` subcommand: `validate` on this host unless
 /// `--remote`, the others against the manager.
@@ -306,7 +305,7 @@ fn read_document(file: &Path) -> anyhow::Result<Value> {
         std::fs::read_to_string(file)
     }
     .with_context(|| format!("cannot read {shown}"))?;
-    dataflow::document_from_text(&text).map_err(|errors| {
+    datascale_dataflow::document_from_text(&text).map_err(|errors| {
         let problems: Vec<_> = errors.0.iter().map(ToString::to_string).collect();
         anyhow!("{shown}: {}", problems.join("; "))
     })
@@ -360,13 +359,13 @@ fn validate(global: &GlobalArgs, args: ValidateArgs) -> ExitCode {
 
 /// Checks a document on this host.
 fn check_here(text: &str) -> Checked {
-    dataflow::parse_text(text).map(|parsed| (parsed.name.clone(), parsed.counts()))
+    datascale_dataflow::parse_text(text).map(|parsed| (parsed.name.clone(), parsed.counts()))
 }
 
 /// Has the manager check a document; only a document that cannot be read
 /// as JSON or YAML is refused here.
 fn check_remote(client: &Client, text: &str) -> anyhow::Result<Checked> {
-    let document = match dataflow::document_from_text(text) {
+    let document = match datascale_dataflow::document_from_text(text) {
         Ok(document) => document,
         Err(errors) => return Ok(Err(errors)),
     };
@@ -385,7 +384,7 @@ fn check_remote(client: &Client, text: &str) -> anyhow::Result<Checked> {
                 .downcast_ref::<ClientError>()
                 .and_then(ClientError::invalid_dataflow);
             match problems {
-                Some(problems) => Ok(Err(dataflow::ValidationErrors(problems.to_vec()))),
+                Some(problems) => Ok(Err(datascale_dataflow::ValidationErrors(problems.to_vec()))),
                 None => Err(err),
             }
         }
@@ -405,8 +404,8 @@ fn report(
     for file in files {
         let checked = match std::fs::read_to_string(file) {
             Ok(text) => check(&text)?,
-            Err(err) => Err(dataflow::ValidationErrors(vec![
-                dataflow::ValidationError {
+            Err(err) => Err(datascale_dataflow::ValidationErrors(vec![
+                datascale_dataflow::ValidationError {
                     path: String::new(),
                     message: format!("cannot read the file: {err}"),
                 },

@@ -3,10 +3,11 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
+use datascale_dataflow::topology;
 use tracing::info;
 
 use super::{GlobalArgs, config_failure};
-use crate::{dataflow, logging, runtime};
+use crate::logging;
 
 /// Options of `datascale run`.
 #[derive(Debug, Args)]
@@ -25,7 +26,9 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
     for file in &args.dataflows {
         let parsed = std::fs::read_to_string(file)
             .map_err(|err| format!("cannot read the file: {err}"))
-            .and_then(|text| dataflow::parse_text(&text).map_err(|errors| errors.to_string()));
+            .and_then(|text| {
+                datascale_dataflow::parse_text(&text).map_err(|errors| errors.to_string())
+            });
         match parsed {
             Ok(parsed) => dataflows.push(parsed),
             Err(message) => {
@@ -46,13 +49,13 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> ExitCode {
     let result = tokio.block_on(async {
         tokio::spawn(log.repeats.clone().write_every_interval());
         let stop = super::start::termination_signal().await?;
-        let environment = runtime::Environment::new(
+        let environment = topology::Environment::new(
             &loaded.config.service.data_dir,
             &loaded.config.service.collectors_dir,
         );
         let mut running = Vec::new();
         for dataflow in &dataflows {
-            running.push(runtime::start(dataflow, "", &environment)?);
+            running.push(topology::start(dataflow, "", &environment)?);
         }
         let all_finished = async {
             for dataflow in &mut running {

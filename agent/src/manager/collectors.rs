@@ -10,11 +10,11 @@ use std::{
 };
 
 use datascale_core::durable;
+use datascale_dataflow::collector;
 use datascale_protocol::DesiredCollector;
 use serde_json::Value;
 
 use super::store::StoredCollector;
-use crate::collector;
 
 /// The package files, in one directory.
 #[derive(Debug, Clone)]

@@ -24,16 +24,16 @@ use datascale_core::{
     component::BuildError,
     metrics::{ComponentReport, ComponentState},
 };
+use datascale_dataflow::{
+    Dataflow,
+    collector::{self, shelf::Shelf},
+    sources::SourceConfig,
+    topology::{self, Environment, RunningDataflow},
+};
 use datascale_protocol::{DataflowKey, DataflowReport, DataflowState, DesiredCollector};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
-
-use crate::{
-    collector::{self, shelf::Shelf},
-    dataflow::{Dataflow, sources::SourceConfig},
-    runtime::{self, Environment, RunningDataflow},
-};
 
 /// Why a dataflow could not be applied, as its status reports it.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ fn desired_set<'a>(
 ) -> BTreeMap<DataflowKey, Desired> {
     let mut desired = BTreeMap::new();
     for (group, name, revision, document) in dataflows {
-        match crate::dataflow::parse(document) {
+        match datascale_dataflow::parse(document) {
             Ok(mut dataflow) => {
                 let mut fingerprint = String::new();
                 for source in &mut dataflow.sources {
@@ -257,7 +257,7 @@ impl LocalWorker {
             }
             None => None,
         };
-        let started = runtime::start(&dataflow, &group, &self.environment);
+        let started = topology::start(&dataflow, &group, &self.environment);
         let source = match started {
             Ok(handle) => {
                 info!(dataflow = %name, revision, "Dataflow started.");
@@ -284,7 +284,7 @@ impl LocalWorker {
         // The previous version ran with the same configuration, and what it
         // held (ports, files) has been let go by the stop.
         let restarted = previous.and_then(|(revision, dataflow, document_sha256)| {
-            match runtime::start(&dataflow, &group, &self.environment) {
+            match topology::start(&dataflow, &group, &self.environment) {
                 Ok(handle) => Some(Running {
                     revision,
                     document_sha256,

@@ -13,6 +13,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
     response::IntoResponse,
 };
+use datascale_dataflow::collector::{self, check_version, package};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -21,7 +22,6 @@ use super::{AdminErrors, ManagerState, checked_name, schema::CollectorPackage};
 use crate::{
     api::{ApiBody, ApiError, ApiPath, ErrorBody},
     auth::Caller,
-    collector::{self, check_version, package},
     manager::store::{Change, Outcome, StoredCollector, StoredDataflow},
 };
 

@@ -14,6 +14,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
+use datascale_dataflow::{ValidationContext, ValidationError, ValidationErrors};
 use datascale_protocol::DataflowKey;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -28,7 +29,6 @@ use super::{
 use crate::{
     api::{ApiError, ApiJson, ApiPath, ErrorBody},
     auth::Caller,
-    dataflow::{self, ValidationContext, ValidationError, ValidationErrors},
     manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
     worker::DataflowStatus,
 };
@@ -173,7 +173,8 @@ async fn validated(
             Some(_) => {}
         }
     }
-    dataflow::parse_in(&document, &context(state).await?).map_err(ApiError::InvalidDataflow)?;
+    datascale_dataflow::parse_in(&document, &context(state).await?)
+        .map_err(ApiError::InvalidDataflow)?;
     Ok(document)
 }
 
@@ -195,7 +196,7 @@ async fn validate(
     State(state): State<ManagerState>,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<Json<Valid>, ApiError> {
-    let dataflow = dataflow::parse_in(&document, &context(&state).await?)
+    let dataflow = datascale_dataflow::parse_in(&document, &context(&state).await?)
         .map_err(ApiError::InvalidDataflow)?;
     let (sources, pipelines, sinks) = dataflow.counts();
     Ok(Json(Valid {

@@ -5,6 +5,9 @@
 //! collector package.
 
 use datascale_core::buffer::{BufferType, WhenFull};
+use datascale_dataflow::{
+    self, pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig,
+};
 use utoipa::{
     PartialSchema, ToSchema,
     openapi::{
@@ -15,8 +18,6 @@ use utoipa::{
         },
     },
 };
-
-use crate::dataflow::{self, pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 
 /// `If-None-Match` on a write: `*` only, for "create, never replace".
 #[derive(Debug, ToSchema)]
@@ -227,7 +228,7 @@ impl ToSchema for DataflowDocumentAtPath {
 
 impl PartialSchema for SourceComponent {
     fn schema() -> RefOr<Schema> {
-        let types = dataflow::variant_names::<SourceConfig>();
+        let types = datascale_dataflow::variant_names::<SourceConfig>();
         component("A source: where events come from.", types, false, false)
     }
 }
@@ -236,7 +237,7 @@ impl ToSchema for SourceComponent {}
 
 impl PartialSchema for PipelineComponent {
     fn schema() -> RefOr<Schema> {
-        let types = dataflow::variant_names::<PipelineConfig>();
+        let types = datascale_dataflow::variant_names::<PipelineConfig>();
         component(
             "A pipeline: what transforms, filters or routes events.",
             types,
@@ -250,7 +251,7 @@ impl ToSchema for PipelineComponent {}
 
 impl PartialSchema for SinkComponent {
     fn schema() -> RefOr<Schema> {
-        let types = dataflow::variant_names::<SinkConfig>();
+        let types = datascale_dataflow::variant_names::<SinkConfig>();
         component("A sink: where events go.", types, true, true)
     }
 }
@@ -271,14 +272,14 @@ fn sink_buffer() -> ObjectBuilder {
     )
     .property(
         "type",
-        one_of("`memory` or `disk`.", dataflow::variant_names::<BufferType>()),
+        one_of("`memory` or `disk`.", datascale_dataflow::variant_names::<BufferType>()),
     )
     .property("max_size", max_size)
     .property(
         "when_full",
         one_of(
             "What a full disk buffer does with new events.",
-            dataflow::variant_names::<WhenFull>(),
+            datascale_dataflow::variant_names::<WhenFull>(),
         ),
     )
 }

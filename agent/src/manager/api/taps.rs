@@ -4,6 +4,11 @@
 
 use std::{convert::Infallible, time::Duration};
 
+use crate::{
+    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    auth::Caller,
+    manager::taps::{TapWatch, TappedEvent},
+};
 use axum::{
     Extension, Json,
     extract::State,
@@ -20,12 +25,6 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
-use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
-    auth::Caller,
-    dataflow,
-    manager::taps::{TapWatch, TappedEvent},
-};
 
 /// The routes admins call.
 pub(super) fn admin_router() -> OpenApiRouter<ManagerState> {
@@ -112,7 +111,7 @@ async fn tap(
                 path.name, path.group
             ))
         })?;
-    let components = dataflow::parse(&stored.document)
+    let components = datascale_dataflow::parse(&stored.document)
         .map(|parsed| parsed.component_names())
         .unwrap_or_default();
     if !components.contains(&path.component) {

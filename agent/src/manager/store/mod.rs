@@ -19,9 +19,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
+use datascale_dataflow::collector::{Manifest, package::Checked};
 pub use sqlite::SqliteStore;
-
-use crate::collector::{Manifest, package::Checked};
 
 /// The group every new store starts with.
 pub const DEFAULT_GROUP: &str = "default";

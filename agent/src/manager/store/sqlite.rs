@@ -14,6 +14,7 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
+use datascale_dataflow::collector::{self, package::Checked};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -23,7 +24,6 @@ use super::{
     Outcome, Precondition, Store, StoreError, StoredCollector, StoredDataflow, WorkerRecord,
     WorkerUpdate, Written, out_of_scope,
 };
-use crate::collector::{self, package::Checked};
 
 /// The version of the schema below, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 3;

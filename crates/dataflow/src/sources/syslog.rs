@@ -2,7 +2,7 @@
 //! (one a datagram) or TCP (one a line, or octet-counted as in RFC 6587),
 //! and parses them into Vector's field names. A message that does not parse
 //! is kept whole as `message` and counted. TCP connections are under the
-//! limits of the `conf` (see [`crate::connections`]).
+//! limits of the `conf` (see [`datascale_connections`]).
 
 use std::{
     net::{SocketAddr, TcpListener, UdpSocket},

@@ -3,6 +3,7 @@
 //! `dataflow`, `component` and `component_type`) the series `/metrics`
 //! shows, and the process's CPU time and resident memory.
 
+use datascale_core::metrics::COMPONENT_COUNTERS;
 use datascale_core::{
     component::{ComponentError, SourceContext},
     event::{Event, Origin},
@@ -13,7 +14,6 @@ use super::{
     InternalMetricsConfig,
     host_metrics::{Kind, Metrics, scrape_every},
 };
-use crate::metrics::COMPONENT_COUNTERS;
 
 /// Reports every interval until the source is stopped.
 pub async fn run(

@@ -29,10 +29,7 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{
-    collector::shelf::Shelf,
-    dataflow::{ComponentConfig, Dataflow, type_name},
-};
+use crate::{ComponentConfig, Dataflow, collector::shelf::Shelf, type_name};
 
 /// Reads how full a channel is through a weak sender, which does not keep
 /// the channel open.

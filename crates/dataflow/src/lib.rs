@@ -1,12 +1,19 @@
 //! Dataflows: the document (sources → pipelines → sinks), the typed
-//! configuration of each component type, and validation that reports every
-//! problem with its JSON path (`sinks[0].inputs[0]`).
+//! configuration of each component type and the components themselves
+//! (`sources`, `pipelines`, `sinks`), validation that reports every
+//! problem with its JSON path (`sinks[0].inputs[0]`), custom collectors
+//! (`collector`: manifest, packages, what a worker unpacked), and the
+//! topology that starts a whole dataflow (`topology`). It builds on
+//! `datascale-core` and `datascale-protocol` and knows nothing of the
+//! manager, the worker or the configuration file.
 
+pub mod collector;
 pub mod pipelines;
 #[cfg(test)]
 mod proptests;
 pub mod sinks;
 pub mod sources;
+pub mod topology;
 mod validate;
 
 use std::fmt;

@@ -6,7 +6,7 @@
 use proptest::{collection::vec, prelude::*};
 
 use super::*;
-use crate::dataflow::{ComponentConfig, sinks::SinkConfig};
+use crate::{ComponentConfig, sinks::SinkConfig};
 use datascale_testing as testing;
 
 proptest! {

@@ -108,7 +108,7 @@ impl<K: Hash + Eq + Clone> RecentKeys<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflow::pipelines::DedupeCache;
+    use crate::pipelines::DedupeCache;
 
     fn event(id: i64, noise: i64) -> Event {
         Event {
