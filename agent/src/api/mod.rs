@@ -4,6 +4,7 @@
 //! and the OpenAPI document built from the routes' own annotations.
 
 mod error;
+mod names;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -27,6 +28,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use datascale_core::metrics::Registry;
 use datascale_protocol::CLUSTER_HEADER;
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+pub use names::{CheckedName, CollectorName, DataflowName, GroupName, NameKind, WorkerId};
 
 use crate::{
     auth::{Caller, Role, Tokens},

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, ManagerState, checked_name, schema::CollectorPackage};
+use super::{AdminErrors, ManagerState, schema::CollectorPackage};
 use crate::{
-    api::{ApiBody, ApiError, ApiPath, ErrorBody},
+    api::{ApiBody, ApiError, ApiPath, CollectorName, ErrorBody},
     auth::Caller,
     manager::store::{Change, Outcome, StoredCollector, StoredDataflow},
 };
@@ -48,8 +48,8 @@ pub(super) fn package_router() -> OpenApiRouter<ManagerState> {
 #[into_params(parameter_in = Path)]
 struct CollectorPath {
     /// The collector's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    name: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: CollectorName,
 }
 
 /// The path of one version of a collector.
@@ -57,8 +57,8 @@ struct CollectorPath {
 #[into_params(parameter_in = Path)]
 struct VersionPath {
     /// The collector's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    name: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: CollectorName,
     /// The version.
     #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     version: String,
@@ -283,7 +283,6 @@ async fn show(
     State(state): State<ManagerState>,
     ApiPath(CollectorPath { name }): ApiPath<CollectorPath>,
 ) -> Result<Json<CollectorView>, ApiError> {
-    checked_name("collector", &name)?;
     let stored: Vec<_> = state
         .store
         .collectors()
@@ -346,8 +345,7 @@ async fn remove(
     Extension(caller): Extension<Caller>,
     ApiPath(CollectorPath { name }): ApiPath<CollectorPath>,
 ) -> Result<Json<DeletedCollector>, ApiError> {
-    checked_name("collector", &name)?;
-    delete(&state, &caller, name, None).await
+    delete(&state, &caller, name.into(), None).await
 }
 
 /// Deletes one version of a collector; refused while a dataflow runs it
@@ -371,9 +369,8 @@ async fn remove_version(
     Extension(caller): Extension<Caller>,
     ApiPath(VersionPath { name, version }): ApiPath<VersionPath>,
 ) -> Result<Json<DeletedCollector>, ApiError> {
-    checked_name("collector", &name)?;
     checked_version(&version)?;
-    delete(&state, &caller, name, Some(&version)).await
+    delete(&state, &caller, name.into(), Some(&version)).await
 }
 
 /// The package of one version, for workers to unpack.
@@ -394,7 +391,6 @@ async fn download(
     State(state): State<ManagerState>,
     ApiPath(VersionPath { name, version }): ApiPath<VersionPath>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_name("collector", &name)?;
     checked_version(&version)?;
     let stored = state
         .store

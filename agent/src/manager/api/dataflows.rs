@@ -22,8 +22,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    AdminErrors, BodyErrors, DataflowPath, GroupPath, ManagerState, RevisionPath, checked_name,
-    etag, precondition,
+    AdminErrors, BodyErrors, DataflowPath, GroupPath, ManagerState, RevisionPath, etag,
+    precondition,
     schema::{DataflowDocument, DataflowDocumentAtPath, IfNoneMatch},
 };
 use crate::{
@@ -129,11 +129,6 @@ fn no_dataflow(group: &str, name: &str) -> ApiError {
     ApiError::NotFound(format!("no dataflow named `{name}` in group `{group}`"))
 }
 
-fn checked_names(group: &str, name: &str) -> Result<(), ApiError> {
-    checked_name("group", group)?;
-    checked_name("dataflow", name)
-}
-
 /// What validation knows on this manager: the collectors installed.
 async fn context(state: &ManagerState) -> Result<ValidationContext, ApiError> {
     let mut collectors: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -228,7 +223,6 @@ async fn list(
     State(state): State<ManagerState>,
     ApiPath(GroupPath { group }): ApiPath<GroupPath>,
 ) -> Result<Json<Vec<DataflowView>>, ApiError> {
-    checked_name("group", &group)?;
     if state.store.group(&group).await?.is_none() {
         return Err(ApiError::NotFound(format!("no group named `{group}`")));
     }
@@ -262,7 +256,6 @@ async fn create(
     ApiPath(GroupPath { group }): ApiPath<GroupPath>,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_name("group", &group)?;
     let document = validated(&state, document, None).await?;
     let name = document["name"].as_str().unwrap_or_default().to_owned();
     let result = state
@@ -302,7 +295,6 @@ async fn show(
     State(state): State<ManagerState>,
     ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_names(&group, &name)?;
     let stored = state
         .store
         .dataflow(&group, &name)
@@ -341,7 +333,6 @@ async fn replace(
     headers: HeaderMap,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_names(&group, &name)?;
     let document = validated(&state, document, Some(&name)).await?;
     let done = state
         .store
@@ -380,7 +371,6 @@ async fn remove(
     ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
     headers: HeaderMap,
 ) -> Result<Json<DeletedDataflow>, ApiError> {
-    checked_names(&group, &name)?;
     let revision = state
         .store
         .delete_dataflow(
@@ -391,8 +381,8 @@ async fn remove(
         )
         .await?;
     Ok(Json(DeletedDataflow {
-        deleted: name,
-        group,
+        deleted: name.into(),
+        group: group.into(),
         revision,
     }))
 }
@@ -415,7 +405,6 @@ async fn revisions(
     State(state): State<ManagerState>,
     ApiPath(DataflowPath { group, name }): ApiPath<DataflowPath>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    checked_names(&group, &name)?;
     let history = state.store.history(&group, &name).await?;
     if history.is_empty() {
         return Err(ApiError::NotFound(format!(
@@ -431,7 +420,6 @@ async fn history_entry(
     name: &str,
     revision: u64,
 ) -> Result<HistoryEntry, ApiError> {
-    checked_names(group, name)?;
     state
         .store
         .history_entry(group, name, revision)

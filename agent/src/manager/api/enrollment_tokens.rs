@@ -12,9 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
+use super::{AdminErrors, BodyErrors, ManagerState};
 use crate::{
-    api::{ApiError, ApiJson, ApiPath, ErrorBody},
+    api::{ApiError, ApiJson, ApiPath, ErrorBody, GroupName},
     auth::Caller,
     manager::{
         audit::AuditSubject,
@@ -46,7 +46,7 @@ struct NewToken {
     /// for on purpose.
     #[serde(deserialize_with = "present")]
     #[schema(required = true, min_items = 1, value_type = Option<Vec<Name>>)]
-    groups: Option<Vec<String>>,
+    groups: Option<Vec<GroupName>>,
     /// When it stops enrolling workers: an RFC 3339 time in the future;
     /// left out or null: never.
     #[schema(format = DateTime)]
@@ -188,10 +188,7 @@ fn checked(asked: NewToken, now: DateTime<Utc>) -> Result<TokenRequest, ApiError
             ));
         }
         Some(groups) => {
-            for group in &groups {
-                checked_name("group", group)?;
-            }
-            let unique: BTreeSet<String> = groups.into_iter().collect();
+            let unique: BTreeSet<String> = groups.into_iter().map(String::from).collect();
             Some(unique.into_iter().collect())
         }
         None => None,

@@ -12,11 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    AdminErrors, BodyErrors, GroupPath, ManagerState, checked_name, etag, precondition,
-    schema::IfNoneMatch,
+    AdminErrors, BodyErrors, GroupPath, ManagerState, etag, precondition, schema::IfNoneMatch,
 };
 use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, GroupName},
     auth::Caller,
     manager::store::{Change, Group, Outcome, Precondition, StoreError},
 };
@@ -33,8 +32,8 @@ pub(super) fn router() -> OpenApiRouter<ManagerState> {
 struct NewGroup {
     /// Letters, digits, `_`, `-` and `.`, starting with a letter or digit;
     /// at most 64 characters.
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    name: String,
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: GroupName,
     /// Free text for people.
     #[serde(default)]
     description: String,
@@ -131,7 +130,6 @@ async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewGroup>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_name("group", &body.name)?;
     let result = state
         .store
         .put_group(
@@ -169,7 +167,6 @@ async fn show(
     State(state): State<ManagerState>,
     ApiPath(GroupPath { group: name }): ApiPath<GroupPath>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_name("group", &name)?;
     let group = state
         .store
         .group(&name)
@@ -206,7 +203,6 @@ async fn replace(
     headers: HeaderMap,
     ApiJson(body): ApiJson<GroupBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    checked_name("group", &name)?;
     if let Some(given) = body.name.as_deref().filter(|given| *given != name) {
         return Err(ApiError::BadRequest(format!(
             "the body names the group `{given}` but the path names `{name}`"
@@ -251,7 +247,6 @@ async fn remove(
     ApiQuery(query): ApiQuery<DeleteGroup>,
     headers: HeaderMap,
 ) -> Result<Json<DeletedGroup>, ApiError> {
-    checked_name("group", &name)?;
     let revision = state
         .store
         .delete_group(
@@ -262,7 +257,7 @@ async fn remove(
         )
         .await?;
     Ok(Json(DeletedGroup {
-        deleted: name,
+        deleted: name.into(),
         revision,
     }))
 }

@@ -33,7 +33,6 @@ use axum::{
     },
     middleware,
 };
-use datascale_core::names::check_name;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,7 +45,9 @@ use super::{
     taps::TapHub,
     workers::{WorkerRegistry, enrollment::EnrollmentTokenRegistry},
 };
-use crate::api::{Admission, ApiError, ApiState, Audience, BodyLimit, ErrorBody, admit};
+use crate::api::{
+    Admission, ApiError, ApiState, Audience, BodyLimit, DataflowName, ErrorBody, GroupName, admit,
+};
 
 /// What the manager's handlers share.
 #[derive(Debug, Clone)]
@@ -178,8 +179,8 @@ pub enum BodyErrors {
 #[into_params(parameter_in = Path)]
 struct GroupPath {
     /// The group's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    group: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: GroupName,
 }
 
 /// The path of a dataflow.
@@ -187,11 +188,11 @@ struct GroupPath {
 #[into_params(parameter_in = Path)]
 struct DataflowPath {
     /// The group's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    group: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: GroupName,
     /// The dataflow's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    name: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: DataflowName,
 }
 
 /// The path of one revision of a dataflow.
@@ -199,19 +200,14 @@ struct DataflowPath {
 #[into_params(parameter_in = Path)]
 struct RevisionPath {
     /// The group's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    group: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: GroupName,
     /// The dataflow's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    name: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: DataflowName,
     /// A revision from the dataflow's history.
     #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     revision: u64,
-}
-
-/// Checks a group or dataflow name from a path or a body.
-fn checked_name(kind: &str, name: &str) -> Result<(), ApiError> {
-    check_name(name).map_err(|why| ApiError::BadRequest(format!("the {kind} name `{name}`: {why}")))
 }
 
 /// What a write expects, from `If-Match` (`*`, or a revision as its

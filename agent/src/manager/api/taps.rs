@@ -5,7 +5,7 @@
 use std::{convert::Infallible, time::Duration};
 
 use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    api::{ApiError, ApiJson, ApiPath, ApiQuery, DataflowName, ErrorBody, GroupName},
     auth::Caller,
     manager::taps::{TapWatch, TappedEvent},
 };
@@ -24,7 +24,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
+use super::{AdminErrors, BodyErrors, ManagerState};
 
 /// The routes admins call.
 pub(super) fn admin_router() -> OpenApiRouter<ManagerState> {
@@ -41,11 +41,11 @@ pub(super) fn worker_router() -> OpenApiRouter<ManagerState> {
 #[into_params(parameter_in = Path)]
 struct ComponentPath {
     /// The group's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    group: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    group: GroupName,
     /// The dataflow's name.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    name: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: DataflowName,
     /// The component's name.
     #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     component: String,
@@ -93,8 +93,6 @@ async fn tap(
     ApiPath(path): ApiPath<ComponentPath>,
     ApiQuery(query): ApiQuery<TapQuery>,
 ) -> Result<Response, ApiError> {
-    checked_name("group", &path.group)?;
-    checked_name("dataflow", &path.name)?;
     let rate = query.rate.unwrap_or(10);
     if !(1..=MAX_TAP_RATE).contains(&rate) {
         return Err(ApiError::BadRequest(format!(

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AdminErrors, BodyErrors, ManagerState, checked_name};
+use super::{AdminErrors, BodyErrors, ManagerState};
 use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, GroupName, WorkerId},
     auth::Caller,
     manager::{
         audit::AuditSubject,
@@ -66,8 +66,8 @@ struct NewEnrollmentToken {
 #[into_params(parameter_in = Path)]
 struct WorkerPath {
     /// The worker's id.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    id: String,
+    #[param(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    id: WorkerId,
 }
 
 /// Query of `GET /api/v1/sync`. Revisions, epochs and tap versions are
@@ -119,7 +119,7 @@ struct Assignment {
     /// The groups it runs from now on, at least one; null: back to its own
     /// configuration's.
     #[schema(value_type = Option<Vec<Name>>, min_items = 1)]
-    groups: Option<Vec<String>>,
+    groups: Option<Vec<GroupName>>,
 }
 
 /// The answer to a deletion.
@@ -153,17 +153,21 @@ fn enrolled<T>(found: Option<T>, id: &str) -> Result<T, ApiError> {
     })
 }
 
-/// Checks the names a worker gives for itself: its id and its groups.
+/// Checks the names a worker gives for itself, in the identity the
+/// protocol carries as text: its id and its groups.
 fn checked_identity(identity: &Identity) -> Result<(), ApiError> {
-    checked_name("worker", &identity.id)?;
+    let checked = |kind: &str, name: &str| {
+        check_name(name)
+            .map_err(|why| ApiError::BadRequest(format!("the {kind} name `{name}`: {why}")))
+    };
+    checked("worker", &identity.id)?;
     for group in &identity.groups {
-        checked_name("group", group)?;
+        checked("group", group)?;
     }
     Ok(())
 }
 
 async fn view_of(state: &ManagerState, id: &str) -> Result<WorkerView, ApiError> {
-    checked_name("worker", id)?;
     state
         .workers
         .views()
@@ -382,20 +386,20 @@ async fn assign(
     ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
     ApiJson(assignment): ApiJson<Assignment>,
 ) -> Result<Json<WorkerView>, ApiError> {
-    checked_name("worker", &id)?;
-    if let Some(groups) = &assignment.groups {
-        if groups.is_empty() {
-            return Err(ApiError::BadRequest(
-                "a worker needs at least one group; send null to go back to its own".to_owned(),
-            ));
-        }
-        for group in groups {
-            checked_name("group", group)?;
-        }
+    if assignment.groups.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::BadRequest(
+            "a worker needs at least one group; send null to go back to its own".to_owned(),
+        ));
     }
     state
         .workers
-        .assign(&id, assignment.groups, &Change::by(&caller.name))
+        .assign(
+            &id,
+            assignment
+                .groups
+                .map(|groups| groups.into_iter().map(String::from).collect()),
+            &Change::by(&caller.name),
+        )
         .await?;
     Ok(Json(view_of(&state, &id).await?))
 }
@@ -419,7 +423,6 @@ async fn revoke(
     State(state): State<ManagerState>,
     ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
 ) -> Result<Json<WorkerView>, ApiError> {
-    checked_name("worker", &id)?;
     state.workers.revoke(&id).await?;
     Ok(Json(view_of(&state, &id).await?))
 }
@@ -473,7 +476,6 @@ async fn remove(
     State(state): State<ManagerState>,
     ApiPath(WorkerPath { id }): ApiPath<WorkerPath>,
 ) -> Result<Json<DeletedWorker>, ApiError> {
-    checked_name("worker", &id)?;
     state.workers.delete(&id).await?;
-    Ok(Json(DeletedWorker { deleted: id }))
+    Ok(Json(DeletedWorker { deleted: id.into() }))
 }
