@@ -8,6 +8,7 @@ use axum::{
     Json,
     extract::{
         FromRequest, FromRequestParts,
+        path::ErrorKind,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
     http::StatusCode,
@@ -287,6 +288,12 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
+        // A value the path's type refused says why itself (a bad name).
+        if let PathRejection::FailedToDeserializePathParams(failed) = &rejection
+            && let ErrorKind::Message(message) = failed.kind()
+        {
+            return ApiError::BadRequest(message.clone());
+        }
         ApiError::BadRequest(format!("bad path: {}", rejection.body_text()))
     }
 }

@@ -125,7 +125,42 @@ name_kinds! {
 
 #[cfg(test)]
 mod tests {
+    use axum::{Router, body::Body, http::Request, routing::get};
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::api::ApiPath;
+
+    #[tokio::test]
+    async fn a_bad_name_in_a_path_is_refused_before_the_handler_naming_it() {
+        #[derive(Deserialize)]
+        struct Path {
+            group: GroupName,
+        }
+        let app = Router::new().route(
+            "/{group}",
+            get(|ApiPath(Path { group }): ApiPath<Path>| async move { group.to_string() }),
+        );
+        let answer = app
+            .clone()
+            .oneshot(Request::get("/-bad").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400);
+        let body = axum::body::to_bytes(answer.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["error"]["message"],
+            "the group name `-bad`: a name starts with a letter or a digit"
+        );
+        let good = app
+            .oneshot(Request::get("/edge").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(good.status(), 200);
+    }
 
     #[test]
     fn a_good_name_is_read_and_a_bad_one_refused_with_its_kind() {
