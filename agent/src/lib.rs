@@ -13,8 +13,9 @@
 //! `auth` (tokens), `manager` (the
 //! control plane), `logging`, `metrics` (`/metrics` in the Prometheus text
 //! format), `resources` (cgroup limits), `runtime` (running dataflows),
-//! `service` (the systemd unit) and `worker` (the dataflows a node runs,
-//! changed one at a time).
+//! `service` (the systemd unit), `worker` (the dataflows a node runs,
+//! changed one at a time) and `standalone` (what ties a node's own manager
+//! and worker together: the one module that knows both).
 
 pub mod api;
 pub mod auth;
@@ -27,4 +28,5 @@ pub mod metrics;
 pub mod node;
 pub mod resources;
 pub mod service;
+pub mod standalone;
 pub mod worker;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{self, ApiState, NodeInfo},
+    api::{self, ApiState, LocalDataflows, NodeInfo},
     auth::{AuthError, GeneratedToken, Tokens, token_path},
     config::{Config, Mode},
     manager::{
@@ -33,12 +33,8 @@ use crate::{
         workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
     },
     resources::Placement,
-    worker::{
-        self, LocalWorker,
-        follow::{LocalTaps, follow_store},
-        sync::SyncSettings,
-        tap_relay::relay_taps,
-    },
+    standalone::{LocalTaps, follow_store},
+    worker::{self, LocalWorker, sync::SyncSettings, tap_relay::relay_taps},
 };
 
 /// Why a node could not start or stopped with an error.
@@ -166,7 +162,9 @@ pub async fn run(
     let api_state = ApiState {
         node: Arc::new(node),
         tokens: Arc::new(tokens),
-        worker: worker.clone(),
+        worker: worker
+            .clone()
+            .map(|worker| worker as Arc<dyn LocalDataflows>),
         metrics,
     };
     let stop = CancellationToken::new();
@@ -178,7 +176,7 @@ pub async fn run(
         let packages = PackageFiles::new(&service.data_dir.join("collectors"));
         if let Some(worker) = &worker {
             tokio::spawn(rates::sample_local(
-                worker.clone(),
+                worker.clone() as Arc<dyn LocalDataflows>,
                 workers.clone(),
                 stop.clone(),
             ));

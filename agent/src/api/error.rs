@@ -15,7 +15,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use datascale_connections::{BodyTimedOut, body_timeout_in};
-use datascale_dataflow::ValidationErrors;
 use serde::{
     Deserialize, Deserializer, Serialize,
     de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer},
@@ -23,8 +22,6 @@ use serde::{
 use serde_json::{Value, json};
 use tracing::error;
 use utoipa::ToSchema;
-
-use crate::manager::store::{EnrollRefusal, StoreError};
 
 /// A failed API request.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +51,10 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
-    /// The dataflow document is invalid: every problem with its path.
-    #[error("the dataflow is invalid: {} problem(s)", .0.0.len())]
-    InvalidDataflow(ValidationErrors),
+    /// The dataflow document is invalid: every problem (its JSON path and
+    /// what is wrong there), as the answer's `details`.
+    #[error("the dataflow is invalid: {} problem(s)", .0.len())]
+    InvalidDataflow(Vec<Value>),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -103,7 +101,7 @@ impl ApiError {
 
     fn details(&self) -> Value {
         match self {
-            ApiError::InvalidDataflow(errors) => json!(errors.0),
+            ApiError::InvalidDataflow(problems) => json!(problems),
             _ => json!([]),
         }
     }
@@ -146,32 +144,6 @@ pub struct ErrorDetail {
     /// For an invalid dataflow, each problem with its JSON path.
     #[schema(value_type = Vec<Object>)]
     pub details: Value,
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound(message) => ApiError::NotFound(message),
-            StoreError::Conflict(message) => ApiError::Conflict(message),
-            StoreError::Enrollment(refusal) => {
-                let message = refusal.to_string();
-                match refusal {
-                    EnrollRefusal::TokenGone(_)
-                    | EnrollRefusal::Expired { .. }
-                    | EnrollRefusal::UsedUp { .. } => ApiError::TokenRefused(message),
-                    EnrollRefusal::OutOfScope { .. } | EnrollRefusal::Revoked(_) => {
-                        ApiError::Refused(message)
-                    }
-                    EnrollRefusal::Taken(_) => ApiError::Conflict(message),
-                    EnrollRefusal::NotEnrolled(_) => ApiError::NotEnrolled(message),
-                }
-            }
-            failed @ StoreError::PreconditionFailed { .. } => {
-                ApiError::PreconditionFailed(failed.to_string())
-            }
-            StoreError::Backend(message) => ApiError::Internal(message),
-        }
-    }
 }
 
 /// A JSON body that is a JSON object, with its rejections as [`ApiError`]s.

@@ -4,6 +4,7 @@
 //! and the OpenAPI document built from the routes' own annotations.
 
 mod error;
+mod local;
 mod names;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -26,8 +27,10 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use datascale_core::metrics::Registry;
+use datascale_dataflow::status::DataflowStatus;
 use datascale_protocol::CLUSTER_HEADER;
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+pub use local::LocalDataflows;
 pub use names::{CheckedName, CollectorName, DataflowName, GroupName, NameKind, WorkerId};
 
 use crate::{
@@ -35,7 +38,6 @@ use crate::{
     config::Mode,
     metrics,
     resources::{EffectiveLimits, Placement},
-    worker::{DataflowStatus, LocalWorker},
 };
 
 /// The version of this build.
@@ -70,7 +72,7 @@ pub struct ApiState {
     /// The tokens this node accepts.
     pub tokens: Arc<Tokens>,
     /// The dataflows this node runs, when it runs a worker.
-    pub worker: Option<Arc<LocalWorker>>,
+    pub worker: Option<Arc<dyn LocalDataflows>>,
     /// The counters `/metrics` shows.
     pub metrics: Arc<Registry>,
 }

@@ -14,26 +14,24 @@
 //! removed after; a source that names no version runs the highest one
 //! wanted, so that a newer upload restarts the dataflows that use it.
 
-pub mod follow;
 pub mod sync;
 pub mod tap_relay;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use datascale_core::{
-    component::BuildError,
-    metrics::{ComponentReport, ComponentState},
-};
+use datascale_core::{component::BuildError, metrics::ComponentState};
 use datascale_dataflow::{
     Dataflow,
     collector::{self, shelf::Shelf},
     sources::SourceConfig,
+    status::{DataflowStatus, Failure},
     topology::{self, Environment, RunningDataflow},
 };
 use datascale_protocol::{DataflowKey, DataflowReport, DataflowState, DesiredCollector};
-use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
+
+use crate::api::LocalDataflows;
 
 /// Why a dataflow could not be applied, as its status reports it.
 #[derive(Debug, thiserror::Error)]
@@ -47,34 +45,6 @@ struct ApplyError {
     /// Whether an earlier revision was running and runs again.
     previous_kept: bool,
     source: BuildError,
-}
-
-/// A dataflow of the local worker, as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DataflowStatus {
-    /// The group it comes from.
-    pub group: String,
-    /// The dataflow's name.
-    pub name: String,
-    /// Whether it runs.
-    pub state: DataflowState,
-    /// The revision running; none when none could start.
-    pub revision: Option<u64>,
-    /// The revision last asked for: the one running, or one that failed.
-    pub wanted_revision: u64,
-    /// The last revision that failed to start, and why, if one did since.
-    pub last_failure: Option<Failure>,
-    /// Each component's state and counters.
-    pub components: Vec<ComponentReport>,
-}
-
-/// A revision that could not start.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Failure {
-    /// The revision.
-    pub revision: u64,
-    /// Why.
-    pub error: String,
 }
 
 /// A dataflow a worker should run, at a revision.
@@ -189,6 +159,85 @@ pub struct LocalWorker {
     applied: watch::Sender<u64>,
 }
 
+#[async_trait::async_trait]
+impl LocalDataflows for LocalWorker {
+    fn applied_revision(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(timeout, applied.wait_for(|done| *done >= revision))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+
+    async fn status(&self, key: &DataflowKey) -> Option<DataflowStatus> {
+        let dataflows = self.dataflows.lock().await;
+        dataflows
+            .get(key)
+            .map(|deployed| self.status_of(key, deployed))
+    }
+
+    async fn statuses(&self) -> Vec<DataflowStatus> {
+        let dataflows = self.dataflows.lock().await;
+        dataflows
+            .iter()
+            .map(|(key, deployed)| self.status_of(key, deployed))
+            .collect()
+    }
+
+    async fn reports(&self) -> Vec<DataflowReport> {
+        let dataflows = self.dataflows.lock().await;
+        dataflows
+            .iter()
+            .map(|(key, deployed)| {
+                let components = self.environment.metrics.reports(&key.group, &key.name);
+                let running = deployed.running.as_ref();
+                let sent_by = |names: &[&str]| {
+                    components
+                        .iter()
+                        .filter(|report| names.contains(&report.component.as_str()))
+                        .map(|report| report.events_out)
+                        .sum()
+                };
+                let (sources, sinks) = running.map_or_else(Default::default, |running| {
+                    let flow = &running.dataflow;
+                    (
+                        flow.sources
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>(),
+                        flow.sinks
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                });
+                DataflowReport {
+                    group: key.group.clone(),
+                    name: key.name.clone(),
+                    state: match running {
+                        Some(_) => DataflowState::Running,
+                        None => DataflowState::Failed,
+                    },
+                    revision: running.map(|running| running.revision),
+                    document_sha256: running.map(|running| running.document_sha256.clone()),
+                    wanted_revision: deployed.wanted,
+                    last_error: deployed.last_failure.as_ref().map(|f| f.error.clone()),
+                    restarting: components
+                        .iter()
+                        .filter(|report| report.state == ComponentState::Restarting)
+                        .count(),
+                    events_in: sent_by(&sources),
+                    events_out: sent_by(&sinks),
+                    errors: components.iter().map(|report| report.errors).sum(),
+                }
+            })
+            .collect()
+    }
+}
+
 impl LocalWorker {
     /// A worker with no dataflow yet; a stopped dataflow gets at most
     /// `drain_deadline` to deliver what it has in flight.
@@ -204,20 +253,6 @@ impl LocalWorker {
     /// Records that the configuration at `revision` has been applied.
     pub fn mark_applied(&self, revision: u64) {
         self.applied.send_replace(revision);
-    }
-
-    /// Waits up to `timeout` until the configuration at `revision` has been
-    /// applied; `false` when it has not been by then.
-    pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
-        let mut applied = self.applied.subscribe();
-        tokio::time::timeout(timeout, applied.wait_for(|done| *done >= revision))
-            .await
-            .is_ok_and(|waited| waited.is_ok())
-    }
-
-    /// The revision of the last configuration fully applied.
-    pub fn applied_revision(&self) -> u64 {
-        *self.applied.borrow()
     }
 
     /// Runs a dataflow at its revision, replacing the running version of the
@@ -414,23 +449,6 @@ impl LocalWorker {
         })
     }
 
-    /// One dataflow's status.
-    pub async fn status(&self, key: &DataflowKey) -> Option<DataflowStatus> {
-        let dataflows = self.dataflows.lock().await;
-        dataflows
-            .get(key)
-            .map(|deployed| self.status_of(key, deployed))
-    }
-
-    /// Every dataflow's status, by group and name.
-    pub async fn statuses(&self) -> Vec<DataflowStatus> {
-        let dataflows = self.dataflows.lock().await;
-        dataflows
-            .iter()
-            .map(|(key, deployed)| self.status_of(key, deployed))
-            .collect()
-    }
-
     fn status_of(&self, key: &DataflowKey, deployed: &Deployed) -> DataflowStatus {
         let revision = deployed.running.as_ref().map(|running| running.revision);
         DataflowStatus {
@@ -445,58 +463,6 @@ impl LocalWorker {
             last_failure: deployed.last_failure.clone(),
             components: self.environment.metrics.reports(&key.group, &key.name),
         }
-    }
-
-    /// Every dataflow as a heartbeat reports it: state, revisions, the
-    /// events its sources took in and its sinks wrote, errors.
-    pub async fn reports(&self) -> Vec<DataflowReport> {
-        let dataflows = self.dataflows.lock().await;
-        dataflows
-            .iter()
-            .map(|(key, deployed)| {
-                let components = self.environment.metrics.reports(&key.group, &key.name);
-                let running = deployed.running.as_ref();
-                let sent_by = |names: &[&str]| {
-                    components
-                        .iter()
-                        .filter(|report| names.contains(&report.component.as_str()))
-                        .map(|report| report.events_out)
-                        .sum()
-                };
-                let (sources, sinks) = running.map_or_else(Default::default, |running| {
-                    let flow = &running.dataflow;
-                    (
-                        flow.sources
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>(),
-                        flow.sinks
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                });
-                DataflowReport {
-                    group: key.group.clone(),
-                    name: key.name.clone(),
-                    state: match running {
-                        Some(_) => DataflowState::Running,
-                        None => DataflowState::Failed,
-                    },
-                    revision: running.map(|running| running.revision),
-                    document_sha256: running.map(|running| running.document_sha256.clone()),
-                    wanted_revision: deployed.wanted,
-                    last_error: deployed.last_failure.as_ref().map(|f| f.error.clone()),
-                    restarting: components
-                        .iter()
-                        .filter(|report| report.state == ComponentState::Restarting)
-                        .count(),
-                    events_in: sent_by(&sources),
-                    events_out: sent_by(&sinks),
-                    errors: components.iter().map(|report| report.errors).sum(),
-                }
-            })
-            .collect()
     }
 
     /// Stops every dataflow at once, each with the drain deadline.

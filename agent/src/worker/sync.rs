@@ -36,7 +36,7 @@ use super::{
     tap_relay::{ExchangeError, TapExchange, Watched, relay_taps},
 };
 use crate::{
-    api::VERSION,
+    api::{LocalDataflows, VERSION},
     auth::{read_token, store_token},
     config::Config,
 };

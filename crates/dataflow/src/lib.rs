@@ -2,8 +2,9 @@
 //! configuration of each component type and the components themselves
 //! (`sources`, `pipelines`, `sinks`), validation that reports every
 //! problem with its JSON path (`sinks[0].inputs[0]`), custom collectors
-//! (`collector`: manifest, packages, what a worker unpacked), and the
-//! topology that starts a whole dataflow (`topology`). It builds on
+//! (`collector`: manifest, packages, what a worker unpacked), the
+//! topology that starts a whole dataflow (`topology`), and what a node says
+//! of one it runs (`status`). It builds on
 //! `datascale-core` and `datascale-protocol` and knows nothing of the
 //! manager, the worker or the configuration file.
 
@@ -13,6 +14,7 @@ pub mod pipelines;
 mod proptests;
 pub mod sinks;
 pub mod sources;
+pub mod status;
 pub mod topology;
 mod validate;
 

@@ -14,7 +14,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
-use datascale_dataflow::{ValidationContext, ValidationError, ValidationErrors};
+use datascale_dataflow::{
+    ValidationContext, ValidationError, ValidationErrors, status::DataflowStatus,
+};
 use datascale_protocol::DataflowKey;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -30,7 +32,6 @@ use crate::{
     api::{ApiError, ApiJson, ApiPath, ErrorBody},
     auth::Caller,
     manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
-    worker::DataflowStatus,
 };
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
@@ -125,6 +126,11 @@ fn written(view: DataflowView) -> impl IntoResponse {
     (status, etag(view.stored.revision), Json(view))
 }
 
+/// The answer to an invalid dataflow document: every problem, with its path.
+fn invalid(errors: ValidationErrors) -> ApiError {
+    ApiError::InvalidDataflow(errors.0.iter().map(|problem| json!(problem)).collect())
+}
+
 fn no_dataflow(group: &str, name: &str) -> ApiError {
     ApiError::NotFound(format!("no dataflow named `{name}` in group `{group}`"))
 }
@@ -156,20 +162,15 @@ async fn validated(
                 fields.insert("name".to_owned(), json!(name));
             }
             Some(given) if given != name => {
-                return Err(ApiError::InvalidDataflow(ValidationErrors(vec![
-                    ValidationError {
-                        path: "name".to_owned(),
-                        message: format!(
-                            "the document is named {given} but the path names `{name}`"
-                        ),
-                    },
-                ])));
+                return Err(invalid(ValidationErrors(vec![ValidationError {
+                    path: "name".to_owned(),
+                    message: format!("the document is named {given} but the path names `{name}`"),
+                }])));
             }
             Some(_) => {}
         }
     }
-    datascale_dataflow::parse_in(&document, &context(state).await?)
-        .map_err(ApiError::InvalidDataflow)?;
+    datascale_dataflow::parse_in(&document, &context(state).await?).map_err(invalid)?;
     Ok(document)
 }
 
@@ -191,8 +192,8 @@ async fn validate(
     State(state): State<ManagerState>,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<Json<Valid>, ApiError> {
-    let dataflow = datascale_dataflow::parse_in(&document, &context(&state).await?)
-        .map_err(ApiError::InvalidDataflow)?;
+    let dataflow =
+        datascale_dataflow::parse_in(&document, &context(&state).await?).map_err(invalid)?;
     let (sources, pipelines, sinks) = dataflow.counts();
     Ok(Json(Valid {
         valid: true,

@@ -41,7 +41,7 @@ use super::{
     audit::{self, AuditLog},
     collectors::PackageFiles,
     event_sets::EventSets,
-    store::{Precondition, Store},
+    store::{EnrollRefusal, Precondition, Store, StoreError},
     taps::TapHub,
     workers::{WorkerRegistry, enrollment::EnrollmentTokenRegistry},
 };
@@ -150,6 +150,33 @@ fn only(
         .layer(DefaultBodyLimit::max(
             usize::try_from(limit.bytes).unwrap_or(usize::MAX),
         ))
+}
+
+/// How the store's refusals are answered.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(message) => ApiError::NotFound(message),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Enrollment(refusal) => {
+                let message = refusal.to_string();
+                match refusal {
+                    EnrollRefusal::TokenGone(_)
+                    | EnrollRefusal::Expired { .. }
+                    | EnrollRefusal::UsedUp { .. } => ApiError::TokenRefused(message),
+                    EnrollRefusal::OutOfScope { .. } | EnrollRefusal::Revoked(_) => {
+                        ApiError::Refused(message)
+                    }
+                    EnrollRefusal::Taken(_) => ApiError::Conflict(message),
+                    EnrollRefusal::NotEnrolled(_) => ApiError::NotEnrolled(message),
+                }
+            }
+            failed @ StoreError::PreconditionFailed { .. } => {
+                ApiError::PreconditionFailed(failed.to_string())
+            }
+            StoreError::Backend(message) => ApiError::Internal(message),
+        }
+    }
 }
 
 /// The errors every route here may answer, for the OpenAPI document.

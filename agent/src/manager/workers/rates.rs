@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::WorkerRegistry;
-use crate::worker::LocalWorker;
+use crate::api::LocalDataflows;
 
 /// The length of one step, in seconds.
 pub const STEP_SECS: i64 = 10;
@@ -179,7 +179,7 @@ impl RateHistory {
 /// Records the counters of a standalone node's own worker, which sends no
 /// heartbeats, once a step until `stop`.
 pub async fn sample_local(
-    worker: Arc<LocalWorker>,
+    worker: Arc<dyn LocalDataflows>,
     registry: Arc<WorkerRegistry>,
     stop: CancellationToken,
 ) {

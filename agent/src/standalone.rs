@@ -1,5 +1,6 @@
-//! Keeps the local worker of a standalone node in step with the store in the
-//! same process: at start and after every new cluster revision, it runs
+//! The glue of a standalone node, the one place that knows both the manager
+//! and the worker of a process: it keeps the local worker in step with the
+//! store in the same process: at start and after every new cluster revision, it runs
 //! exactly the dataflows of its groups, restarting only those that changed,
 //! with the custom collectors they use unpacked from the manager's package
 //! files. Its live taps go to the manager in the same process, too.
@@ -10,14 +11,16 @@ use datascale_protocol::{DesiredCollector, TapRequests};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{
-    LocalWorker, PackageSource,
-    tap_relay::{ExchangeError, TapExchange, Watched},
-};
-use crate::manager::{
-    collectors::{PackageFiles, desired_collectors},
-    store::{Store, StoreError},
-    taps::TapHub,
+use crate::{
+    manager::{
+        collectors::{PackageFiles, desired_collectors},
+        store::{Store, StoreError},
+        taps::TapHub,
+    },
+    worker::{
+        LocalWorker, PackageSource,
+        tap_relay::{ExchangeError, TapExchange, Watched},
+    },
 };
 
 /// The taps of the manager in this process, for its own worker, whose
