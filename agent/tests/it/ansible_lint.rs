@@ -5,11 +5,11 @@
 
 use std::process::Command;
 
-use crate::support::{run_tool_successfully, tool};
+use crate::support::{repository, run_tool_successfully, tool};
 
 /// Runs a lint tool in the repository; fails the test with its report.
 fn lint(mut command: Command) {
-    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    command.current_dir(repository());
     run_tool_successfully(command);
 }
 

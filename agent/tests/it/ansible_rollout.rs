@@ -28,9 +28,13 @@ use std::{
     time::Duration,
 };
 
-use crate::support::test_hosts::{Host, Hosts, checked, docker_available, repository};
-use crate::support::{self, Api, eventually, run_tool, tool};
 use serde_json::{Value, json};
+
+use crate::support::{
+    Api, build_packages, checked, eventually, run_tool,
+    test_hosts::{Host, Hosts, docker_available},
+    tool,
+};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The file the `lines` dataflows follow on each worker.
@@ -49,12 +53,7 @@ struct Toolkit {
 /// Builds both tarballs of the binary under test into `out`, dated `epoch`
 /// (so that two builds differ), and returns the agent tarball.
 fn build(out: &Path, epoch: &str) -> PathBuf {
-    checked(
-        Command::new(repository().join("packaging/build.sh"))
-            .args(["--binary", support::BIN, "--out"])
-            .arg(out)
-            .env("SOURCE_DATE_EPOCH", epoch),
-    );
+    build_packages(out, epoch);
     out.join(format!("datascale-{VERSION}-x86_64-linux.tar.gz"))
 }
 
@@ -204,7 +203,7 @@ fn worker_turns(output: &str, play: &str) -> Vec<String> {
 
 /// Appends `count` numbered lines, from `first` on, to the lines file of
 /// `host`.
-fn append_lines(host: &Host, first: u64, count: u64) {
+fn append_lines_on(host: &Host, first: u64, count: u64) {
     let last = first + count - 1;
     host.sh(&format!(
         "mkdir -p {dir} && seq -f '{name}-%g' {first} {last} >> {LINES_FILE}",
@@ -303,7 +302,7 @@ async fn the_toolkit_installs_upgrades_and_removes_a_cluster() {
 
     const BEFORE: u64 = 100;
     for worker in [worker1, worker2] {
-        append_lines(worker, 1, BEFORE);
+        append_lines_on(worker, 1, BEFORE);
     }
     toolkit.play("site.yml", &[]);
     for host in &hosts.hosts {
@@ -405,7 +404,7 @@ async fn the_toolkit_installs_upgrades_and_removes_a_cluster() {
             let mut next = BEFORE + 1;
             while writing.load(Ordering::SeqCst) {
                 for worker in &workers {
-                    append_lines(worker, next, 10);
+                    append_lines_on(worker, next, 10);
                 }
                 next += 10;
                 // Pace the writes; nothing waits on this.

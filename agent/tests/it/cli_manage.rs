@@ -12,8 +12,9 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{self, Node, home, run, start};
 use serde_json::{Value, json};
+
+use crate::support::{self, Node, home, run, start, wait_for};
 
 /// How long a change may take to reach a worker and back.
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,10 +30,7 @@ impl Manager {
     fn start() -> Self {
         let dir = home();
         let node = start(dir.path(), &[("DATASCALE_SERVICE_MODE", "manager")]);
-        let token = std::fs::read_to_string(support::token_file(dir.path(), "admin"))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let token = support::token(dir.path(), "admin");
         Self { dir, node, token }
     }
 
@@ -63,8 +61,8 @@ impl Manager {
     /// configured as an operator would: mode, manager address, groups and
     /// the manager's worker (enrollment) token.
     fn worker(&self, dir: &Path, hostname: &str, groups: &str) -> Node {
-        let token = std::fs::read_to_string(support::token_file(self.home(), "worker")).unwrap();
-        support::start_worker(dir, hostname, &self.url(), groups, token.trim(), &[])
+        let token = support::token(self.home(), "worker");
+        support::worker(dir, hostname, &self.node, groups, &token)
     }
 
     /// Runs `datascale ARGS --url … --token …` with `input` on standard input.
@@ -132,16 +130,6 @@ sinks:
         "sinks": [{"name": "out", "type": "blackhole", "inputs": ["gen"]}]
     });
     (yaml, json)
-}
-
-/// Polls `probe` until it gives a value; fails the test after `WAIT`.
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let mut found = None;
-    support::wait_until(WAIT, what, || {
-        found = probe();
-        found.is_some()
-    });
-    found.unwrap()
 }
 
 /// `written` says `outcome` and names a revision; returns it.
@@ -731,7 +719,7 @@ fn the_overview_counts_groups_dataflows_and_components() {
 /// The worker of `hostname` in `datascale worker list -o json`, once it is
 /// online and `ready` holds.
 fn listed_worker(manager: &Manager, hostname: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    eventually(&format!("{hostname} online and ready"), || {
+    wait_for(WAIT, &format!("{hostname} online and ready"), || {
         let workers = manager.json(&["worker", "list"]);
         let worker = workers
             .as_array()?
@@ -743,7 +731,7 @@ fn listed_worker(manager: &Manager, hostname: &str, ready: impl Fn(&Value) -> bo
 
 /// The names of the dataflows a worker reported, once they are `names`.
 fn reported(manager: &Manager, id: &str, names: &[&str]) {
-    eventually(&format!("worker {id} to run {names:?}"), || {
+    wait_for(WAIT, &format!("worker {id} to run {names:?}"), || {
         let worker = manager.json(&["worker", "show", id]);
         let dataflows = worker["status"]["dataflows"].as_array()?;
         let running: Vec<_> = dataflows
@@ -891,10 +879,7 @@ fn workers_are_listed_shown_assigned_revoked_and_deleted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_are_searched_and_sets_listed() {
     let manager = Manager::start();
-    let worker_token = std::fs::read_to_string(support::token_file(manager.home(), "worker"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let worker_token = support::token(manager.home(), "worker");
     let body: String = (0..30)
         .map(|n| {
             let level = if n % 3 == 0 { "error" } else { "info" };

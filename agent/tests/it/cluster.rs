@@ -5,20 +5,20 @@
 
 use std::{path::Path, time::Duration};
 
-use crate::support::{
-    self, Api, Node, eventually, home, start, start_manager, start_worker, wait_for_output,
-};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-for-tests";
-const ENROLL: &str = "enrollment-secret-for-tests";
+use crate::support::{
+    self, ADMIN, Api, ENROLL, Node, eventually, home, listed_worker, start, start_manager,
+    start_worker, wait_for_output, worker,
+};
+
 const WAIT: Duration = Duration::from_secs(20);
 
-fn manager(dir: &Path, address: &str) -> Node {
+/// A manager in `dir` on `address` (`127.0.0.1:0`: any port) that finds a
+/// silent worker suspect, then offline, within seconds.
+fn watchful_manager(dir: &Path, address: &str) -> Node {
     start_manager(
         dir,
-        ADMIN,
-        ENROLL,
         &[
             ("DATASCALE_SERVICE_ADDRESS", address),
             ("DATASCALE_SERVICE_MANAGER_PHI_MIN_STD_DEV_MS", "100"),
@@ -27,17 +27,8 @@ fn manager(dir: &Path, address: &str) -> Node {
     )
 }
 
-fn worker(dir: &Path, hostname: &str, manager: &Node, groups: &str, token: &str) -> Node {
-    worker_of_cluster(
-        dir,
-        hostname,
-        &manager.api_url(""),
-        groups,
-        token,
-        "datascale",
-    )
-}
-
+/// A worker like [`worker`], following the managers of `manager_url` (a
+/// comma-separated list) as a node of the cluster named `cluster`.
 fn worker_of_cluster(
     dir: &Path,
     hostname: &str,
@@ -84,15 +75,8 @@ async fn grows(path: &Path, what: &str) {
 
 /// The worker of `hostname` as `GET /api/v1/workers` shows it, once listed.
 async fn listed(api: &Api, hostname: &str) -> Value {
-    eventually(WAIT, &format!("{hostname} in the worker list"), || async {
-        let workers = api.get("/api/v1/workers").await.body;
-        workers
-            .as_array()?
-            .iter()
-            .find(|w| w["hostname"] == hostname)
-            .cloned()
-    })
-    .await
+    let what = format!("{hostname} in the worker list");
+    listed_worker(api, WAIT, &what, |w| w["hostname"] == hostname).await
 }
 
 async fn state_of(api: &Api, hostname: &str) -> String {
@@ -107,7 +91,7 @@ async fn each_worker_runs_its_groups_dataflows_and_follows_changes() {
     let dir = home();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let manager = manager(&dir.path().join("manager"), "127.0.0.1:0");
+    let manager = watchful_manager(&dir.path().join("manager"), "127.0.0.1:0");
     let api = Api::with_token(&manager, ADMIN);
     let created = api
         .post("/api/v1/groups", &json!({"name": "another_group"}))
@@ -235,7 +219,7 @@ async fn workers_keep_running_while_the_manager_is_down() {
     std::fs::create_dir_all(&out).unwrap();
     let address = support::free_address().to_string();
     let manager_home = dir.path().join("manager");
-    let first = manager(&manager_home, &address);
+    let first = watchful_manager(&manager_home, &address);
     let api = Api::with_token(&first, ADMIN);
     api.put(
         "/api/v1/groups/default/dataflows/collect",
@@ -272,7 +256,7 @@ async fn workers_keep_running_while_the_manager_is_down() {
     grows(&output, "events of the restarted worker").await;
 
     // The manager is back: the worker resyncs and takes the next change.
-    let second = manager(&manager_home, &address);
+    let second = watchful_manager(&manager_home, &address);
     let api = Api::with_token(&second, ADMIN);
     let changed = api
         .put(
@@ -289,7 +273,7 @@ async fn workers_keep_running_while_the_manager_is_down() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_token_another_cluster_and_a_revoked_worker_are_refused() {
     let dir = home();
-    let manager = manager(&dir.path().join("manager"), "127.0.0.1:0");
+    let manager = watchful_manager(&dir.path().join("manager"), "127.0.0.1:0");
     let api = Api::with_token(&manager, ADMIN);
 
     let intruder = worker(
@@ -426,7 +410,7 @@ async fn found(api: &Api, q: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn both_workers_events_reach_the_event_set() {
     let dir = home();
-    let manager = manager(&dir.path().join("manager"), "127.0.0.1:0");
+    let manager = watchful_manager(&dir.path().join("manager"), "127.0.0.1:0");
     let api = Api::with_token(&manager, ADMIN);
     api.post("/api/v1/groups", &json!({"name": "another_group"}))
         .await;
@@ -458,7 +442,7 @@ async fn events_collected_while_the_manager_is_down_arrive_after() {
     let dir = home();
     let address = support::free_address().to_string();
     let manager_home = dir.path().join("manager");
-    let first = manager(&manager_home, &address);
+    let first = watchful_manager(&manager_home, &address);
     let api = Api::with_token(&first, ADMIN);
     let log = dir.path().join("logs/app.log");
     let tail = json!({
@@ -485,7 +469,7 @@ async fn events_collected_while_the_manager_is_down_arrive_after() {
     // The manager is killed; the worker goes on reading.
     drop(first);
     support::append_lines(&log, lines(100..300));
-    let second = manager(&manager_home, &address);
+    let second = watchful_manager(&manager_home, &address);
     let api = Api::with_token(&second, ADMIN);
     support::append_lines(&log, lines(300..400));
     let all = eventually(WAIT, "every line once the manager is back", || async {
@@ -513,7 +497,7 @@ async fn a_worker_follows_a_manager_whose_store_was_made_anew() {
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let address = support::free_address().to_string();
-    let first = manager(&dir.path().join("first"), &address);
+    let first = watchful_manager(&dir.path().join("first"), &address);
     let api = Api::with_token(&first, ADMIN);
     // Push the first store's revision well past what the second will have.
     for marker in 0..10 {
@@ -527,7 +511,7 @@ async fn a_worker_follows_a_manager_whose_store_was_made_anew() {
 
     // Another manager at the same address, with a new, empty store.
     drop(first);
-    let second = manager(&dir.path().join("second"), &address);
+    let second = watchful_manager(&dir.path().join("second"), &address);
     let api = Api::with_token(&second, ADMIN);
     let answer = api
         .put(
@@ -618,13 +602,9 @@ async fn a_disk_buffer_keeps_what_syslog_received_through_a_manager_outage_and_a
     let dir = home();
     let address = support::free_address().to_string();
     let manager_home = dir.path().join("manager");
-    let first = manager(&manager_home, &address);
+    let first = watchful_manager(&manager_home, &address);
     let api = Api::with_token(&first, ADMIN);
-    let syslog = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let syslog = support::free_udp_address().to_string();
     let document = json!({
         "name": "udp",
         "sources": [{"name": "in", "type": "syslog", "conf": {"address": syslog, "mode": "udp"}}],
@@ -672,7 +652,7 @@ async fn a_disk_buffer_keeps_what_syslog_received_through_a_manager_outage_and_a
     assert!(waiting >= 500, "{waiting} events left after the restart");
     send_syslog(&worker1, &syslog, 600..700).await;
 
-    let second = manager(&manager_home, &address);
+    let second = watchful_manager(&manager_home, &address);
     let api = Api::with_token(&second, ADMIN);
     eventually(WAIT, "every line once the manager is back", || async {
         (lines_stored(&api).await.len() == 700).then_some(())

@@ -13,29 +13,25 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{
-    self, Answer, Api, Node, eventually, home, json_lines, start, start_manager, start_worker,
-};
 use flate2::{Compression, write::GzEncoder};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-for-tests";
-const ENROLL: &str = "enrollment-secret-for-tests";
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::{
+    self, ADMIN, Answer, Api, ENROLL, Node, eventually, home, json_lines, repository, start,
+    start_manager, start_worker, stderr, stdout,
+};
 
-fn manager(dir: &Path, extra: &[(&str, &str)]) -> Node {
-    start_manager(dir, ADMIN, ENROLL, extra)
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A manager in `dir` that takes packages of up to 1 MB, and its admin client.
 fn small_manager(dir: &Path) -> (Node, Api) {
-    let manager = manager(dir, &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")]);
+    let manager = start_manager(dir, &[("DATASCALE_SERVICE_MANAGER_MAX_COLLECTOR_MB", "1")]);
     let api = Api::with_token(&manager, ADMIN);
     (manager, api)
 }
 
-/// A worker in group `default` that unpacks collectors into `dir/unpacked`.
-fn worker(dir: &Path, manager: &Node) -> Node {
+/// worker1, in group `default`, which unpacks collectors into `dir/unpacked`.
+fn unpacking_worker(dir: &Path, manager: &Node) -> Node {
     let collectors = dir.join("unpacked");
     let collectors = collectors.to_str().unwrap();
     start_worker(
@@ -124,9 +120,14 @@ fn manifest(version: &str) -> String {
     )
 }
 
+/// The example collector of the repository: its directory.
+fn example_dir() -> PathBuf {
+    repository().join("collectors/examples/disk_usage")
+}
+
 /// The example collector of the repository, as a package.
 fn example() -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collectors/examples/disk_usage");
+    let root = example_dir();
     let manifest = std::fs::read(root.join("collector.toml")).unwrap();
     let script = std::fs::read(root.join("bin/disk_usage.sh")).unwrap();
     package(&[
@@ -187,9 +188,9 @@ fn unpacked(dir: &Path, version: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collector_goes_from_upload_to_a_workers_events_and_away_again() {
     let dir = home();
-    let manager = manager(&dir.path().join("m"), &[]);
+    let manager = start_manager(&dir.path().join("m"), &[]);
     let api = Api::with_token(&manager, ADMIN);
-    let worker = worker(&dir.path().join("w1"), &manager);
+    let worker = unpacking_worker(&dir.path().join("w1"), &manager);
     let out = dir.path().join("out");
 
     // A dataflow naming a collector nobody uploaded is refused.
@@ -522,7 +523,7 @@ async fn header_bombs_are_refused_naming_the_header_and_the_manager_stays_small(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_offline_during_an_upload_gets_the_collector_when_it_is_back() {
     let dir = home();
-    let manager = manager(&dir.path().join("m"), &[]);
+    let manager = start_manager(&dir.path().join("m"), &[]);
     let api = Api::with_token(&manager, ADMIN);
     let out = dir.path().join("out/disk.json");
     assert_eq!(upload(&api, version_saying("1.0.0")).await.status, 201);
@@ -533,7 +534,7 @@ async fn a_worker_offline_during_an_upload_gets_the_collector_when_it_is_back() 
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let first = worker(&dir.path().join("w1"), &manager);
+    let first = unpacking_worker(&dir.path().join("w1"), &manager);
     event_where(&out, "events of version 1", |event| {
         event["version"] == "1.0.0"
     })
@@ -541,7 +542,7 @@ async fn a_worker_offline_during_an_upload_gets_the_collector_when_it_is_back() 
     first.terminate(Duration::from_secs(10));
 
     assert_eq!(upload(&api, version_saying("1.1.0")).await.status, 201);
-    let back = worker(&dir.path().join("w1"), &manager);
+    let back = unpacking_worker(&dir.path().join("w1"), &manager);
     event_where(&out, "events of version 1.1.0", |event| {
         event["version"] == "1.1.0"
     })
@@ -557,7 +558,7 @@ async fn a_worker_offline_during_an_upload_gets_the_collector_when_it_is_back() 
 
 #[test]
 fn the_example_collector_prints_json_lines() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collectors/examples/disk_usage");
+    let root = example_dir();
     let output = std::process::Command::new(root.join("bin/disk_usage.sh"))
         .arg("/")
         .env("LC_ALL", "C")
@@ -582,14 +583,9 @@ async fn the_cli_installs_a_directory_that_a_standalone_node_runs_and_removes() 
     ];
     let cli = |args: &[&str]| {
         let output = support::run(dir.path(), args, &client);
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        (
-            output.status.code(),
-            text(&output.stdout),
-            text(&output.stderr),
-        )
+        (output.status.code(), stdout(&output), stderr(&output))
     };
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collectors/examples/disk_usage");
+    let example = example_dir();
     let example = example.to_str().unwrap();
 
     let (code, out, err) = cli(&["collector", "install", example]);

@@ -14,16 +14,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
 use crate::support::{
+    ADMIN,
     connections::{
         Busy, SLACK, assert_cut_off_after, closed_within, exchange, http_cap_of_two, open, post,
         slow_sender_is_cut_off,
     },
-    home, start, start_with_open_files,
+    home, rss_kib, start, start_with_open_files,
 };
-use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-
-const ADMIN: &str = "admin-token-for-the-connection-tests";
 
 /// A complete request for the open health route, kept alive.
 const HEALTH: &[u8] = b"GET /api/v1/health HTTP/1.1\r\nHost: test\r\n\r\n";
@@ -150,16 +150,6 @@ fn raise_open_files(needed: u64) {
         )
         .expect("the soft open-file limit can be raised up to the hard one");
     }
-}
-
-/// A process's resident memory, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 /// The `n`th connection of an attack on `address`: an idle one (even `n`)

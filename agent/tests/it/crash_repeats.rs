@@ -15,8 +15,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::support::{self, Api, Node, Running, home, spawn_run, start};
 use serde_json::{Value, json};
+
+use crate::support::{self, Api, Node, Running, home, spawn_run, start};
 
 /// Input lines, each with its own sequence number.
 const LINES: u64 = 200_000;

@@ -3,11 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{home, run};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+use crate::support::{home, repository, run};
 
 fn shipped_dataflows(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -26,7 +22,7 @@ fn shipped_dataflows(dir: &Path, found: &mut Vec<PathBuf>) {
 #[test]
 fn every_dataflow_under_config_is_valid() {
     let mut files = Vec::new();
-    shipped_dataflows(&repo().join("config/dataflows"), &mut files);
+    shipped_dataflows(&repository().join("config/dataflows"), &mut files);
     assert!(
         !files.is_empty(),
         "config/dataflows holds the seeded examples"

@@ -5,8 +5,9 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use crate::support::{self, Api, eventually, home, spawn_run, start, wait_until};
 use serde_json::{Value, json};
+
+use crate::support::{self, Api, eventually, home, spawn_run, start, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 

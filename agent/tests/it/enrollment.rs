@@ -9,29 +9,20 @@
 
 use std::{path::Path, time::Duration};
 
-use crate::support::{
-    self, Api, Node, assert_error, eventually, home, run, start_manager, start_worker,
-    wait_for_output,
-};
 use chrono::{SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-for-enrollment-tests";
-const ENROLL: &str = "enrollment-secret-for-enrollment-tests";
+use crate::support::{
+    self, ADMIN, Api, ENROLL, Node, assert_error, eventually, home, listed_worker, run,
+    start_manager, wait_for_output, worker,
+};
+
 const WAIT: Duration = Duration::from_secs(20);
 
-fn manager(dir: &Path, address: &str) -> Node {
-    start_manager(
-        dir,
-        ADMIN,
-        ENROLL,
-        &[("DATASCALE_SERVICE_ADDRESS", address)],
-    )
-}
-
-fn worker(dir: &Path, hostname: &str, manager: &Node, groups: &str, token: &str) -> Node {
-    start_worker(dir, hostname, &manager.api_url(""), groups, token, &[])
+/// A manager in `dir` on `address` (`127.0.0.1:0`: any port).
+fn manager_at(dir: &Path, address: &str) -> Node {
+    start_manager(dir, &[("DATASCALE_SERVICE_ADDRESS", address)])
 }
 
 /// An identity to enroll with, as a worker sends it.
@@ -56,13 +47,9 @@ fn kept(home: &Path, file: &str) -> String {
 
 /// The worker `id` as `GET /api/v1/workers` lists it, once it holds.
 async fn listed(api: &Api, id: &str, holds: impl Fn(&Value) -> bool) -> Value {
-    eventually(WAIT, &format!("worker {id} listed so"), || async {
-        let workers = api.get("/api/v1/workers").await.body;
-        workers
-            .as_array()?
-            .iter()
-            .find(|worker| worker["id"] == id && holds(worker))
-            .cloned()
+    let what = format!("worker {id} listed so");
+    listed_worker(api, WAIT, &what, |worker| {
+        worker["id"] == id && holds(worker)
     })
     .await
 }
@@ -107,7 +94,7 @@ fn guarded(name: &str) -> Value {
 async fn an_enrolled_worker_id_cannot_be_taken_over_with_the_enrollment_token() {
     let dir = home();
     let manager_home = dir.path().join("manager");
-    let manager = manager(&manager_home, "127.0.0.1:0");
+    let manager = manager_at(&manager_home, "127.0.0.1:0");
     let admin = Api::with_token(&manager, ADMIN);
     let put = admin
         .put(
@@ -173,7 +160,7 @@ async fn an_enrolled_worker_id_cannot_be_taken_over_with_the_enrollment_token() 
 async fn a_worker_keeps_its_credential_and_after_losing_it_enrolls_again_once_reset() {
     let dir = home();
     let manager_home = dir.path().join("manager");
-    let manager = manager(&manager_home, "127.0.0.1:0");
+    let manager = manager_at(&manager_home, "127.0.0.1:0");
     let admin = Api::with_token(&manager, ADMIN);
     let worker_home = dir.path().join("w1");
     let worker1 = worker(&worker_home, "worker1", &manager, "default", ENROLL);
@@ -243,7 +230,7 @@ async fn token_listed(admin: &Api, id: &str) -> Option<Value> {
 async fn an_enrollment_token_enrolls_only_in_its_groups_until_used_up_or_revoked() {
     let dir = home();
     let manager_home = dir.path().join("manager");
-    let manager = manager(&manager_home, "127.0.0.1:0");
+    let manager = manager_at(&manager_home, "127.0.0.1:0");
     let admin = Api::with_token(&manager, ADMIN);
     let edge = create(
         &admin,
@@ -440,7 +427,7 @@ async fn tokens_expire_survive_a_restart_and_the_built_in_token_enrolls_any_grou
     let dir = home();
     let manager_home = dir.path().join("manager");
     let address = support::free_address().to_string();
-    let first = manager(&manager_home, &address);
+    let first = manager_at(&manager_home, &address);
     let admin = Api::with_token(&first, ADMIN);
 
     // What a token may be made with, and what not.
@@ -500,7 +487,7 @@ async fn tokens_expire_survive_a_restart_and_the_built_in_token_enrolls_any_grou
 
     // The manager restarts: the tokens, their uses and their refusals stay.
     first.terminate(Duration::from_secs(10));
-    let second = manager(&manager_home, &address);
+    let second = manager_at(&manager_home, &address);
     let admin = Api::with_token(&second, ADMIN);
     let kept_tokens = admin.get("/api/v1/enrollment_tokens").await.body;
     assert_eq!(kept_tokens.as_array().unwrap().len(), 2, "{kept_tokens}");
@@ -557,7 +544,7 @@ fn stdout_of(output: &std::process::Output, code: i32) -> String {
 async fn enrollment_tokens_are_made_listed_and_revoked_from_the_command_line() {
     let dir = home();
     let manager_home = dir.path().join("manager");
-    let manager = manager(&manager_home, "127.0.0.1:0");
+    let manager = manager_at(&manager_home, "127.0.0.1:0");
     let home = dir.path();
 
     let printed = stdout_of(

@@ -4,37 +4,14 @@
 
 use std::{io::Write, time::Duration};
 
-use crate::support::{self, Answer, Api, home, start};
 use flate2::{Compression, write::GzEncoder};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-for-tests";
-const WORKER: &str = "worker-secret-for-tests";
+use crate::support::{self, ADMIN, Api, ENROLL, Node, home, ingest, ndjson, start, start_manager};
 
-fn manager(dir: &std::path::Path) -> support::Node {
-    support::start_manager(
-        dir,
-        ADMIN,
-        WORKER,
-        &[("DATASCALE_EVENT_SETS_MAX_BODY_MB", "1")],
-    )
-}
-
-fn ndjson(events: &[Value]) -> Vec<u8> {
-    events
-        .iter()
-        .map(|e| format!("{e}\n"))
-        .collect::<String>()
-        .into_bytes()
-}
-
-async fn ingest(api: &Api, set: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
-    let mut headers = headers.to_vec();
-    if !headers.iter().any(|(name, _)| *name == "Content-Type") {
-        headers.push(("Content-Type", "application/x-ndjson"));
-    }
-    api.post_bytes(&format!("/api/v1/event_sets/{set}/events"), body, &headers)
-        .await
+/// A manager that takes request bodies of up to 1 MB into its event sets.
+fn small_body_manager(dir: &std::path::Path) -> Node {
+    start_manager(dir, &[("DATASCALE_EVENT_SETS_MAX_BODY_MB", "1")])
 }
 
 fn event(n: u64, host: &str) -> Value {
@@ -59,8 +36,8 @@ async fn search(api: &Api, query: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_are_ingested_and_found_by_text_field_time_and_page() {
     let dir = home();
-    let node = manager(dir.path());
-    let worker = Api::with_token(&node, WORKER);
+    let node = small_body_manager(dir.path());
+    let worker = Api::with_token(&node, ENROLL);
     let admin = Api::with_token(&node, ADMIN);
     let first: Vec<Value> = (0..60).map(|n| event(n, "worker1")).collect();
     let answer = ingest(&worker, "my_datascale_cluster", ndjson(&first), &[]).await;
@@ -148,8 +125,8 @@ async fn events_are_ingested_and_found_by_text_field_time_and_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_are_refused_whole() {
     let dir = home();
-    let node = manager(dir.path());
-    let worker = Api::with_token(&node, WORKER);
+    let node = small_body_manager(dir.path());
+    let worker = Api::with_token(&node, ENROLL);
     let admin = Api::with_token(&node, ADMIN);
     ingest(&worker, "logs", ndjson(&[event(1, "a")]), &[]).await;
 
@@ -229,8 +206,8 @@ async fn bad_requests_are_refused_whole() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigkill_loses_no_acknowledged_event() {
     let dir = home();
-    let mut node = manager(dir.path());
-    let worker = std::sync::Arc::new(Api::with_token(&node, WORKER));
+    let mut node = small_body_manager(dir.path());
+    let worker = std::sync::Arc::new(Api::with_token(&node, ENROLL));
     let mut writers = tokio::task::JoinSet::new();
     for writer in 0..4u64 {
         let worker = worker.clone();
@@ -267,7 +244,7 @@ async fn a_sigkill_loses_no_acknowledged_event() {
     node.child.wait().unwrap();
     let acknowledged: u64 = writers.join_all().await.into_iter().sum();
 
-    let node = manager(dir.path());
+    let node = small_body_manager(dir.path());
     let admin = Api::with_token(&node, ADMIN);
     let sets = admin.get("/api/v1/event_sets").await.body;
     let stored = sets[0]["events"].as_u64().unwrap();

@@ -3,8 +3,9 @@
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use crate::support::{self, home};
 use serde_json::{Value, json};
+
+use crate::support::{self, home};
 
 /// Runs `source` into a file sink until `enough` holds for the events
 /// written, then stops the dataflow with SIGTERM; returns the events.

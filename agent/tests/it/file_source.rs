@@ -8,8 +8,9 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{self, home};
 use serde_json::{Value, json};
+
+use crate::support::{self, home};
 
 /// A dataflow tailing `logs/*.log` under `dir` through a remap that parses
 /// each JSON line and adds a field, into `out.json`.
@@ -27,7 +28,8 @@ fn tail_document(dir: &Path, conf: Value) -> Value {
     })
 }
 
-fn append_lines(path: &Path, range: std::ops::Range<u64>) {
+/// Appends the JSON lines numbered `range` (`n`), padded to about 170 bytes.
+fn append_numbered(path: &Path, range: std::ops::Range<u64>) {
     let padding = "p".repeat(150);
     support::append_lines(
         path,
@@ -79,7 +81,7 @@ fn log(dir: &Path) -> PathBuf {
 fn a_hundred_thousand_lines_arrive_exactly_once_with_the_field_added() {
     let dir = home();
     let out = dir.path().join("out.json");
-    append_lines(&log(dir.path()), 0..100_000);
+    append_numbered(&log(dir.path()), 0..100_000);
     let child = support::spawn_run(dir.path(), &tail_document(dir.path(), json!({})));
     wait_for_count(&out, 100_000);
     child.stop();
@@ -96,11 +98,11 @@ fn a_restart_resumes_from_the_checkpoint_without_loss_or_repeat() {
     let dir = home();
     let out = dir.path().join("out.json");
     let document = tail_document(dir.path(), json!({}));
-    append_lines(&log(dir.path()), 0..5_000);
+    append_numbered(&log(dir.path()), 0..5_000);
     let child = support::spawn_run(dir.path(), &document);
     wait_for_count(&out, 5_000);
     child.stop();
-    append_lines(&log(dir.path()), 5_000..8_000);
+    append_numbered(&log(dir.path()), 5_000..8_000);
     let child = support::spawn_run(dir.path(), &document);
     wait_for_count(&out, 8_000);
     child.stop();
@@ -112,7 +114,7 @@ fn a_stop_in_the_middle_of_a_big_file_loses_and_repeats_nothing() {
     let dir = home();
     let out = dir.path().join("out.json");
     let document = tail_document(dir.path(), json!({}));
-    append_lines(&log(dir.path()), 0..300_000);
+    append_numbered(&log(dir.path()), 0..300_000);
     let child = support::spawn_run(dir.path(), &document);
     wait_for_count(&out, 1);
     child.stop();
@@ -131,12 +133,12 @@ fn a_stop_in_the_middle_of_a_big_file_loses_and_repeats_nothing() {
 fn rotation_by_rename_reads_the_old_file_to_its_end_and_the_new_one_from_its_start() {
     let dir = home();
     let out = dir.path().join("out.json");
-    append_lines(&log(dir.path()), 0..1_000);
+    append_numbered(&log(dir.path()), 0..1_000);
     let child = support::spawn_run(dir.path(), &tail_document(dir.path(), json!({})));
     wait_for_count(&out, 1_000);
-    append_lines(&log(dir.path()), 1_000..1_500);
+    append_numbered(&log(dir.path()), 1_000..1_500);
     std::fs::rename(log(dir.path()), dir.path().join("logs/app.log.1")).unwrap();
-    append_lines(&log(dir.path()), 1_500..2_000);
+    append_numbered(&log(dir.path()), 1_500..2_000);
     wait_for_count(&out, 2_000);
     child.stop();
     assert_exactly_once(&out, 0..2_000);
@@ -146,7 +148,7 @@ fn rotation_by_rename_reads_the_old_file_to_its_end_and_the_new_one_from_its_sta
 fn copy_truncate_starts_the_file_again_from_its_beginning() {
     let dir = home();
     let out = dir.path().join("out.json");
-    append_lines(&log(dir.path()), 0..1_000);
+    append_numbered(&log(dir.path()), 0..1_000);
     let child = support::spawn_run(dir.path(), &tail_document(dir.path(), json!({})));
     wait_for_count(&out, 1_000);
     std::fs::OpenOptions::new()
@@ -154,7 +156,7 @@ fn copy_truncate_starts_the_file_again_from_its_beginning() {
         .truncate(true)
         .open(log(dir.path()))
         .unwrap();
-    append_lines(&log(dir.path()), 1_000..1_010);
+    append_numbered(&log(dir.path()), 1_000..1_010);
     wait_for_count(&out, 1_010);
     child.stop();
     assert_exactly_once(&out, 0..1_010);
@@ -200,7 +202,7 @@ fn huge_and_binary_lines_are_cut_or_skipped_and_kept_lossily() {
 fn read_from_end_takes_only_what_is_written_after_the_start() {
     let dir = home();
     let out = dir.path().join("out.json");
-    append_lines(&log(dir.path()), 0..100);
+    append_numbered(&log(dir.path()), 0..100);
     let child = support::spawn_run(
         dir.path(),
         &tail_document(dir.path(), json!({"read_from": "end"})),
@@ -214,7 +216,7 @@ fn read_from_end_takes_only_what_is_written_after_the_start() {
         "a line written after the start",
         || {
             if counts(&out).is_empty() {
-                append_lines(&log(dir.path()), next..next + 1);
+                append_numbered(&log(dir.path()), next..next + 1);
                 next += 1;
                 false
             } else {
@@ -223,7 +225,7 @@ fn read_from_end_takes_only_what_is_written_after_the_start() {
         },
     );
     let first = *counts(&out).keys().next().unwrap();
-    append_lines(&log(dir.path()), next..next + 100);
+    append_numbered(&log(dir.path()), next..next + 100);
     wait_for_count(&out, (next + 100 - first) as usize);
     child.stop();
     assert!(

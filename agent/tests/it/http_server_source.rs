@@ -11,12 +11,13 @@ use std::{
     time::Duration,
 };
 
+use serde_json::{Value, json};
+
 use crate::support::{
     self, Running,
     connections::{Busy, SLACK, http_cap_of_two, post, slow_sender_is_cut_off},
     home,
 };
-use serde_json::{Value, json};
 
 /// A running dataflow: an `http_server` source on `/ingest` into a file sink.
 struct Server {

@@ -10,7 +10,6 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{self, home};
 use axum::{
     Router,
     body::Bytes,
@@ -18,6 +17,8 @@ use axum::{
     http::{HeaderMap, Method, StatusCode},
 };
 use serde_json::{Value, json};
+
+use crate::support::{self, home};
 
 /// One request as the server saw it, and what it answered.
 #[derive(Debug, Clone)]

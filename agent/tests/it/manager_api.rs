@@ -4,11 +4,12 @@
 //! the middle of a burst of writes; the groups' event rates and the
 //! workers' CPU use from heartbeats.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use crate::support::{self, Answer, Api, assert_error, home, start};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::support::{Answer, Api, assert_error, home, start, token};
 
 const ALICE: &str = "alice:alice-secret-0123456789";
 
@@ -24,13 +25,6 @@ fn revision_of(answer: &Answer) -> u64 {
     answer.body["revision"]
         .as_u64()
         .unwrap_or_else(|| panic!("no revision in {}", answer.body))
-}
-
-fn worker_token(home: &Path) -> String {
-    std::fs::read_to_string(support::token_file(home, "worker"))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,7 +232,7 @@ async fn bad_requests_get_the_right_status_and_change_nothing() {
     );
     let wrong = Api::with_token(&node, "not-a-token");
     assert_error(&wrong.get("/api/v1/groups").await, 401, "unauthorized", &[]);
-    let worker = Api::with_token(&node, &worker_token(dir.path()));
+    let worker = Api::with_token(&node, &token(dir.path(), "worker"));
     assert_error(
         &worker.put(path, &flow("tail", 1)).await,
         403,
@@ -520,7 +514,7 @@ async fn heartbeats_feed_the_groups_event_rates_and_the_workers_cpu_use() {
     let dir = home();
     let node = start(dir.path(), &[("DATASCALE_SERVICE_MODE", "manager")]);
     let admin = Api::admin(&node, dir.path());
-    let enrollment = Api::with_token(&node, &worker_token(dir.path()));
+    let enrollment = Api::with_token(&node, &token(dir.path(), "worker"));
     let identity = json!({"id": "w-rates", "hostname": "rates.example", "version": "1.0.0",
                           "groups": ["default"], "address": "127.0.0.1:1"});
     let enrolled = enrollment.post("/api/v1/workers/enroll", &identity).await;

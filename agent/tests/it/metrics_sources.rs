@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use crate::support::{self, home};
 use serde_json::{Value, json};
+
+use crate::support::{self, home};
 
 #[test]
 fn memory_and_load_series_are_emitted_every_interval() {

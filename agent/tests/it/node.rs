@@ -3,15 +3,7 @@
 
 use std::{os::unix::fs::PermissionsExt, time::Duration};
 
-use crate::support::{self, home, run, start, token_file};
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{self, home, repository, run, start, stderr, stdout, token_file};
 
 async fn get_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let mut request = reqwest::Client::new().get(url);
@@ -199,11 +191,7 @@ fn a_second_start_on_a_busy_port_names_the_address() {
 #[test]
 fn the_manager_mode_of_the_issue_serves_health_on_its_address() {
     // DATASCALE_SERVICE_MODE=manager DATASCALE_SERVICE_ADDRESS=127.0.0.1:<port> datascale start
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_address().port();
     let address = format!("127.0.0.1:{port}");
     let dir = home();
     let node = start(
@@ -288,10 +276,7 @@ fn config_check_shows_origins_and_refuses_unknown_variables() {
 
 #[test]
 fn the_shipped_configuration_is_valid_and_documents_every_key() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let shipped = repo.join("config/datascale.toml");
+    let shipped = repository().join("config/datascale.toml");
     let dir = home();
     let output = run(
         dir.path(),
@@ -323,11 +308,7 @@ fn version_prints_the_crate_version() {
 #[test]
 fn log_file_receives_the_log_named_by_date() {
     let dir = home();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_address().port();
     let mut child = support::command(dir.path())
         .arg("start")
         .env("DATASCALE_SERVICE_ADDRESS", format!("127.0.0.1:{port}"))

@@ -11,9 +11,10 @@
 
 use std::time::Duration;
 
-use crate::support::{self, Api, home, run_tool, run_tool_successfully, start, token_file, tool};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::support::{self, Api, home, run_tool, run_tool_successfully, start, token, tool};
 
 async fn document(api: &Api) -> Value {
     let answer = api.get("/api/v1/openapi.json").await;
@@ -188,8 +189,7 @@ async fn schemathesis_finds_nothing_as(credential: Credential) {
     let dir = home();
     let node = start(dir.path(), &[]);
     let admin = Api::admin(&node, dir.path());
-    let enrollment_token = std::fs::read_to_string(token_file(dir.path(), "worker")).unwrap();
-    let enrollment = Api::with_token(&node, enrollment_token.trim());
+    let enrollment = Api::with_token(&node, &token(dir.path(), "worker"));
     let identity = json!({
         "id": WORKER_ID,
         "hostname": "fuzz-host",

@@ -2,46 +2,19 @@
 //! the tarballs hold the documented layout, and an extracted agent renders
 //! its unit with its own paths and the limits of the configuration.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
-use crate::support::BIN;
+use crate::support::{build_packages, checked, stdout};
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs `packaging/build.sh --binary BIN --out out` and returns SHA256SUMS.
+/// Builds the packages into `out` and returns their SHA256SUMS.
 fn build(out: &Path) -> String {
-    let output = Command::new(repository().join("packaging/build.sh"))
-        .args(["--binary", BIN, "--out"])
-        .arg(out)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "build.sh failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    build_packages(out, "1700000000");
     std::fs::read_to_string(out.join("SHA256SUMS")).unwrap()
 }
 
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
+/// The paths in `tarball`.
 fn listing(tarball: &Path) -> Vec<String> {
-    run(Command::new("tar").arg("-tzf").arg(tarball))
+    stdout(&checked(Command::new("tar").arg("-tzf").arg(tarball)))
         .lines()
         .map(str::to_owned)
         .collect()
@@ -61,10 +34,12 @@ fn the_packages_are_reproducible_and_the_agent_renders_its_unit() {
         let name = tarball.file_name().unwrap().to_str().unwrap();
         assert!(sums.contains(&format!("  {name}\n")), "{sums}");
     }
-    run(Command::new("sha256sum")
-        .arg("--check")
-        .arg("SHA256SUMS")
-        .current_dir(&first));
+    checked(
+        Command::new("sha256sum")
+            .arg("--check")
+            .arg("SHA256SUMS")
+            .current_dir(&first),
+    );
 
     let files = listing(&agent);
     for expected in [
@@ -105,17 +80,21 @@ fn the_packages_are_reproducible_and_the_agent_renders_its_unit() {
 
     let site = work.path().join("site");
     std::fs::create_dir(&site).unwrap();
-    run(Command::new("tar")
-        .arg("-xzf")
-        .arg(&agent)
-        .arg("-C")
-        .arg(&site));
+    checked(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&agent)
+            .arg("-C")
+            .arg(&site),
+    );
     let install_dir = site.join("datascale").canonicalize().unwrap();
-    let unit = run(Command::new(install_dir.join("bin/datascale"))
-        .args(["service", "render"])
-        .current_dir(work.path())
-        .env("DATASCALE_RESOURCES_CPU_QUOTA", "100")
-        .env("DATASCALE_RESOURCES_MEMORY_LIMIT", "1024"));
+    let unit = stdout(&checked(
+        Command::new(install_dir.join("bin/datascale"))
+            .args(["service", "render"])
+            .current_dir(work.path())
+            .env("DATASCALE_RESOURCES_CPU_QUOTA", "100")
+            .env("DATASCALE_RESOURCES_MEMORY_LIMIT", "1024"),
+    ));
     assert!(unit.contains("\nCPUQuota=100%\n"), "{unit}");
     assert!(unit.contains("\nMemoryMax=1024M\n"), "{unit}");
     let binary = install_dir.join("bin/datascale");

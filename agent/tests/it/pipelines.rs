@@ -3,8 +3,9 @@
 
 use std::{collections::BTreeSet, path::Path};
 
-use crate::support::{self, home};
 use serde_json::{Value, json};
+
+use crate::support::{self, home};
 
 /// Runs a dataflow of `count` parsed demo events (fields `id`, `method`,
 /// `status`, …) through `pipelines` (the first takes `parse`) into file

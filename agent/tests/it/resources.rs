@@ -17,8 +17,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::{Api, home, json_lines, root_for, run, start, unprivileged, wait_until};
 use serde_json::json;
+
+use crate::support::{
+    Api, home, json_lines, root_for, run, start, stderr, stdout, unprivileged, wait_until,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -96,10 +99,6 @@ fn read(dir: &Path, file: &str) -> String {
         .to_owned()
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// The cgroup of process `pid` in the hierarchy of `controller` (`""`: the
 /// unified one), from `/proc/<pid>/cgroup`.
 fn cgroup_of(pid: u32, controller: &str) -> String {
@@ -150,8 +149,8 @@ async fn the_node_runs_in_cgroups_of_its_own_with_the_limits_and_reports_them() 
 
     let url = format!("http://{}", node.api);
     let output = run(dir.path(), &["status", "--url", &url], &[]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let shown = text(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown = stdout(&output);
     let expected = format!(
         "  limits  CPU 50% of one core, memory 256 MiB (set by DataScale; cgroup v1 {}, {})\n",
         cpu.display(),
@@ -296,7 +295,7 @@ fn cgroup_v2_limits_on_a_cgroup2_filesystem_or_the_reason_it_lacks_them() {
     if !mount.status.success() {
         eprintln!(
             "skipped: cannot mount a cgroup2 filesystem: {}",
-            text(&mount.stderr)
+            stderr(&mount)
         );
         return;
     }
@@ -330,7 +329,7 @@ fn cgroup_v2_limits_on_a_cgroup2_filesystem_or_the_reason_it_lacks_them() {
     );
     let output = run(dir.path(), &["start"], &env);
     assert_eq!(output.status.code(), Some(1));
-    let message = text(&output.stderr);
+    let message = stderr(&output);
     let offered = if offered.is_empty() { "none" } else { &offered };
     let reason = format!(
         "(no cgroup hierarchy offers the cpu controller: the cgroup v1 cpu controller is not mounted, and the cgroup v2 hierarchy at {} does not offer it (its cgroup.controllers: {offered}) at or below {} (resources.cgroup_root))",
@@ -357,7 +356,7 @@ fn without_root_start_says_what_a_limit_needs_and_how_to_turn_it_off() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let message = text(&output.stderr);
+    let message = stderr(&output);
     assert!(
         message.starts_with(
             "error: setting [resources] memory_limit = 256 needs root and a writable cgroup filesystem ("

@@ -10,8 +10,9 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{self, home};
 use serde_json::{Value, json};
+
+use crate::support::{self, home};
 
 #[test]
 fn demo_through_remap_into_a_file_delivers_every_event_once() {

@@ -2,13 +2,9 @@
 //! golden files (`tests/golden/*.service`; `UPDATE_GOLDEN=1` rewrites them),
 //! and install refusing, with a message that says why, where it cannot work.
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::Path,
-    process::{Command, Output},
-};
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
-use crate::support::{BIN, command, home, root_for, unprivileged};
+use crate::support::{BIN, command, home, root_for, stderr, stdout, unprivileged};
 
 /// Renders the unit in `home` and puts placeholders for the paths of this run.
 fn render(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
@@ -18,16 +14,12 @@ fn render(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.status.success(), "{}", stderr(&output));
     let binary = Path::new(BIN).canonicalize().unwrap();
     let install_dir = home.canonicalize().unwrap();
-    text(&output.stdout)
+    stdout(&output)
         .replace(binary.to_str().unwrap(), "{binary}")
         .replace(install_dir.to_str().unwrap(), "{install_dir}")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn assert_golden(name: &str, unit: &str) {
@@ -140,11 +132,7 @@ fn a_bad_configuration_exits_78() {
         .args(["service", "render"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(78), "{}", text(&output.stderr));
-}
-
-fn stderr_of(output: &Output) -> String {
-    text(&output.stderr)
+    assert_eq!(output.status.code(), Some(78), "{}", stderr(&output));
 }
 
 #[test]
@@ -156,7 +144,7 @@ fn install_as_another_user_than_root_says_root_is_needed() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let message = stderr_of(&output);
+    let message = stderr(&output);
     assert!(
         message.contains("`datascale service install` needs")
             && message.contains("root: run it as root"),
@@ -180,11 +168,11 @@ fn install_as_root_needs_systemd_or_plans_the_install() {
     };
     let output = command(home.path()).args(args).output().unwrap();
     if systemd {
-        assert!(output.status.success(), "{}", stderr_of(&output));
-        assert!(text(&output.stdout).contains("write /etc/systemd/system/datascale.service"));
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stdout(&output).contains("write /etc/systemd/system/datascale.service"));
     } else {
         assert_eq!(output.status.code(), Some(1));
-        let message = stderr_of(&output);
+        let message = stderr(&output);
         assert!(message.contains("needs systemd"), "{message}");
         assert!(!message.contains("root:"), "{message}");
         assert!(!Path::new("/etc/systemd/system/datascale.service").exists());
@@ -198,8 +186,8 @@ fn dry_run_prints_the_steps_and_changes_nothing() {
         .args(["service", "install", "--dry-run", "--user", "collector"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", stderr_of(&output));
-    let steps = text(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let steps = stdout(&output);
     let install_dir = home.path().canonicalize().unwrap();
     assert!(
         steps.contains("write /etc/systemd/system/datascale.service\n"),
@@ -221,7 +209,7 @@ fn dry_run_prints_the_steps_and_changes_nothing() {
         .args(["service", "uninstall", "--dry-run", "--purge"])
         .output()
         .unwrap();
-    assert!(uninstall.status.success(), "{}", stderr_of(&uninstall));
+    assert!(uninstall.status.success(), "{}", stderr(&uninstall));
 }
 
 /// Run as another user where `CI` is set, root's test of install fails
@@ -252,7 +240,7 @@ fn where_ci_is_set_a_test_that_needs_root_fails_without_it() {
             command.env("CI", "true");
         }
         let output = command.output().unwrap();
-        let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        let said = format!("{}{}", stdout(&output), stderr(&output));
         (output.status.success(), said)
     };
     let (passed, said) = run_as_nobody(false);

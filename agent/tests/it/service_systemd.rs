@@ -6,8 +6,11 @@
 
 use std::{process::Command, time::Duration};
 
-use crate::support::test_hosts::{Hosts, checked, docker_available};
-use crate::support::{BIN, wait_until};
+use crate::support::{
+    BIN, checked,
+    test_hosts::{Hosts, docker_available},
+    wait_until,
+};
 
 const INSTALL_DIR: &str = "/opt/datascale";
 

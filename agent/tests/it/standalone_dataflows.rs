@@ -8,8 +8,9 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{self, Api, home, start};
 use serde_json::{Value, json};
+
+use crate::support::{self, Api, home, start};
 
 /// PUTs a dataflow of the default group that did not exist: 201.
 async fn create(api: &Api, document: &Value) -> Value {

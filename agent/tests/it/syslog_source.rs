@@ -11,12 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::{Value, json};
+
 use crate::support::{
     self, Api, Running,
     connections::{SLACK, assert_cut_off_after, closed_within, open},
     home, series_value,
 };
-use serde_json::{Value, json};
 
 const BSD: &str = "<34>Oct 11 22:14:15 mymachine su: 'su root' failed on /dev/pts/8";
 const IETF: &str = r#"<165>1 2003-10-11T22:14:15.003Z web1.example.com evntslog 1234 ID47 [origin@32473 ip="192.0.2.1"] An application event"#;
@@ -77,10 +78,7 @@ fn assert_parsed(events: &[Value]) {
 fn udp_datagrams_in_both_formats_are_parsed() {
     let dir = home();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let address = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let address = support::free_udp_address();
     let running = listen(dir.path(), "udp", address);
     // UDP has no handshake: send until the first messages come through.
     support::wait_until(Duration::from_secs(30), "UDP messages", || {
@@ -147,10 +145,7 @@ async fn a_flood_of_garbage_writes_a_few_log_lines_and_counts_the_rest() {
         ],
     );
     let api = Api::admin(&node, dir.path());
-    let address = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let address = support::free_udp_address();
     let document = json!({
         "name": "garbage",
         "sources": [{"name": "flooded", "type": "syslog",

@@ -2,16 +2,12 @@
 //! manager's API (server-sent events) and with `datascale tap`, on a
 //! standalone node and from a separate worker process.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use crate::support::{Api, Node, eventually, home, run, start, start_manager, start_worker};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-for-tests";
-const ENROLL: &str = "enrollment-secret-for-tests";
+use crate::support::{ADMIN, Api, ENROLL, eventually, home, run, start, start_manager, worker};
+
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Stores dataflow `default/flow`: demo events, 100 a second, marked by a
@@ -183,23 +179,21 @@ async fn a_missing_component_or_dataflow_and_a_bad_rate_are_refused() {
     node.terminate(Duration::from_secs(10));
 }
 
-fn manager(dir: &Path) -> Node {
-    start_manager(dir, ADMIN, ENROLL, &[])
-}
-
-fn worker(dir: &Path, hostname: &str, manager: &Node) -> Node {
-    start_worker(dir, hostname, &manager.api_url(""), "default", ENROLL, &[])
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_sends_its_tapped_events_through_the_manager_to_the_api_and_the_cli() {
     let dir = home();
-    let manager = manager(&dir.path().join("manager"));
+    let manager = start_manager(&dir.path().join("manager"), &[]);
     let api = Api::with_token(&manager, ADMIN);
     api.post("/api/v1/groups", &json!({"name": "default"}))
         .await;
     put_marked_demo(&api).await;
-    let worker = worker(&dir.path().join("worker1"), "worker1", &manager);
+    let worker = worker(
+        &dir.path().join("worker1"),
+        "worker1",
+        &manager,
+        "default",
+        ENROLL,
+    );
     let id = eventually(WAIT, "worker1 running the dataflow", || async {
         let workers = api.get("/api/v1/workers").await.body;
         let listed = workers

@@ -8,26 +8,17 @@
 //! stay free of errors. On failure a test keeps its directory with a
 //! screenshot and the console log, and prints where.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use crate::support::{
-    self, Api, Node,
-    browser::{Browser, ENTER},
-    eventually, home, start_manager, start_worker,
-};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-for-web-tests";
-const ENROLL: &str = "enrollment-secret-for-web-tests";
+use crate::support::{
+    self, ADMIN, Api, ENROLL,
+    browser::{Browser, ENTER},
+    eventually, home, ingest, ndjson, start_manager, worker,
+};
+
 const WAIT: Duration = Duration::from_secs(30);
-
-fn manager(dir: &Path) -> Node {
-    start_manager(dir, ADMIN, ENROLL, &[])
-}
-
-fn worker(dir: &Path, hostname: &str, manager: &Node, groups: &str) -> Node {
-    start_worker(dir, hostname, &manager.api_url(""), groups, ENROLL, &[])
-}
 
 /// The dataflow the test edits: a demo source into a blackhole sink that
 /// takes `input`.
@@ -78,24 +69,16 @@ fn unexpected_errors(console: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-async fn ingest(api: &Api, set: &str, events: &[Value]) {
-    let body: String = events.iter().map(|event| format!("{event}\n")).collect();
-    let answer = api
-        .client
-        .post(format!("{}/api/v1/event_sets/{set}/events", api.base))
-        .bearer_auth(&api.token)
-        .header("Content-Type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+/// Stores `events` in the event set `set`.
+async fn store(api: &Api, set: &str, events: &[Value]) {
+    let answer = ingest(api, set, ndjson(events), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_runs_the_cluster_from_the_web_ui() {
     let mut dir = home();
-    let manager = manager(&dir.path().join("manager"));
+    let manager = start_manager(&dir.path().join("manager"), &[]);
     let api = Api::with_token(&manager, ADMIN);
     let created = api
         .post(
@@ -112,8 +95,20 @@ async fn an_operator_runs_the_cluster_from_the_web_ui() {
         )
         .await;
     assert_eq!(put.status, 201, "{}", put.body);
-    let _worker1 = worker(&dir.path().join("w1"), "worker1", &manager, "default");
-    let _worker2 = worker(&dir.path().join("w2"), "worker2", &manager, "another_group");
+    let _worker1 = worker(
+        &dir.path().join("w1"),
+        "worker1",
+        &manager,
+        "default",
+        ENROLL,
+    );
+    let _worker2 = worker(
+        &dir.path().join("w2"),
+        "worker2",
+        &manager,
+        "another_group",
+        ENROLL,
+    );
     // 30 events, one a second, the newest with the highest number.
     let events: Vec<Value> = (0..30)
         .map(|n| {
@@ -121,8 +116,8 @@ async fn an_operator_runs_the_cluster_from_the_web_ui() {
                    "message": format!("login failed for user{n}"), "n": n})
         })
         .collect();
-    ingest(&api, "web_events", &events).await;
-    ingest(
+    store(&api, "web_events", &events).await;
+    store(
         &api,
         "web_events",
         &[json!({"timestamp": "2026-11-23T10:01:00Z", "host": "worker2", "message": "all good"})],
@@ -450,7 +445,7 @@ async fn a_closed_browser_leaves_no_process_behind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_makes_and_revokes_an_enrollment_token_in_the_web_ui() {
     let mut dir = home();
-    let manager = manager(&dir.path().join("manager"));
+    let manager = start_manager(&dir.path().join("manager"), &[]);
     let api = Api::with_token(&manager, ADMIN);
     let created = api.post("/api/v1/groups", &json!({"name": "edge"})).await;
     assert_eq!(created.status, 201, "{}", created.body);

@@ -92,11 +92,10 @@ pub fn assert_cut_off_after(stream: &mut TcpStream, pattern: &[u8], timeout: Dur
     );
 }
 
-/// An HTTP/1.1 answer: status, head and body.
+/// An HTTP/1.1 answer: status and body.
 #[derive(Debug)]
 pub struct HttpAnswer {
     pub status: u16,
-    pub head: String,
     pub body: String,
 }
 
@@ -135,7 +134,6 @@ pub fn read_answer(stream: &mut TcpStream) -> HttpAnswer {
     stream.read_exact(&mut body).unwrap();
     HttpAnswer {
         status,
-        head,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }

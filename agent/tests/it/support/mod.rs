@@ -1,12 +1,10 @@
 //! Test harness: starts the real `datascale` binary in a temporary install
 //! directory on ephemeral loopback ports, and reads back the addresses it
-//! bound from its JSON log; `browser` drives a headless Chromium for the
-//! Web UI's tests.
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+//! bound from its JSON log; managers and workers with the tests' tokens, a
+//! client of the REST API, and the waits and file readers the areas share.
+//! `browser` drives a headless Chromium for the Web UI's tests,
+//! `connections` probes a server's connection limits over raw TCP, and
+//! `test_hosts` boots Docker containers as machines.
 
 pub mod browser;
 pub mod connections;
@@ -14,7 +12,7 @@ pub mod test_hosts;
 
 use std::{
     io::{BufRead, BufReader},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -25,6 +23,20 @@ use std::{
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_datascale");
+
+/// The admin token of the managers the tests start with [`start_manager`].
+pub const ADMIN: &str = "admin-secret-for-tests";
+
+/// The worker (enrollment) token of those managers.
+pub const ENROLL: &str = "enrollment-secret-for-tests";
+
+/// The repository's root.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
 
 /// A `datascale` command in `home` with a clean `DATASCALE_*` environment.
 pub fn command(home: &Path) -> Command {
@@ -90,6 +102,44 @@ pub fn run_tool_successfully(command: Command) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Runs a command to completion; fails the test, with its output, unless
+/// it succeeds.
+pub fn checked(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The standard output of a command, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The standard error of a command, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Packs the binary under test with `packaging/build.sh` into `out`, dated
+/// `epoch` (`SOURCE_DATE_EPOCH`): the agent tarball, the Ansible toolkit's
+/// and their `SHA256SUMS`.
+pub fn build_packages(out: &Path, epoch: &str) {
+    checked(
+        Command::new(repository().join("packaging/build.sh"))
+            .args(["--binary", BIN, "--out"])
+            .arg(out)
+            .env("SOURCE_DATE_EPOCH", epoch),
+    );
 }
 
 /// Runs a `datascale` command to completion.
@@ -187,14 +237,14 @@ fn start_command(mut command: Command, env: &[(&str, &str)]) -> Node {
     }
 }
 
-/// Starts a manager in `dir` (made if missing) with these admin and
-/// enrollment tokens, and `extra` settings over them.
-pub fn start_manager(dir: &Path, admin: &str, enrollment: &str, extra: &[(&str, &str)]) -> Node {
+/// Starts a manager in `dir` (made if missing) with the tokens [`ADMIN`]
+/// and [`ENROLL`], and `extra` settings over them.
+pub fn start_manager(dir: &Path, extra: &[(&str, &str)]) -> Node {
     std::fs::create_dir_all(dir).unwrap();
     let mut env = vec![
         ("DATASCALE_SERVICE_MODE", "manager"),
-        ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", admin),
-        ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", enrollment),
+        ("DATASCALE_SERVICE_MANAGER_ADMIN_TOKEN", ADMIN),
+        ("DATASCALE_SERVICE_MANAGER_WORKER_TOKEN", ENROLL),
     ];
     env.extend_from_slice(extra);
     start(dir, &env)
@@ -224,6 +274,12 @@ pub fn start_worker(
     start(dir, &env)
 }
 
+/// Starts a worker of `manager` in `dir` as [`start_worker`] does, with
+/// nothing on top.
+pub fn worker(dir: &Path, hostname: &str, manager: &Node, groups: &str, token: &str) -> Node {
+    start_worker(dir, hostname, &manager.api_url(""), groups, token, &[])
+}
+
 impl Node {
     pub fn api_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.api)
@@ -244,18 +300,23 @@ pub fn terminate(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
         .status()
         .unwrap();
     assert!(killed.success());
-    let mut status = None;
-    wait_until(limit, "exit after SIGTERM", || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    (status.unwrap(), sent.elapsed())
+    let status = wait_for(limit, "exit after SIGTERM", || child.try_wait().unwrap());
+    (status, sent.elapsed())
 }
 
 /// Polls `done` every 20 ms until it holds; fails the test after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    wait_for(limit, what, || done().then_some(()));
+}
+
+/// Polls `probe` every 20 ms until it returns a value; fails the test
+/// after `limit`. [`eventually`] is the same for async probes.
+pub fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
-    while !done() {
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
         assert!(Instant::now() < deadline, "no {what} within {limit:?}");
         thread::sleep(Duration::from_millis(20));
     }
@@ -278,6 +339,14 @@ pub fn token_file(home: &Path, kind: &str) -> PathBuf {
     home.join("data")
         .join("secrets")
         .join(format!("{kind}.token"))
+}
+
+/// The token a node generated in `home`: `admin` or `worker`.
+pub fn token(home: &Path, kind: &str) -> String {
+    std::fs::read_to_string(token_file(home, kind))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 /// Writes a dataflow document into `dir` and returns its path.
@@ -359,6 +428,15 @@ pub fn free_address() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// A loopback address whose UDP port is free right now, as
+/// [`free_address`] for TCP.
+pub fn free_udp_address() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// Waits (up to 30 s) until something accepts TCP connections on `address`.
 pub fn wait_for_listener(address: SocketAddr) {
     wait_until(Duration::from_secs(30), "listener", || {
@@ -419,8 +497,7 @@ impl Answer {
 impl Api {
     /// A client of `node` with the admin token the node generated in `home`.
     pub fn admin(node: &Node, home: &Path) -> Self {
-        let token = std::fs::read_to_string(token_file(home, "admin")).unwrap();
-        Self::with_token(node, token.trim())
+        Self::with_token(node, &token(home, "admin"))
     }
 
     /// A client of `node` with `token`.
@@ -484,6 +561,26 @@ impl Api {
     }
 }
 
+/// POSTs `body` to the events of the event set `set` as `api`, with
+/// `headers`; as NDJSON unless they name another `Content-Type`.
+pub async fn ingest(api: &Api, set: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
+    let mut headers = headers.to_vec();
+    if !headers.iter().any(|(name, _)| *name == "Content-Type") {
+        headers.push(("Content-Type", "application/x-ndjson"));
+    }
+    api.post_bytes(&format!("/api/v1/event_sets/{set}/events"), body, &headers)
+        .await
+}
+
+/// `events` as NDJSON, a line each.
+pub fn ndjson(events: &[serde_json::Value]) -> Vec<u8> {
+    events
+        .iter()
+        .map(|event| format!("{event}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
 /// Polls `probe` every 50 ms until it returns a value; fails the test after
 /// `limit`.
 pub async fn eventually<T, F>(limit: Duration, what: &str, mut probe: impl FnMut() -> F) -> T
@@ -498,6 +595,21 @@ where
         assert!(Instant::now() < deadline, "no {what} within {limit:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The first worker `GET /api/v1/workers` lists for which `wanted` holds,
+/// once there is one; fails the test, naming `what`, after `limit`.
+pub async fn listed_worker(
+    api: &Api,
+    limit: Duration,
+    what: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    eventually(limit, what, || async {
+        let workers = api.get("/api/v1/workers").await.body;
+        workers.as_array()?.iter().find(|w| wanted(w)).cloned()
+    })
+    .await
 }
 
 /// Waits up to `limit` for a line of the node's standard output holding
@@ -628,15 +740,25 @@ pub fn assert_unique_keys(document: &str) {
         .unwrap_or_else(|err| panic!("{err}: {document}"));
 }
 
-/// The peak resident set size of process `pid` so far (`VmHWM` of
+/// The resident set size of process `pid` (`VmRSS` of
 /// `/proc/<pid>/status`), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// The peak resident set size of process `pid` so far (`VmHWM`), in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
+}
+
+/// The figure of `field` in `/proc/<pid>/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM in the status of process {pid}"))
+        .unwrap_or_else(|| panic!("no {field} in the status of process {pid}"))
 }
 
 /// A tmpfs mounted for a test, unmounted when dropped, so that a failing

@@ -16,36 +16,18 @@
 use std::{
     io::Write,
     net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Output, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use super::{checked, repository};
+
 /// How long a container may take to boot (systemd and sshd up).
 const BOOT_LIMIT: Duration = Duration::from_secs(60);
 
-/// The repository's root.
-pub fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs a command and returns its output; fails the test when it fails.
-pub fn checked(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 /// Standard output as text, trimmed.
-pub fn text(output: &Output) -> String {
+fn trimmed_stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
@@ -73,7 +55,11 @@ fn image() -> String {
     let output = checked(&mut Command::new(
         repository().join("scripts/test-hosts-image.sh"),
     ));
-    text(&output).lines().last().unwrap_or_default().to_owned()
+    trimmed_stdout(&output)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// One running test host.
@@ -100,7 +86,7 @@ impl Host {
 
     /// Runs a shell command in the host; fails the test when it fails.
     pub fn sh(&self, script: &str) -> String {
-        text(&checked(Command::new("docker").args([
+        trimmed_stdout(&checked(Command::new("docker").args([
             "exec",
             &self.container,
             "sh",
@@ -177,7 +163,7 @@ impl Hosts {
                 "/run/lock",
                 &image,
             ]));
-            let ip = text(&checked(Command::new("docker").args([
+            let ip = trimmed_stdout(&checked(Command::new("docker").args([
                 "inspect",
                 "--format",
                 "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
@@ -218,14 +204,14 @@ impl Host {
     fn wait_for_boot(&self) {
         let deadline = Instant::now() + BOOT_LIMIT;
         loop {
-            let state = text(&self.exec(&["systemctl", "is-system-running"]));
+            let state = trimmed_stdout(&self.exec(&["systemctl", "is-system-running"]));
             let ssh: SocketAddr = format!("{}:22", self.ip).parse().unwrap();
             let booted = matches!(state.as_str(), "running" | "degraded");
             if booted && TcpStream::connect_timeout(&ssh, Duration::from_secs(1)).is_ok() {
                 return;
             }
             if Instant::now() > deadline {
-                let failed = text(&self.exec(&["systemctl", "--failed", "--no-pager"]));
+                let failed = trimmed_stdout(&self.exec(&["systemctl", "--failed", "--no-pager"]));
                 panic!(
                     "{} did not boot within {BOOT_LIMIT:?} (systemd: {state:?}); failed units:\n{failed}",
                     self.name
