@@ -22,7 +22,7 @@ use crate::support::{
         Busy, SLACK, assert_cut_off_after, closed_within, exchange, http_cap_of_two, open, post,
         slow_sender_is_cut_off,
     },
-    home, rss_kib, start, start_with_open_files,
+    home, rss_kib, start, start_with_open_files, whole_machine,
 };
 
 /// A complete request for the open health route, kept alive.
@@ -132,23 +132,47 @@ fn past_max_connections_the_oldest_idle_goes_and_requests_in_progress_stay() {
     http_cap_of_two(node.api, create_group, 201);
 }
 
-/// Raises this process's soft open-file limit to at least `needed`.
-fn raise_open_files(needed: u64) {
+/// The open-file limit this process had before [`raise_open_files`]
+/// raised it, if it did; set again when dropped.
+struct OpenFilesRaised {
+    before: Option<Rlimit>,
+}
+
+/// Raises this process's soft open-file limit to at least `needed` until
+/// the value returned is dropped. The limit is the whole test process's:
+/// the nodes other tests start meanwhile inherit it, which only raises the
+/// caps of their connections (none counts on the default), and the node
+/// under attack runs under a limit of its own.
+fn raise_open_files(needed: u64) -> OpenFilesRaised {
     let limit = getrlimit(Resource::Nofile);
     let hard = limit.maximum.unwrap_or(u64::MAX);
     assert!(
         hard >= needed,
         "this test opens thousands of connections: it needs a hard open-file limit of at least {needed}, not {hard} (`ulimit -Hn`)"
     );
-    if limit.current.is_some_and(|soft| soft < needed) {
-        setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(needed),
-                maximum: limit.maximum,
-            },
-        )
-        .expect("the soft open-file limit can be raised up to the hard one");
+    if limit.current.is_none_or(|soft| soft >= needed) {
+        return OpenFilesRaised { before: None };
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(needed),
+            maximum: limit.maximum,
+        },
+    )
+    .expect("the soft open-file limit can be raised up to the hard one");
+    OpenFilesRaised {
+        before: Some(limit),
+    }
+}
+
+impl Drop for OpenFilesRaised {
+    fn drop(&mut self) {
+        if let Some(before) = self.before
+            && let Err(err) = setrlimit(Resource::Nofile, before)
+        {
+            eprintln!("cannot set the open-file limit back: {err}");
+        }
     }
 }
 
@@ -168,7 +192,8 @@ fn attack(address: std::net::SocketAddr, n: usize) -> TcpStream {
 fn five_thousand_idle_and_slow_connections_leave_room_for_an_authenticated_request() {
     const OPEN_FILES: u64 = 1024;
     const ATTACKERS: usize = 5_000;
-    raise_open_files(ATTACKERS as u64 + 1_024);
+    let _machine = whole_machine();
+    let _open_files = raise_open_files(ATTACKERS as u64 + 1_024);
     let dir = home();
     let node = start_with_open_files(dir.path(), &env(&[]), OPEN_FILES);
     let idle_rss = rss_kib(node.child.id());

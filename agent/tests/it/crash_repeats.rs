@@ -17,7 +17,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{self, Api, Node, Running, home, spawn_run, start};
+use crate::support::{self, Api, Node, Running, home, spawn_run, start, whole_machine};
 
 /// Input lines, each with its own sequence number.
 const LINES: u64 = 200_000;
@@ -194,6 +194,7 @@ impl Process {
 /// its sink writes, starting it again after each kill, lets it finish, and
 /// checks that no line was lost and that each kill repeated at most `bound`.
 fn kill_and_count(test: &str, dir: &Path, mut launch: impl FnMut() -> Process, bound: u64) {
+    let _machine = whole_machine();
     let mut delays = Delays::seeded(test);
     let mut tally = Tally::new(dir.join("out.json"));
     let mut kills = Vec::new();

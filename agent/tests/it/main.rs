@@ -1,6 +1,8 @@
 //! The integration tests, in one binary: each module below tests one area
 //! through the real `datascale` binary, which `support` starts and drives.
-//! Every test runs in this one process, on parallel threads.
+//! Every test runs in this one process, on parallel threads: what the
+//! process has (its environment, current directory and limits) every test
+//! has, and tests that must not overlap take a lock of `support`.
 
 mod support;
 

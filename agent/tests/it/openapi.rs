@@ -14,7 +14,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{self, Api, home, run_tool, run_tool_successfully, start, token, tool};
+use crate::support::{
+    self, Api, home, run_tool, run_tool_successfully, start, token, tool, whole_machine,
+};
 
 async fn document(api: &Api) -> Value {
     let answer = api.get("/api/v1/openapi.json").await;
@@ -186,6 +188,7 @@ impl Credential {
 /// Runs schemathesis with every check on against a node, as `credential`,
 /// and fails with its report unless it finds nothing.
 async fn schemathesis_finds_nothing_as(credential: Credential) {
+    let _machine = whole_machine();
     let dir = home();
     let node = start(dir.path(), &[]);
     let admin = Api::admin(&node, dir.path());

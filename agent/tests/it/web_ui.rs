@@ -395,17 +395,49 @@ async fn scenario(browser: &Browser, ui: &str, api: &Api) {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
-/// The processes below `pid`, children first found first.
-fn descendants(pid: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+/// A process as this test saw it: its id, and when it started, so that
+/// another process given the same id later (the other tests of the binary
+/// start processes all the time) is not taken for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Process {
+    pid: u32,
+    /// Clock ticks after boot (field 22 of `/proc/<pid>/stat`).
+    started: u64,
+}
+
+impl Process {
+    /// Process `pid` and its parent, while it runs; none once it has
+    /// exited (or is a zombie waiting to be reaped).
+    fn running(pid: u32) -> Option<(Self, u32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name, from the third (the state) on.
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+        if *fields.first()? == "Z" {
+            return None;
+        }
+        let parent = fields.get(1)?.parse().ok()?;
+        let started = fields.get(19)?.parse().ok()?;
+        Some((Self { pid, started }, parent))
+    }
+
+    /// Whether this very process still runs.
+    fn runs(&self) -> bool {
+        Self::running(self.pid).is_some_and(|(now, _)| now == *self)
+    }
+}
+
+/// The processes below `root`, children first found first: only those
+/// `root` started, however many other processes run.
+fn descendants(root: Process) -> Vec<Process> {
+    let parents: Vec<(Process, u32)> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, live_parent(pid)?)))
+        .filter_map(Process::running)
         .collect();
-    let mut found = vec![pid];
+    let mut found = vec![root];
     let mut next = 0;
     while next < found.len() {
-        let parent = found[next];
+        let parent = found[next].pid;
         found.extend(
             parents
                 .iter()
@@ -417,20 +449,11 @@ fn descendants(pid: u32) -> Vec<u32> {
     found.split_off(1)
 }
 
-/// The parent of `pid` while it runs; none once it has exited (or is a
-/// zombie waiting to be reaped).
-fn live_parent(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut after = stat[stat.rfind(')')? + 2..].split(' ');
-    let state = after.next()?;
-    (state != "Z").then(|| after.next()?.parse().ok()).flatten()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_browser_leaves_no_process_behind() {
     let browser = Browser::start(800, 600).await;
     browser.goto("about:blank").await;
-    let driver = browser.driver_pid();
+    let (driver, _) = Process::running(browser.driver_pid()).expect("chromedriver runs");
     let chromium = descendants(driver);
     assert!(!chromium.is_empty(), "chromedriver started no browser");
     drop(browser);
@@ -438,7 +461,7 @@ async fn a_closed_browser_leaves_no_process_behind() {
         chromium
             .iter()
             .chain([&driver])
-            .all(|pid| live_parent(*pid).is_none())
+            .all(|process| !process.runs())
     });
 }
 

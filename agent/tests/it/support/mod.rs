@@ -5,6 +5,10 @@
 //! `browser` drives a headless Chromium for the Web UI's tests,
 //! `connections` probes a server's connection limits over raw TCP, and
 //! `test_hosts` boots Docker containers as machines.
+//!
+//! Every test of the binary runs in one process, on parallel threads: what
+//! must not overlap takes a lock here ([`whole_machine`]) or in
+//! `test_hosts` (one set of hosts at a time).
 
 pub mod browser;
 pub mod connections;
@@ -16,7 +20,7 @@ use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
-    sync::mpsc,
+    sync::{Mutex, MutexGuard, PoisonError, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -29,6 +33,27 @@ pub const ADMIN: &str = "admin-secret-for-tests";
 
 /// The worker (enrollment) token of those managers.
 pub const ENROLL: &str = "enrollment-secret-for-tests";
+
+/// The machine's cores, for the tests that keep both busy for a while or
+/// whose figures depend on having them: the kill runs of `crash_repeats`,
+/// the thousands of connections of `connection_limits`, the schemathesis
+/// runs of `openapi`. Each takes it with [`whole_machine`], so that no two
+/// of them overlap; every other test may run beside one of them.
+static WHOLE_MACHINE: Mutex<()> = Mutex::new(());
+
+/// [`WHOLE_MACHINE`], held until dropped.
+pub struct WholeMachine {
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Waits until no other test holds [`WHOLE_MACHINE`], and holds it. A test
+/// that failed holding it leaves it free: the next one takes it all the
+/// same. An async test may hold it across `.await`: each test has a
+/// runtime of its own, and the lock waits only for other tests.
+pub fn whole_machine() -> WholeMachine {
+    let guard = WHOLE_MACHINE.lock().unwrap_or_else(PoisonError::into_inner);
+    WholeMachine { _guard: guard }
+}
 
 /// The repository's root.
 pub fn repository() -> PathBuf {

@@ -11,13 +11,16 @@
 //! `docker stop` sends it SIGRTMIN+3, its signal to shut down.
 //!
 //! Everything is removed when the [`Hosts`] value is dropped, also when the
-//! test fails.
+//! test fails. One set of hosts runs at a time ([`ONE_SET`]): the tests that
+//! boot them run in the same process, and would otherwise build the image
+//! at the same time and boot their containers side by side.
 
 use std::{
     io::Write,
     net::{SocketAddr, TcpStream},
     path::PathBuf,
     process::{Command, Output, Stdio},
+    sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -25,6 +28,10 @@ use super::{checked, repository};
 
 /// How long a container may take to boot (systemd and sshd up).
 const BOOT_LIMIT: Duration = Duration::from_secs(60);
+
+/// The test hosts' image and the room for their containers: held by a
+/// [`Hosts`] from before the image is built until its containers are gone.
+static ONE_SET: Mutex<()> = Mutex::new(());
 
 /// Standard output as text, trimmed.
 fn trimmed_stdout(output: &Output) -> String {
@@ -104,12 +111,16 @@ pub struct Hosts {
     /// The private key root logs in with (`key.pub` beside it).
     pub key: PathBuf,
     _keys: tempfile::TempDir,
+    /// [`ONE_SET`], released after [`Drop`] removed the containers.
+    _one_set: MutexGuard<'static, ()>,
 }
 
 impl Hosts {
     /// Boots one host per name and waits until systemd runs and sshd accepts
     /// connections on each.
     pub fn start(names: &[&str]) -> Self {
+        // A test that failed holding it leaves nothing behind to wait for.
+        let one_set = ONE_SET.lock().unwrap_or_else(PoisonError::into_inner);
         let image = image();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -137,6 +148,7 @@ impl Hosts {
             network: network.clone(),
             key,
             _keys: keys,
+            _one_set: one_set,
         };
         checked(Command::new("docker").args(["network", "create", &network]));
         for name in names {
