@@ -317,8 +317,11 @@ impl Node {
 }
 
 /// Sends SIGTERM to `child` and waits up to `limit` for its exit; returns
-/// the status and how long the exit took.
+/// the status and how long the exit took. The signal waits (up to `limit`
+/// too) until `child` handles it: one sent before, in the first
+/// milliseconds of a process, ends it by the kernel's default action.
 pub fn terminate(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
+    wait_until(limit, "handler of SIGTERM", || handles_sigterm(child.id()));
     let sent = Instant::now();
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -327,6 +330,23 @@ pub fn terminate(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
     assert!(killed.success());
     let status = wait_for(limit, "exit after SIGTERM", || child.try_wait().unwrap());
     (status, sent.elapsed())
+}
+
+/// Whether process `pid` catches SIGTERM (`SigCgt` of `/proc/<pid>/status`),
+/// or has exited already: a zombie takes the signal as well.
+fn handles_sigterm(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let caught = field("SigCgt")
+        .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+        .unwrap_or_else(|| panic!("no SigCgt in the status of process {pid}"));
+    let sigterm = 1 << (rustix::process::Signal::TERM.as_raw() - 1);
+    caught & sigterm != 0 || field("State").is_some_and(|state| state.starts_with('Z'))
 }
 
 /// Polls `done` every 20 ms until it holds; fails the test after `limit`.
