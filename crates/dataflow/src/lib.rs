@@ -42,14 +42,6 @@ use self::{pipelines::PipelineConfig, sinks::SinkConfig, sources::SourceConfig};
 /// `Duration` or an `Instant` would overflow) and no dataflow needs one.
 pub const MAX_WAIT_SECS: f64 = 365.0 * 86_400.0;
 
-/// The `type` of a component's configuration, as written in the document.
-pub fn type_name<C: Serialize>(config: &C) -> String {
-    serde_json::to_value(config)
-        .ok()
-        .and_then(|tagged| tagged["type"].as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// The names serde takes for the variants of `T`: the `type`s of a
 /// component config enum (tagged: `{"type": …, "conf": …}`), or the values
 /// of a plain enum. They are what serde's derive lists when asked for a
@@ -93,6 +85,9 @@ pub fn variant_names<T: DeserializeOwned>() -> &'static [&'static str] {
 
 /// What validation asks of every component type's configuration.
 pub trait ComponentConfig {
+    /// The component's `type`, as the document writes it.
+    fn type_name(&self) -> &'static str;
+
     /// The named outputs downstream components take as `component.output`;
     /// empty for components with one unnamed output.
     fn named_outputs(&self) -> Vec<String> {

@@ -2,7 +2,8 @@
 //! JSON is validated or refused with its problems, never a panic, however
 //! deep it nests or however long its chain of pipelines; a generated valid
 //! document validates, and its model written out as JSON or YAML validates
-//! back to the same model; a cycle is refused at an input that closes it.
+//! back to the same model, each component's type name as serde writes it;
+//! a cycle is refused at an input that closes it.
 
 use proptest::{collection::vec, prelude::*, sample::select};
 use serde_json::{Value, json};
@@ -306,6 +307,18 @@ proptest! {
         ));
         let json = serde_json::to_string_pretty(&dataflow).unwrap();
         prop_assert_eq!(&parse_text(&json).unwrap(), &dataflow);
+        // Each component's type name is the `type` serde writes for it.
+        let written: Value = serde_json::from_str(&json).unwrap();
+        let types: Vec<String> = ["sources", "pipelines", "sinks"]
+            .iter()
+            .flat_map(|kind| written[kind].as_array().cloned().unwrap_or_default())
+            .map(|component| component["type"].as_str().unwrap().to_owned())
+            .collect();
+        let names: Vec<&str> = dataflow.sources.iter().map(|c| c.config.type_name())
+            .chain(dataflow.pipelines.iter().map(|c| c.config.type_name()))
+            .chain(dataflow.sinks.iter().map(|c| c.config.type_name()))
+            .collect();
+        prop_assert_eq!(names, types);
         let yaml = serde_yaml::to_string(&dataflow).unwrap();
         prop_assert_eq!(&parse_text(&yaml).unwrap(), &dataflow);
     }

@@ -29,7 +29,7 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{ComponentConfig, Dataflow, collector::shelf::Shelf, type_name};
+use crate::{ComponentConfig, Dataflow, collector::shelf::Shelf};
 
 /// Reads how full a channel is through a weak sender, which does not keep
 /// the channel open.
@@ -119,13 +119,13 @@ pub fn start(
         takes_from.push((name, component_inputs));
     }
     let mut registered = Vec::new();
-    let mut register = |name: &str, kind: String| {
+    let mut register = |name: &str, kind: &str| {
         let fill = senders
             .get(name)
             .map(|sender| Arc::new(EdgeFill(sender.downgrade())) as Arc<dyn ChannelFill>);
         let component = environment
             .metrics
-            .register((group, &dataflow.name), name, &kind, fill);
+            .register((group, &dataflow.name), name, kind, fill);
         let metrics = component.metrics.clone();
         registered.push(component);
         metrics
@@ -150,7 +150,7 @@ pub fn start(
     let shutdown = CancellationToken::new();
     let mut supervised: Vec<Supervised> = Vec::new();
     for source in &dataflow.sources {
-        let metrics = register(&source.name, type_name(&source.config));
+        let metrics = register(&source.name, source.config.type_name());
         let context = SourceContext {
             origin: Arc::new(Origin::new(&environment.host, &dataflow.name, &source.name)),
             output: output_of(&source.name, &source.name, &metrics, true),
@@ -166,7 +166,7 @@ pub fn start(
         })?);
     }
     for pipeline in &dataflow.pipelines {
-        let metrics = register(&pipeline.name, type_name(&pipeline.config));
+        let metrics = register(&pipeline.name, pipeline.config.type_name());
         let outputs = pipeline
             .config
             .named_outputs()
@@ -191,7 +191,7 @@ pub fn start(
     }
     let mut buffers: Vec<ComponentTask> = Vec::new();
     for sink in &dataflow.sinks {
-        let metrics = register(&sink.name, type_name(&sink.config));
+        let metrics = register(&sink.name, sink.config.type_name());
         let input = input_of(&sink.name, &metrics).tapped(tap_of(&sink.name));
         let input = match sink.buffer.kind {
             BufferType::Memory => input,

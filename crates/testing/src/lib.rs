@@ -87,6 +87,10 @@ pub fn text_or_tokens(tokens: &'static [&'static str]) -> impl Strategy<Value = 
     ]
 }
 
+/// The deepest nesting serde_json reads (its recursion limit); deeper JSON
+/// is refused by every parser built on it.
+pub const JSON_DEPTH_LIMIT: usize = 128;
+
 /// JSON text nested `depth` levels deep, in arrays or in objects: no
 /// parser may recurse that deep on a thread's stack.
 pub fn deeply_nested(depth: usize, objects: bool) -> String {

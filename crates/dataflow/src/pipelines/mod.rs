@@ -294,6 +294,17 @@ async fn forward(output: &Output, batch: Batch) -> Result<(), OutputClosed> {
 }
 
 impl ComponentConfig for PipelineConfig {
+    fn type_name(&self) -> &'static str {
+        match self {
+            PipelineConfig::Remap(_) => "remap",
+            PipelineConfig::Filter(_) => "filter",
+            PipelineConfig::Route(_) => "route",
+            PipelineConfig::Sample(_) => "sample",
+            PipelineConfig::Dedupe(_) => "dedupe",
+            PipelineConfig::Throttle(_) => "throttle",
+        }
+    }
+
     fn named_outputs(&self) -> Vec<String> {
         match self {
             PipelineConfig::Route(route) => {

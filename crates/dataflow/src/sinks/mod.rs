@@ -357,6 +357,16 @@ fn encode_logfmt(value: &vrl::value::Value, out: &mut Vec<u8>) {
 }
 
 impl ComponentConfig for SinkConfig {
+    fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::Console(_) => "console",
+            SinkConfig::File(_) => "file",
+            SinkConfig::Http(_) => "http",
+            SinkConfig::Yh(_) => "yh",
+            SinkConfig::Blackhole(_) => "blackhole",
+        }
+    }
+
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut add = |path: &str, message: String| problems.push((path.to_owned(), message));

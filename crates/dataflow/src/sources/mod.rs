@@ -580,6 +580,20 @@ fn zeros<const N: usize>(fields: [(&'static str, u64); N]) -> impl Iterator<Item
 }
 
 impl ComponentConfig for SourceConfig {
+    fn type_name(&self) -> &'static str {
+        match self {
+            SourceConfig::Exec(_) => "exec",
+            SourceConfig::Collector(_) => "collector",
+            SourceConfig::File(_) => "file",
+            SourceConfig::Demo(_) => "demo",
+            SourceConfig::HttpServer(_) => "http_server",
+            SourceConfig::Syslog(_) => "syslog",
+            SourceConfig::HostMetrics(_) => "host_metrics",
+            SourceConfig::InternalMetrics(_) => "internal_metrics",
+            SourceConfig::Stdin(_) => "stdin",
+        }
+    }
+
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut add =

@@ -69,10 +69,10 @@ proptest! {
         }
     }
 
-    /// JSON nested far deeper than any parser should recurse is refused.
+    /// JSON nested deeper than serde_json reads is refused.
     #[test]
     fn deep_nesting_is_refused(
-        depth in 100..50_000usize,
+        depth in testing::JSON_DEPTH_LIMIT + 1..50_000usize,
         objects in any::<bool>(),
         codec in select(vec![DecodingCodec::Json, DecodingCodec::Ndjson]),
     ) {
