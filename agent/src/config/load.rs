@@ -139,114 +139,19 @@ pub fn known_keys() -> Vec<(String, String, String)> {
 /// Loads the configuration: defaults < file < environment < flags.
 pub fn load(overrides: &Overrides) -> Result<LoadedConfig, ConfigError> {
     let defaults = default_table();
-    let known: BTreeMap<String, Value> = leaves(&defaults).into_iter().collect();
-    let mut values = known.clone();
-    let mut origins = BTreeMap::new();
-    let mut issues = Vec::new();
-
+    let mut layers = Layers::new(&defaults);
     let file = match &overrides.config_path {
         Some(path) => Some(path.clone()),
         None => Some(overrides.install_dir.join("config").join("datascale.toml"))
             .filter(|path| path.exists()),
     };
     if let Some(path) = &file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let table: Table = text
-            .parse()
-            .map_err(|err: toml::de::Error| ConfigError::Syntax {
-                path: path.clone(),
-                message: err.to_string().trim_end().to_owned(),
-            })?;
-        let mut file_values = Vec::new();
-        collect_file_values(&table, "", &known, path, &mut file_values, &mut issues);
-        for (key, value) in file_values {
-            values.insert(key.clone(), value);
-            origins.insert(key, Origin::File(path.clone()));
-        }
+        layers.read_file(path)?;
     }
-
-    let env_keys: BTreeMap<String, &String> =
-        known.keys().map(|key| (env_name(key), key)).collect();
-    let mut env: Vec<_> = overrides
-        .env
-        .iter()
-        .filter(|(name, _)| {
-            name.starts_with(ENV_PREFIX) && ![URL_ENV, TOKEN_ENV].contains(&name.as_str())
-        })
-        .collect();
-    env.sort();
-    for (name, text) in env {
-        let Some(key) = env_keys.get(name) else {
-            let hint = closest(name, env_keys.keys())
-                .map(|near| format!("; did you mean {near}?"))
-                .unwrap_or_default();
-            issues.push(issue(format!(
-                "unknown environment variable {name}{hint} (`datascale config keys` lists them all)"
-            )));
-            continue;
-        };
-        let origin = Origin::Env(name.clone());
-        match typed_value(&known[*key], text) {
-            Ok(value) => {
-                values.insert((*key).clone(), value);
-                origins.insert((*key).clone(), origin);
-            }
-            Err(expected) => issues.push(value_issue(key, text, &origin, expected)),
-        }
-    }
-
-    for (key, text, flag) in &overrides.flags {
-        let origin = Origin::Flag(flag.clone());
-        let Some(default) = known.get(key) else {
-            let hint = closest(key, known.keys())
-                .map(|near| format!("; did you mean `{near}`?"))
-                .unwrap_or_default();
-            issues.push(issue(format!("unknown key `{key}` in {origin}{hint}")));
-            continue;
-        };
-        match typed_value(default, text) {
-            Ok(value) => {
-                values.insert(key.clone(), value);
-                origins.insert(key.clone(), origin);
-            }
-            Err(expected) => issues.push(value_issue(key, text, &origin, expected)),
-        }
-    }
-
-    // Each overridden value is checked alone against the defaults, so that
-    // every bad value is reported, not only the first.
-    for (key, origin) in &origins {
-        let mut single = defaults.clone();
-        set_path(&mut single, key, values[key].clone());
-        if let Err(err) = Value::Table(single).try_into::<Config>() {
-            issues.push(value_issue(
-                key,
-                &plain_value(&values[key]),
-                origin,
-                err.message(),
-            ));
-        }
-    }
-    if !issues.is_empty() {
-        return Err(ConfigError::Invalid(issues));
-    }
-
-    let mut merged = Table::new();
-    for (key, value) in &values {
-        set_path(&mut merged, key, value.clone());
-    }
-    let mut config: Config = Value::Table(merged)
-        .try_into()
-        .map_err(|err: toml::de::Error| {
-            ConfigError::Invalid(vec![issue(err.message().to_owned())])
-        })?;
-    issues.extend(cross_checks(&config, &origins));
-    if !issues.is_empty() {
-        return Err(ConfigError::Invalid(issues));
-    }
+    layers.apply_env(&overrides.env);
+    layers.apply_flags(&overrides.flags);
+    layers.check_each_override(&defaults);
+    let (mut config, origins) = layers.merge()?;
     config.service.data_dir = overrides.install_dir.join(&config.service.data_dir);
     config.service.collectors_dir = overrides.install_dir.join(&config.service.collectors_dir);
     if !config.log.file.as_os_str().is_empty() {
@@ -258,6 +163,153 @@ pub fn load(overrides: &Overrides) -> Result<LoadedConfig, ConfigError> {
         install_dir: overrides.install_dir.clone(),
         origins,
     })
+}
+
+/// The configuration as its layers are laid over the defaults: each key's
+/// value and where it came from, and every problem found on the way (all
+/// of them are reported, not only the first).
+struct Layers {
+    /// Every key with its default, which also gives its type.
+    known: BTreeMap<String, Value>,
+    values: BTreeMap<String, Value>,
+    origins: BTreeMap<String, Origin>,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Layers {
+    fn new(defaults: &Table) -> Self {
+        let known: BTreeMap<String, Value> = leaves(defaults).into_iter().collect();
+        Self {
+            values: known.clone(),
+            known,
+            origins: BTreeMap::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// The keys of the configuration file at `path`.
+    fn read_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table: Table = text
+            .parse()
+            .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: err.to_string().trim_end().to_owned(),
+            })?;
+        let mut file_values = Vec::new();
+        collect_file_values(
+            &table,
+            "",
+            &self.known,
+            path,
+            &mut file_values,
+            &mut self.issues,
+        );
+        for (key, value) in file_values {
+            self.values.insert(key.clone(), value);
+            self.origins.insert(key, Origin::File(path.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The `DATASCALE_*` variables of `env`, in name order; an unknown one
+    /// is a problem, with the nearest known name.
+    fn apply_env(&mut self, env: &[(String, String)]) {
+        let env_keys: BTreeMap<String, String> = self
+            .known
+            .keys()
+            .map(|key| (env_name(key), key.clone()))
+            .collect();
+        let mut env: Vec<_> = env
+            .iter()
+            .filter(|(name, _)| {
+                name.starts_with(ENV_PREFIX) && ![URL_ENV, TOKEN_ENV].contains(&name.as_str())
+            })
+            .collect();
+        env.sort();
+        for (name, text) in env {
+            match env_keys.get(name) {
+                Some(key) => self.set(key, text, Origin::Env(name.clone())),
+                None => {
+                    let hint = closest(name, env_keys.keys())
+                        .map(|near| format!("; did you mean {near}?"))
+                        .unwrap_or_default();
+                    self.issues.push(issue(format!(
+                        "unknown environment variable {name}{hint} (`datascale config keys` lists them all)"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The `--set key=value` flags, in the order given.
+    fn apply_flags(&mut self, flags: &[(String, String, String)]) {
+        for (key, text, flag) in flags {
+            let origin = Origin::Flag(flag.clone());
+            if self.known.contains_key(key) {
+                self.set(key, text, origin);
+            } else {
+                let hint = closest(key, self.known.keys())
+                    .map(|near| format!("; did you mean `{near}`?"))
+                    .unwrap_or_default();
+                self.issues
+                    .push(issue(format!("unknown key `{key}` in {origin}{hint}")));
+            }
+        }
+    }
+
+    /// Sets a known key from text, read as the type of its default.
+    fn set(&mut self, key: &str, text: &str, origin: Origin) {
+        match typed_value(&self.known[key], text) {
+            Ok(value) => {
+                self.values.insert(key.to_owned(), value);
+                self.origins.insert(key.to_owned(), origin);
+            }
+            Err(expected) => self.issues.push(value_issue(key, text, &origin, expected)),
+        }
+    }
+
+    /// Checks each overridden value alone against the defaults, so that
+    /// every bad value is reported, not only the first.
+    fn check_each_override(&mut self, defaults: &Table) {
+        for (key, origin) in &self.origins {
+            let mut single = defaults.clone();
+            set_path(&mut single, key, self.values[key].clone());
+            if let Err(err) = Value::Table(single).try_into::<Config>() {
+                self.issues.push(value_issue(
+                    key,
+                    &plain_value(&self.values[key]),
+                    origin,
+                    err.message(),
+                ));
+            }
+        }
+    }
+
+    /// The configuration of every layer together, once no problem was
+    /// found, with the rules that involve more than one key checked.
+    fn merge(mut self) -> Result<(Config, BTreeMap<String, Origin>), ConfigError> {
+        if !self.issues.is_empty() {
+            return Err(ConfigError::Invalid(self.issues));
+        }
+        let mut merged = Table::new();
+        for (key, value) in &self.values {
+            set_path(&mut merged, key, value.clone());
+        }
+        let config: Config = Value::Table(merged)
+            .try_into()
+            .map_err(|err: toml::de::Error| {
+                ConfigError::Invalid(vec![issue(err.message().to_owned())])
+            })?;
+        self.issues.extend(cross_checks(&config, &self.origins));
+        if !self.issues.is_empty() {
+            return Err(ConfigError::Invalid(self.issues));
+        }
+        Ok((config, self.origins))
+    }
 }
 
 /// Rules that involve more than one key.
