@@ -4,8 +4,7 @@
 use std::{fmt::Write, sync::atomic::Ordering};
 
 use datascale_core::metrics::{COMPONENT_COUNTERS, Family, ProcessUsage, Registered, Registry};
-
-use crate::resources::EffectiveLimits;
+use datascale_protocol::EffectiveLimits;
 
 /// A channel gauge: its name, help text, and what it reads of (queued, capacity).
 type BufferGauge = (&'static str, &'static str, fn((usize, usize)) -> usize);
@@ -174,7 +173,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::{CgroupVersion, LimitSource};
+    use datascale_protocol::{CgroupVersion, LimitSource};
 
     #[test]
     fn series_carry_the_component_labels() {

@@ -14,14 +14,15 @@ use std::{
 use datascale_connections::{ConnectionLimits, ConnectionTable};
 use datascale_core::component::{ManagerTarget, TokenSource, host_name};
 use datascale_dataflow::topology::Environment;
+use datascale_protocol::Mode;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
     api::{self, ApiState, LocalDataflows, NodeInfo},
-    auth::{AuthError, GeneratedToken, Tokens, token_path},
-    config::{Config, Mode},
+    auth::{AuthError, GeneratedToken, ManagerTokens, Tokens, token_path},
+    config::Config,
     manager::{
         self,
         api::ManagerState,
@@ -100,11 +101,16 @@ pub async fn run(
         source,
     })?;
     let mut tokens = if service.mode.runs_manager() {
-        let (tokens, generated) = Tokens::for_manager(service)?;
+        let (tokens, generated) = Tokens::for_manager(&ManagerTokens {
+            data_dir: service.data_dir.clone(),
+            admin_token: service.manager.admin_token.clone(),
+            worker_token: service.manager.worker_token.clone(),
+            named_admin_tokens: service.manager.named_admin_tokens(),
+        })?;
         show_generated_tokens(&generated);
         tokens
     } else {
-        Tokens::for_worker(service)
+        Tokens::for_worker(&service.worker.token)
     };
     let manager_parts = match service.mode.runs_manager() {
         true => {
@@ -149,7 +155,7 @@ pub async fn run(
         worker_groups: service.worker.groups.clone(),
         manager_addresses: service.worker.manager_address.clone(),
         started: Instant::now(),
-        resources,
+        resources: Arc::new(resources),
     };
     let mut environment = Environment::new(&service.data_dir, &service.collectors_dir);
     environment.managers = manager_target(config, api_address);

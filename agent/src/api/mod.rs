@@ -28,16 +28,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use datascale_core::metrics::Registry;
 use datascale_dataflow::status::DataflowStatus;
-use datascale_protocol::CLUSTER_HEADER;
+use datascale_protocol::{CLUSTER_HEADER, EffectiveLimits, Mode};
 pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 pub use local::LocalDataflows;
 pub use names::{CheckedName, CollectorName, DataflowName, GroupName, NameKind, WorkerId};
 
 use crate::{
     auth::{Caller, Role, Tokens},
-    config::Mode,
     metrics,
-    resources::{EffectiveLimits, Placement},
 };
 
 /// The version of this build.
@@ -61,7 +59,21 @@ pub struct NodeInfo {
     /// When the node started.
     pub started: Instant,
     /// How the process came under its resource limits.
-    pub resources: Placement,
+    pub resources: Arc<dyn LimitsProbe>,
+}
+
+/// Reads the resource limits the process runs under, whenever asked, so
+/// that limits changed after the start show too.
+pub trait LimitsProbe: Send + Sync + std::fmt::Debug {
+    /// The limits in force now.
+    fn effective_limits(&self) -> EffectiveLimits;
+}
+
+/// Limits known once and for all.
+impl LimitsProbe for EffectiveLimits {
+    fn effective_limits(&self) -> EffectiveLimits {
+        self.clone()
+    }
 }
 
 /// State shared by the handlers of the shared routes.
@@ -436,25 +448,33 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::ServiceConfig;
+
+    fn no_limits() -> EffectiveLimits {
+        EffectiveLimits {
+            source: datascale_protocol::LimitSource::None,
+            cgroup_version: None,
+            cpu_cgroup: None,
+            memory_cgroup: None,
+            cpu_quota_percent: 0.0,
+            memory_limit_bytes: 0,
+        }
+    }
 
     fn router() -> Router {
-        let mut service = ServiceConfig::default();
-        service.worker.token = "worker-secret".into();
         let node = NodeInfo {
             mode: Mode::Worker,
             cluster_name: "datascale".into(),
-            api_address: service.address,
+            api_address: "127.0.0.1:7881".parse().unwrap(),
             ui_address: None,
             worker_groups: vec!["default".into()],
             manager_addresses: vec!["http://m1:7881".into()],
             started: Instant::now(),
-            resources: Placement::default(),
+            resources: Arc::new(no_limits()),
         };
         node_router(
             ApiState {
                 node: Arc::new(node),
-                tokens: Arc::new(Tokens::for_worker(&service)),
+                tokens: Arc::new(Tokens::for_worker("worker-secret")),
                 worker: None,
                 metrics: Registry::new(),
             },

@@ -15,8 +15,6 @@ use datascale_core::durable;
 use subtle::ConstantTimeEq;
 use tracing::info;
 
-use crate::config::{ServiceConfig, split_named_token};
-
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -113,6 +111,20 @@ pub enum AuthError {
     },
 }
 
+/// The tokens a manager is configured with; an empty one is generated on
+/// the first start and kept in `data_dir`.
+#[derive(Debug, Clone, Default)]
+pub struct ManagerTokens {
+    /// Where generated tokens are kept, below `secrets/`.
+    pub data_dir: PathBuf,
+    /// The main admin token.
+    pub admin_token: String,
+    /// The built-in enrollment token of workers.
+    pub worker_token: String,
+    /// More admin tokens, each with its name: (name, secret).
+    pub named_admin_tokens: Vec<(String, String)>,
+}
+
 /// Where a generated token of the given kind is kept.
 pub fn token_path(data_dir: &Path, kind: &str) -> PathBuf {
     data_dir.join("secrets").join(format!("{kind}.token"))
@@ -122,13 +134,15 @@ impl Tokens {
     /// The tokens of a manager: configured ones win; otherwise the ones stored
     /// in `data_dir`, generated on the first start. Returns the ones generated
     /// now, to be shown once.
-    pub fn for_manager(service: &ServiceConfig) -> Result<(Self, Vec<GeneratedToken>), AuthError> {
+    pub fn for_manager(
+        configured: &ManagerTokens,
+    ) -> Result<(Self, Vec<GeneratedToken>), AuthError> {
         let mut generated = Vec::new();
-        let mut resolve = |kind: &'static str, configured: &str, prefix: &str| {
-            if !configured.is_empty() {
-                return Ok(configured.to_owned());
+        let mut resolve = |kind: &'static str, given: &str, prefix: &str| {
+            if !given.is_empty() {
+                return Ok(given.to_owned());
             }
-            let path = token_path(&service.data_dir, kind);
+            let path = token_path(&configured.data_dir, kind);
             if let Some(token) = read_token(kind, &path)? {
                 return Ok(token);
             }
@@ -142,17 +156,14 @@ impl Tokens {
             });
             Ok::<_, AuthError>(token)
         };
-        let admin = resolve("admin", &service.manager.admin_token, "dsa_")?;
-        let worker = resolve("worker", &service.manager.worker_token, "dsw_")?;
+        let admin = resolve("admin", &configured.admin_token, "dsa_")?;
+        let worker = resolve("worker", &configured.worker_token, "dsw_")?;
         let mut admins = vec![("admin".to_owned(), admin)];
-        admins.extend(service.manager.admin_tokens.iter().filter_map(|entry| {
-            split_named_token(entry).map(|(name, secret)| (name.to_owned(), secret.to_owned()))
-        }));
-        let generated_worker_path = service
-            .manager
+        admins.extend(configured.named_admin_tokens.iter().cloned());
+        let generated_worker_path = configured
             .worker_token
             .is_empty()
-            .then(|| token_path(&service.data_dir, "worker"));
+            .then(|| token_path(&configured.data_dir, "worker"));
         Ok((
             Self {
                 admins,
@@ -166,10 +177,10 @@ impl Tokens {
     }
 
     /// The tokens a worker's local API accepts: its own worker token.
-    pub fn for_worker(service: &ServiceConfig) -> Self {
+    pub fn for_worker(worker_token: &str) -> Self {
         Self {
             admins: Vec::new(),
-            worker: RwLock::new(Some(service.worker.token.clone())),
+            worker: RwLock::new(Some(worker_token.to_owned())),
             generated_worker_path: None,
             workers: None,
             enrollment: None,
@@ -286,10 +297,10 @@ pub fn new_token(prefix: &str) -> String {
 mod tests {
     use super::*;
 
-    fn service_in(dir: &Path) -> ServiceConfig {
-        ServiceConfig {
+    fn service_in(dir: &Path) -> ManagerTokens {
+        ManagerTokens {
             data_dir: dir.to_owned(),
-            ..ServiceConfig::default()
+            ..ManagerTokens::default()
         }
     }
 
@@ -321,8 +332,8 @@ mod tests {
     fn configured_tokens_win_and_roles_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
         let mut service = service_in(dir.path());
-        service.manager.admin_token = "admin-secret".into();
-        service.manager.worker_token = "worker-secret".into();
+        service.admin_token = "admin-secret".into();
+        service.worker_token = "worker-secret".into();
         let (tokens, generated) = Tokens::for_manager(&service).unwrap();
         assert!(generated.is_empty());
         let role = |token: &str| tokens.identify(token).map(|caller| caller.role);
@@ -336,7 +347,7 @@ mod tests {
 
     #[test]
     fn an_empty_worker_token_accepts_nothing() {
-        let tokens = Tokens::for_worker(&ServiceConfig::default());
+        let tokens = Tokens::for_worker("");
         assert_eq!(tokens.identify(""), None);
     }
 
@@ -354,8 +365,8 @@ mod tests {
     fn an_enrollment_token_of_the_api_has_a_role_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let mut service = service_in(dir.path());
-        service.manager.admin_token = "admin-secret".into();
-        service.manager.worker_token = "worker-secret".into();
+        service.admin_token = "admin-secret".into();
+        service.worker_token = "worker-secret".into();
         let (tokens, _) = Tokens::for_manager(&service).unwrap();
         let tokens = tokens.with_enrollment_tokens(Arc::new(OneEnrollmentToken));
         let caller = tokens.identify("dse_secret").unwrap();
@@ -376,8 +387,8 @@ mod tests {
     fn named_admin_tokens_are_told_apart_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let mut service = service_in(dir.path());
-        service.manager.admin_token = "admin-secret".into();
-        service.manager.admin_tokens = vec!["alice:alice-secret-0123456789".into()];
+        service.admin_token = "admin-secret".into();
+        service.named_admin_tokens = vec![("alice".into(), "alice-secret-0123456789".into())];
         let (tokens, _) = Tokens::for_manager(&service).unwrap();
         let alice = tokens.identify("alice-secret-0123456789").unwrap();
         assert_eq!((alice.role, alice.name.as_str()), (Role::Admin, "alice"));

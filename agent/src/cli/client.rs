@@ -10,6 +10,7 @@ use std::{net::SocketAddr, ops::ControlFlow, process::ExitCode, time::Duration};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use datascale_dataflow::ValidationError;
+use datascale_protocol::Mode;
 use reqwest::{Method, StatusCode, Url, header::IF_MATCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use super::{EXIT_CONFIG, GlobalArgs, emit};
 use crate::{
     auth,
-    config::{Config, ConfigError, Mode, TOKEN_ENV, URL_ENV},
+    config::{Config, ConfigError, TOKEN_ENV, URL_ENV},
 };
 
 /// The exit codes of the commands that ask a node, for their help.

@@ -4,14 +4,12 @@ use std::{fmt::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::Args;
+use datascale_protocol::{CgroupVersion, EffectiveLimits, LimitSource};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{GlobalArgs, client::ClientArgs};
-use crate::{
-    api::Status,
-    resources::{CgroupVersion, EffectiveLimits, LimitSource},
-};
+use crate::api::Status;
 
 /// Options of `datascale status`.
 #[derive(Debug, Args)]

@@ -8,9 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use datascale_protocol::Mode;
 use toml::{Table, Value};
 
-use super::{Config, ENV_PREFIX, Mode, TOKEN_ENV, URL_ENV};
+use super::{Config, ENV_PREFIX, TOKEN_ENV, URL_ENV};
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

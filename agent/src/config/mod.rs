@@ -7,11 +7,12 @@
 
 mod load;
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use datascale_core::names::check_name;
+use datascale_protocol::Mode;
 pub use load::{ConfigError, ConfigIssue, LoadedConfig, Origin, Overrides, known_keys, load};
 
 /// Prefix of the environment variables that override configuration keys.
@@ -87,40 +88,6 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Which side of DataScale a process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The REST API, the Web UI and the store of groups and dataflows.
-    Manager,
-    /// Runs the dataflows of its groups, configured by a manager.
-    Worker,
-    /// A manager and a local worker in one process.
-    Standalone,
-}
-
-impl Mode {
-    /// Whether this mode serves the manager's API and Web UI.
-    pub fn runs_manager(self) -> bool {
-        matches!(self, Mode::Manager | Mode::Standalone)
-    }
-
-    /// Whether this mode runs dataflows.
-    pub fn runs_worker(self) -> bool {
-        matches!(self, Mode::Worker | Mode::Standalone)
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Manager => "manager",
-            Mode::Worker => "worker",
-            Mode::Standalone => "standalone",
-        })
-    }
-}
-
 /// `[service.http]`: limits on the connections of the REST API and the Web
 /// UI, which share them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +159,17 @@ pub struct ManagerConfig {
     pub worker_expire_minutes: u64,
 }
 
+impl ManagerConfig {
+    /// The named admin tokens, each split into (name, secret).
+    pub fn named_admin_tokens(&self) -> Vec<(String, String)> {
+        self.admin_tokens
+            .iter()
+            .filter_map(|entry| split_named_token(entry))
+            .map(|(name, secret)| (name.to_owned(), secret.to_owned()))
+            .collect()
+    }
+}
+
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
@@ -212,7 +190,7 @@ impl Default for ManagerConfig {
 pub const MIN_NAMED_TOKEN_LEN: usize = 16;
 
 /// Splits a named token, `name:secret`, into its name and secret.
-pub fn split_named_token(entry: &str) -> Option<(&str, &str)> {
+fn split_named_token(entry: &str) -> Option<(&str, &str)> {
     entry.split_once(':')
 }
 
@@ -478,15 +456,3 @@ fn log_filter<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
 
 #[cfg(test)]
 mod proptests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes_say_which_sides_they_run() {
-        assert!(Mode::Standalone.runs_manager() && Mode::Standalone.runs_worker());
-        assert!(Mode::Manager.runs_manager() && !Mode::Manager.runs_worker());
-        assert!(!Mode::Worker.runs_manager() && Mode::Worker.runs_worker());
-    }
-}

@@ -7,10 +7,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{
-    CgroupVersion,
-    proc::{self, CgroupMount, Membership},
-};
+use datascale_protocol::CgroupVersion;
+
+use super::proc::{self, CgroupMount, Membership};
 
 /// Microseconds of one CPU period: a quota is CPU time per 100 ms.
 pub(super) const CPU_PERIOD_US: u64 = 100_000;

@@ -23,69 +23,13 @@ mod proc;
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use datascale_protocol::{EffectiveLimits, LimitSource};
 use tracing::{info, warn};
 
 pub use cgroup::Unmet;
 use cgroup::{Controller, CpuQuota, Host, Wanted};
 
-use crate::config::ResourcesConfig;
-
-/// Which interface of cgroups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CgroupVersion {
-    /// Separate hierarchies per controller (`cpu`, `memory`, …).
-    V1,
-    /// The unified hierarchy.
-    V2,
-}
-
-/// Who set the limits the process runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LimitSource {
-    /// DataScale, in its own cgroup, from `[resources]`.
-    Cgroup,
-    /// The systemd unit DataScale runs as.
-    Systemd,
-    /// The cgroup DataScale was started in, set up by someone else (a
-    /// container runtime, an administrator).
-    Inherited,
-    /// No limit.
-    None,
-}
-
-impl LimitSource {
-    /// Its name, as in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LimitSource::Cgroup => "cgroup",
-            LimitSource::Systemd => "systemd",
-            LimitSource::Inherited => "inherited",
-            LimitSource::None => "none",
-        }
-    }
-}
-
-/// The limits the process runs under, read from the files of its cgroups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct EffectiveLimits {
-    /// Who set them.
-    pub source: LimitSource,
-    /// The cgroup interface of the process's cgroups; none without cgroups.
-    pub cgroup_version: Option<CgroupVersion>,
-    /// The directory of the cgroup that holds the CPU controller.
-    #[schema(value_type = Option<String>)]
-    pub cpu_cgroup: Option<PathBuf>,
-    /// The directory of the cgroup that holds the memory controller.
-    #[schema(value_type = Option<String>)]
-    pub memory_cgroup: Option<PathBuf>,
-    /// CPU time in percent of one core; 0: no limit.
-    pub cpu_quota_percent: f64,
-    /// Memory in bytes; 0: no limit.
-    pub memory_limit_bytes: u64,
-}
+use crate::{api::LimitsProbe, config::ResourcesConfig};
 
 /// How this process came under its limits on start; reads the limits in
 /// force whenever asked, so that limits changed later show too.
@@ -95,9 +39,8 @@ pub struct Placement {
     cgroup_root: PathBuf,
 }
 
-impl Placement {
-    /// The limits in force now.
-    pub fn effective_limits(&self) -> EffectiveLimits {
+impl LimitsProbe for Placement {
+    fn effective_limits(&self) -> EffectiveLimits {
         effective_limits(&Host::current(&self.cgroup_root), self.own_cgroup)
     }
 }
@@ -224,6 +167,8 @@ fn effective_limits(host: &Host, own_cgroup: bool) -> EffectiveLimits {
 #[cfg(test)]
 mod tests {
     use std::{fs, path::Path};
+
+    use datascale_protocol::CgroupVersion;
 
     use super::{
         proc::{cgroup_mounts, memberships},

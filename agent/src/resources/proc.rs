@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::CgroupVersion;
+use datascale_protocol::CgroupVersion;
 
 /// One mounted cgroup filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,12 @@
 //! The protocol between workers and managers: what a worker sends to enroll,
 //! in its heartbeats and when it asks for its desired state, and what the
 //! manager answers; the header that names the cluster; which dataflow is
-//! which. Both sides use these types, so they cannot drift apart. It
+//! which; what a node says of itself (its mode and its resource limits). Both sides use these types, so they cannot drift apart. It
 //! imports no other crate of the workspace.
 
+mod node;
+
+pub use node::{CgroupVersion, EffectiveLimits, LimitSource, Mode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, extract::State};
 use chrono::Utc;
+use datascale_protocol::Mode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,7 +15,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{AdminErrors, ManagerState};
 use crate::{
     api::{ApiError, VERSION},
-    config::Mode,
     manager::workers::{WorkerState, rates::RateSeries},
 };
 

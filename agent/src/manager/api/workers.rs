@@ -13,9 +13,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use datascale_core::names::check_name;
-use datascale_protocol::Name;
 use datascale_protocol::{
-    DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, SYNC_WAIT_SECS,
+    DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, Name, SYNC_WAIT_SECS,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
