@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use datascale::api::VERSION;
+use datascale_http::VERSION;
 use datascale_protocol::{
     CLUSTER_HEADER, DataflowReport, DataflowState, DesiredState, Enrolled, Heartbeat,
     HeartbeatReply, Identity, SYNC_WAIT_SECS,

@@ -17,14 +17,11 @@
 //! changed one at a time) and `standalone` (what ties a node's own manager
 //! and worker together: the one module that knows both).
 
-pub mod api;
-pub mod auth;
 pub mod cli;
 
 pub mod config;
 pub mod logging;
 pub mod manager;
-pub mod metrics;
 pub mod node;
 pub mod resources;
 pub mod service;

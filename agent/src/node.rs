@@ -14,14 +14,16 @@ use std::{
 use datascale_connections::{ConnectionLimits, ConnectionTable};
 use datascale_core::component::{ManagerTarget, TokenSource, host_name};
 use datascale_dataflow::topology::Environment;
+use datascale_http::{
+    ApiState, LocalDataflows, NodeInfo,
+    auth::{AuthError, GeneratedToken, ManagerTokens, Tokens, token_path},
+};
 use datascale_protocol::Mode;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{self, ApiState, LocalDataflows, NodeInfo},
-    auth::{AuthError, GeneratedToken, ManagerTokens, Tokens, token_path},
     config::Config,
     manager::{
         self,
@@ -229,7 +231,7 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    let api = api::node_router(api_state, manager_routes);
+    let api = datascale_http::node_router(api_state, manager_routes);
 
     let http = Http {
         connections: connection_table(config),
@@ -246,7 +248,7 @@ pub async fn run(
         api_address = %api_address,
         ui_address = ui_address.map(|a| a.to_string()).unwrap_or_default(),
         data_dir = %service.data_dir.display(),
-        version = api::VERSION,
+        version = datascale_http::VERSION,
         "DataScale started."
     );
 
@@ -357,7 +359,7 @@ fn manager_target(config: &Config, api_address: SocketAddr) -> Option<ManagerTar
             TokenSource::File(worker::sync::credential_path(&service.data_dir)),
         ),
         Mode::Standalone => (
-            vec![api::local_url(api_address)],
+            vec![datascale_http::local_url(api_address)],
             match service.manager.worker_token.as_str() {
                 "" => TokenSource::File(token_path(&service.data_dir, "worker")),
                 configured => TokenSource::Static(configured.to_owned()),

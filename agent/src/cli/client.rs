@@ -10,16 +10,14 @@ use std::{net::SocketAddr, ops::ControlFlow, process::ExitCode, time::Duration};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use datascale_dataflow::ValidationError;
+use datascale_http::auth;
 use datascale_protocol::Mode;
 use reqwest::{Method, StatusCode, Url, header::IF_MATCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{EXIT_CONFIG, GlobalArgs, emit};
-use crate::{
-    auth,
-    config::{Config, ConfigError, TOKEN_ENV, URL_ENV},
-};
+use crate::config::{Config, ConfigError, TOKEN_ENV, URL_ENV};
 
 /// The exit codes of the commands that ask a node, for their help.
 pub const EXIT_CODES: &str = "\
@@ -445,7 +443,7 @@ fn parse_base(text: &str) -> Result<Url, String> {
 
 /// The URL at which the local node answers.
 fn local_url(address: SocketAddr) -> Url {
-    Url::parse(&crate::api::local_url(address)).expect("a socket address makes a URL")
+    Url::parse(&datascale_http::local_url(address)).expect("a socket address makes a URL")
 }
 
 /// The token of the local node: on a manager the admin token (configured or

@@ -139,7 +139,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Service(command) => service_cmd::run(&cli.global, command),
         Command::Version => {
-            emit(&format!("datascale {}\n", crate::api::VERSION));
+            emit(&format!("datascale {}\n", datascale_http::VERSION));
             ExitCode::SUCCESS
         }
     }

@@ -4,12 +4,12 @@ use std::{fmt::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::Args;
+use datascale_http::Status;
 use datascale_protocol::{CgroupVersion, EffectiveLimits, LimitSource};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{GlobalArgs, client::ClientArgs};
-use crate::api::Status;
 
 /// Options of `datascale status`.
 #[derive(Debug, Args)]

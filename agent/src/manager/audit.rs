@@ -18,10 +18,9 @@ use axum::{
     response::Response,
 };
 use chrono::{SecondsFormat, Utc};
+use datascale_http::auth::Caller;
 use serde::Serialize;
 use tracing::error;
-
-use crate::auth::Caller;
 
 /// The audit log file.
 #[derive(Debug)]

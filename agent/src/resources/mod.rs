@@ -23,13 +23,14 @@ mod proc;
 
 use std::path::PathBuf;
 
-use datascale_protocol::{EffectiveLimits, LimitSource};
 use tracing::{info, warn};
 
 pub use cgroup::Unmet;
 use cgroup::{Controller, CpuQuota, Host, Wanted};
+use datascale_http::LimitsProbe;
+use datascale_protocol::{EffectiveLimits, LimitSource};
 
-use crate::{api::LimitsProbe, config::ResourcesConfig};
+use crate::config::ResourcesConfig;
 
 /// How this process came under its limits on start; reads the limits in
 /// force whenever asked, so that limits changed later show too.

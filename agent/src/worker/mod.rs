@@ -27,11 +27,10 @@ use datascale_dataflow::{
     status::{DataflowStatus, Failure},
     topology::{self, Environment, RunningDataflow},
 };
+use datascale_http::LocalDataflows;
 use datascale_protocol::{DataflowKey, DataflowReport, DataflowState, DesiredCollector};
 use tokio::sync::{Mutex, mpsc, watch};
 use tracing::{info, warn};
-
-use crate::api::LocalDataflows;
 
 /// Why a dataflow could not be applied, as its status reports it.
 #[derive(Debug, thiserror::Error)]

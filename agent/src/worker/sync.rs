@@ -20,6 +20,10 @@ use std::{
 };
 
 use datascale_core::{backoff::Backoff, component::host_name, durable, metrics::ProcessUsage};
+use datascale_http::{
+    LocalDataflows, VERSION,
+    auth::{read_token, store_token},
+};
 use datascale_protocol::{
     CLUSTER_HEADER, DesiredCollector, DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity,
     SYNC_WAIT_SECS, TapDelivered, TapRequests, TappedEvents,
@@ -35,11 +39,7 @@ use super::{
     LocalWorker, PackageSource,
     tap_relay::{ExchangeError, TapExchange, Watched, relay_taps},
 };
-use crate::{
-    api::{LocalDataflows, VERSION},
-    auth::{read_token, store_token},
-    config::Config,
-};
+use crate::config::Config;
 
 /// The longest wait between attempts to reach a manager.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

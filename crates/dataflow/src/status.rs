@@ -6,7 +6,7 @@ use datascale_protocol::DataflowState;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A dataflow a node runs, as its API shows it.
+/// A dataflow of the local worker, as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DataflowStatus {
     /// The group it comes from.

@@ -14,16 +14,13 @@ use axum::{
     response::IntoResponse,
 };
 use datascale_dataflow::collector::{self, check_version, package};
+use datascale_http::{ApiBody, ApiError, ApiPath, CollectorName, ErrorBody, auth::Caller};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, ManagerState, schema::CollectorPackage};
-use crate::{
-    api::{ApiBody, ApiError, ApiPath, CollectorName, ErrorBody},
-    auth::Caller,
-    manager::store::{Change, Outcome, StoredCollector, StoredDataflow},
-};
+use crate::manager::store::{Change, Outcome, StoredCollector, StoredDataflow};
 
 /// The upload route, with its own body limit.
 pub(super) fn upload_router() -> OpenApiRouter<ManagerState> {
@@ -153,13 +150,12 @@ fn checked_version(version: &str) -> Result<(), ApiError> {
     check_version(version).map_err(ApiError::BadRequest)
 }
 
-impl From<package::PackageError> for ApiError {
-    fn from(err: package::PackageError) -> Self {
-        match err {
-            package::PackageError::Refused(_) => ApiError::BadRequest(err.to_string()),
-            package::PackageError::TooLarge(_) => ApiError::PayloadTooLarge(err.to_string()),
-            package::PackageError::Io { .. } => ApiError::Internal(err.to_string()),
-        }
+/// The answer to a package the walker refused or could not read.
+fn package_refused(err: package::PackageError) -> ApiError {
+    match err {
+        package::PackageError::Refused(_) => ApiError::BadRequest(err.to_string()),
+        package::PackageError::TooLarge(_) => ApiError::PayloadTooLarge(err.to_string()),
+        package::PackageError::Io { .. } => ApiError::Internal(err.to_string()),
     }
 }
 
@@ -214,7 +210,7 @@ async fn upload(
     let limit = state.collector_limit;
     let files = state.packages.clone();
     let checked = blocking(move || {
-        let checked = package::check(&body, limit)?;
+        let checked = package::check(&body, limit).map_err(package_refused)?;
         files.save(&checked.sha256, &body).map_err(|err| {
             ApiError::Internal(format!("cannot keep the collector package: {err}"))
         })?;

@@ -17,6 +17,7 @@ use axum::{
 use datascale_dataflow::{
     ValidationContext, ValidationError, ValidationErrors, status::DataflowStatus,
 };
+use datascale_http::{ApiError, ApiJson, ApiPath, ErrorBody, auth::Caller};
 use datascale_protocol::DataflowKey;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -28,10 +29,8 @@ use super::{
     precondition,
     schema::{DataflowDocument, DataflowDocumentAtPath, IfNoneMatch},
 };
-use crate::{
-    api::{ApiError, ApiJson, ApiPath, ErrorBody},
-    auth::Caller,
-    manager::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow},
+use crate::manager::store::{
+    Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow,
 };
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {

@@ -7,20 +7,17 @@ use std::collections::BTreeSet;
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
+use datascale_http::{ApiError, ApiJson, ApiPath, ErrorBody, GroupName, auth::Caller};
 use datascale_protocol::Name;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState};
-use crate::{
-    api::{ApiError, ApiJson, ApiPath, ErrorBody, GroupName},
-    auth::Caller,
-    manager::{
-        audit::AuditSubject,
-        store::{Change, EnrollRefusal, EnrollmentToken},
-        workers::enrollment::TokenRequest,
-    },
+use crate::manager::{
+    audit::AuditSubject,
+    store::{Change, EnrollRefusal, EnrollmentToken},
+    workers::enrollment::TokenRequest,
 };
 
 /// The longest description of a token, in characters.

@@ -14,6 +14,7 @@ use axum::{
     },
 };
 use chrono::Utc;
+use datascale_http::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use flate2::read::GzDecoder;
 use serde::{Deserialize, Serialize};
 use utoipa::{
@@ -23,11 +24,8 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState, schema::EventLines};
-use crate::{
-    api::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
-    manager::event_sets::{
-        EventSetError, MAX_LIMIT, Page, Retention, RetentionOverride, SetSummary, query,
-    },
+use crate::manager::event_sets::{
+    EventSetError, MAX_LIMIT, Page, Retention, RetentionOverride, SetSummary, query,
 };
 
 /// The ingest route: for workers (their `yh` sinks) and admins.

@@ -7,6 +7,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
+use datascale_http::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, GroupName, auth::Caller};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,11 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AdminErrors, BodyErrors, GroupPath, ManagerState, etag, precondition, schema::IfNoneMatch,
 };
-use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, GroupName},
-    auth::Caller,
-    manager::store::{Change, Group, Outcome, Precondition, StoreError},
-};
+use crate::manager::store::{Change, Group, Outcome, Precondition, StoreError};
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()

@@ -33,6 +33,9 @@ use axum::{
     },
     middleware,
 };
+use datascale_http::{
+    Admission, ApiError, ApiState, Audience, BodyLimit, DataflowName, ErrorBody, GroupName, admit,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -44,9 +47,6 @@ use super::{
     store::{EnrollRefusal, Precondition, Store, StoreError},
     taps::TapHub,
     workers::{WorkerRegistry, enrollment::EnrollmentTokenRegistry},
-};
-use crate::api::{
-    Admission, ApiError, ApiState, Audience, BodyLimit, DataflowName, ErrorBody, GroupName, admit,
 };
 
 /// What the manager's handlers share.

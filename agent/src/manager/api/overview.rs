@@ -7,16 +7,14 @@ use std::collections::BTreeMap;
 
 use axum::{Json, extract::State};
 use chrono::Utc;
+use datascale_http::{ApiError, VERSION};
 use datascale_protocol::Mode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, ManagerState};
-use crate::{
-    api::{ApiError, VERSION},
-    manager::workers::{WorkerState, rates::RateSeries},
-};
+use crate::manager::workers::{WorkerState, rates::RateSeries};
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()

@@ -4,11 +4,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, DataflowName, ErrorBody, GroupName},
-    auth::Caller,
-    manager::taps::{TapWatch, TappedEvent},
-};
+use crate::manager::taps::{TapWatch, TappedEvent};
 use axum::{
     Extension, Json,
     extract::State,
@@ -18,6 +14,9 @@ use axum::{
     },
 };
 use datascale_core::tap::MAX_TAP_RATE;
+use datascale_http::{
+    ApiError, ApiJson, ApiPath, ApiQuery, DataflowName, ErrorBody, GroupName, auth::Caller,
+};
 use datascale_protocol::{TapDelivered, TappedEvents};
 use futures_util::stream;
 use serde::Deserialize;

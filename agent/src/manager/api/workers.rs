@@ -13,6 +13,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use datascale_core::names::check_name;
+use datascale_http::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, GroupName, WorkerId, auth::Caller,
+};
 use datascale_protocol::{
     DesiredState, Enrolled, Heartbeat, HeartbeatReply, Identity, Name, SYNC_WAIT_SECS,
 };
@@ -21,14 +24,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState};
-use crate::{
-    api::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, GroupName, WorkerId},
-    auth::Caller,
-    manager::{
-        audit::AuditSubject,
-        store::{Change, Grant},
-        workers::WorkerView,
-    },
+use crate::manager::{
+    audit::AuditSubject,
+    store::{Change, Grant},
+    workers::WorkerView,
 };
 
 /// The route workers enroll with.

@@ -11,11 +11,10 @@ use std::{
     sync::{Arc, PoisonError, RwLock},
 };
 
+use datascale_http::auth::{EnrollmentTokens, new_token};
+
 use super::{credential_hash, owner_of};
-use crate::{
-    auth::{EnrollmentTokens, new_token},
-    manager::store::{Change, EnrollmentToken, Store, StoreError},
-};
+use crate::manager::store::{Change, EnrollmentToken, Store, StoreError};
 
 /// What an admin asks of a new enrollment token.
 #[derive(Debug, Clone, PartialEq, Eq)]

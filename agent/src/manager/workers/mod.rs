@@ -24,6 +24,7 @@ use std::{
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
+use datascale_http::auth::{WorkerCredentials, new_token};
 use datascale_protocol::{
     DesiredCollector, DesiredDataflow, DesiredState, Enrolled, Heartbeat, Identity, TapRequests,
 };
@@ -37,7 +38,6 @@ use super::{
     collectors::desired_collectors,
     store::{Change, Grant, Store, StoreError, WorkerRecord, WorkerUpdate, Written},
 };
-use crate::auth::{WorkerCredentials, new_token};
 
 /// How the manager judges whether workers are alive.
 #[derive(Debug, Clone, Copy)]

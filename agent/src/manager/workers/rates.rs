@@ -12,13 +12,13 @@ use std::{
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use datascale_http::LocalDataflows;
 use datascale_protocol::DataflowReport;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::WorkerRegistry;
-use crate::api::LocalDataflows;
 
 /// The length of one step, in seconds.
 pub const STEP_SECS: i64 = 10;

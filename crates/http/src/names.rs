@@ -129,7 +129,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::api::ApiPath;
+    use crate::ApiPath;
 
     #[tokio::test]
     async fn a_bad_name_in_a_path_is_refused_before_the_handler_naming_it() {

@@ -1,11 +1,17 @@
-//! The HTTP plumbing every node shares: JSON errors and extractors, the
-//! bearer-token check, the cluster-name check, the routes every node answers
-//! (`/api/v1/health`, `/api/v1/status`, `/metrics`, `/api/v1/openapi.json`),
-//! and the OpenAPI document built from the routes' own annotations.
+//! The HTTP plumbing every node shares: JSON errors and extractors (names
+//! checked as they are read), the tokens a node accepts and the bearer-token
+//! check (`auth`), the cluster-name check, admission by audience, the routes
+//! every node answers (`/api/v1/health`, `/api/v1/status`, `/metrics` in the
+//! Prometheus text format, `/api/v1/openapi.json`), the OpenAPI document
+//! built from the routes' own annotations, and the one door to the worker of
+//! the same process (`LocalDataflows`). It takes settings, never the
+//! configuration file, and knows neither the manager nor the worker.
 
+pub mod auth;
 mod error;
 mod local;
 mod names;
+mod prometheus;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -33,10 +39,7 @@ pub use error::{ApiBody, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 pub use local::LocalDataflows;
 pub use names::{CheckedName, CollectorName, DataflowName, GroupName, NameKind, WorkerId};
 
-use crate::{
-    auth::{Caller, Role, Tokens},
-    metrics,
-};
+use crate::auth::{Caller, Role, Tokens};
 
 /// The version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -253,7 +256,7 @@ async fn prometheus(State(state): State<ApiState>) -> impl axum::response::IntoR
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&state.metrics, &state.node.resources.effective_limits()),
+        prometheus::render(&state.metrics, &state.node.resources.effective_limits()),
     )
 }
 
