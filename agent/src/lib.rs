@@ -21,7 +21,6 @@ pub mod cli;
 
 pub mod config;
 pub mod logging;
-pub mod manager;
 pub mod node;
 pub mod resources;
 pub mod service;

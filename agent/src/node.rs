@@ -18,6 +18,15 @@ use datascale_http::{
     ApiState, LocalDataflows, NodeInfo,
     auth::{AuthError, GeneratedToken, ManagerTokens, Tokens, token_path},
 };
+use datascale_manager::{
+    api::ManagerState,
+    audit::AuditLog,
+    collectors::PackageFiles,
+    event_sets::{EventSetError, EventSets, Retention},
+    store::{SqliteStore, Store, StoreError},
+    taps::TapHub,
+    workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
+};
 use datascale_protocol::Mode;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -25,16 +34,6 @@ use tracing::{info, warn};
 
 use crate::{
     config::Config,
-    manager::{
-        self,
-        api::ManagerState,
-        audit::AuditLog,
-        collectors::PackageFiles,
-        event_sets::{EventSetError, EventSets, Retention},
-        store::{SqliteStore, Store, StoreError},
-        taps::TapHub,
-        workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
-    },
     resources::Placement,
     standalone::{LocalTaps, follow_store},
     worker::{self, LocalWorker, sync::SyncSettings, tap_relay::relay_taps},
@@ -219,7 +218,7 @@ pub async fn run(
             packages,
             collector_limit: service.manager.max_collector_mb.saturating_mul(1024 * 1024),
         };
-        manager_routes = Some(manager::api::router(
+        manager_routes = Some(datascale_manager::api::router(
             state,
             audit,
             service.manager.max_body_bytes,
@@ -239,7 +238,7 @@ pub async fn run(
         stop: stop.clone(),
     };
     if let Some(listener) = ui_listener {
-        let router = manager::ui_router(api.clone());
+        let router = datascale_manager::ui_router(api.clone());
         servers.spawn(http.clone().serve("Web UI", listener, router));
     }
     servers.spawn(http.serve("API", api_listener, api));

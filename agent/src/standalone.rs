@@ -7,20 +7,18 @@
 
 use std::sync::Arc;
 
+use datascale_manager::{
+    collectors::{PackageFiles, desired_collectors},
+    store::{Store, StoreError},
+    taps::TapHub,
+};
 use datascale_protocol::{DesiredCollector, TapRequests};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::{
-    manager::{
-        collectors::{PackageFiles, desired_collectors},
-        store::{Store, StoreError},
-        taps::TapHub,
-    },
-    worker::{
-        LocalWorker, PackageSource,
-        tap_relay::{ExchangeError, TapExchange, Watched},
-    },
+use crate::worker::{
+    LocalWorker, PackageSource,
+    tap_relay::{ExchangeError, TapExchange, Watched},
 };
 
 /// The taps of the manager in this process, for its own worker, whose

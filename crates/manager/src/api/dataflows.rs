@@ -29,9 +29,7 @@ use super::{
     precondition,
     schema::{DataflowDocument, DataflowDocumentAtPath, IfNoneMatch},
 };
-use crate::manager::store::{
-    Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow,
-};
+use crate::store::{Change, HistoryEntry, Outcome, Precondition, StoreError, StoredDataflow};
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()

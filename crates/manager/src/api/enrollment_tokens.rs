@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState};
-use crate::manager::{
+use crate::{
     audit::AuditSubject,
     store::{Change, EnrollRefusal, EnrollmentToken},
     workers::enrollment::TokenRequest,

@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState};
-use crate::manager::{
+use crate::{
     audit::AuditSubject,
     store::{Change, Grant},
     workers::WorkerView,

@@ -58,7 +58,7 @@ pub struct StoredDataflow {
     /// The name of the token that last changed it.
     pub updated_by: String,
     /// The dataflow document.
-    #[schema(value_type = crate::manager::api::schema::DataflowDocument)]
+    #[schema(value_type = crate::api::schema::DataflowDocument)]
     pub document: Value,
 }
 
@@ -346,7 +346,7 @@ pub struct HistoryEntry {
     /// The document as of this revision; none for a deletion. Left out of
     /// history listings.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::manager::api::schema::DataflowDocument>)]
+    #[schema(value_type = Option<crate::api::schema::DataflowDocument>)]
     pub document: Option<Value>,
 }
 

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, ManagerState, schema::CollectorPackage};
-use crate::manager::store::{Change, Outcome, StoredCollector, StoredDataflow};
+use crate::store::{Change, Outcome, StoredCollector, StoredDataflow};
 
 /// The upload route, with its own body limit.
 pub(super) fn upload_router() -> OpenApiRouter<ManagerState> {

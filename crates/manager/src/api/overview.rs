@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, ManagerState};
-use crate::manager::workers::{WorkerState, rates::RateSeries};
+use crate::workers::{WorkerState, rates::RateSeries};
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()

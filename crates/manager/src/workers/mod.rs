@@ -610,7 +610,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::manager::store::{Precondition, SqliteStore};
+    use crate::store::{Precondition, SqliteStore};
 
     async fn registry() -> (tempfile::TempDir, Arc<dyn Store>, Arc<WorkerRegistry>) {
         let dir = tempfile::tempdir().unwrap();

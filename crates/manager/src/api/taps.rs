@@ -4,7 +4,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use crate::manager::taps::{TapWatch, TappedEvent};
+use crate::taps::{TapWatch, TappedEvent};
 use axum::{
     Extension, Json,
     extract::State,

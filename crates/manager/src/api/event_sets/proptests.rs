@@ -10,7 +10,7 @@ use flate2::{Compression, write::GzEncoder};
 use proptest::{collection::vec, prelude::*, sample::select};
 
 use super::*;
-use crate::manager::event_sets::{EventSets, Retention};
+use crate::event_sets::{EventSets, Retention};
 use datascale_testing as testing;
 
 fn headers(content_type: Option<&str>, encoding: Option<&str>) -> HeaderMap {
@@ -110,7 +110,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let (accepted, found) = runtime.block_on(async {
             let accepted = sets.ingest("ingested", decoded).await.unwrap();
-            let query = crate::manager::event_sets::query::Query::default();
+            let query = crate::event_sets::query::Query::default();
             let page = sets.search("ingested", query, MAX_LIMIT, None).await.unwrap();
             (accepted, page.events.len())
         });

@@ -14,7 +14,7 @@ use std::{
 use datascale_http::auth::{EnrollmentTokens, new_token};
 
 use super::{credential_hash, owner_of};
-use crate::manager::store::{Change, EnrollmentToken, Store, StoreError};
+use crate::store::{Change, EnrollmentToken, Store, StoreError};
 
 /// What an admin asks of a new enrollment token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,7 @@ impl EnrollmentTokens for EnrollmentTokenRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::store::SqliteStore;
+    use crate::store::SqliteStore;
 
     fn request(groups: Option<&[&str]>) -> TokenRequest {
         TokenRequest {

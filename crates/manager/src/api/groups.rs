@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AdminErrors, BodyErrors, GroupPath, ManagerState, etag, precondition, schema::IfNoneMatch,
 };
-use crate::manager::store::{Change, Group, Outcome, Precondition, StoreError};
+use crate::store::{Change, Group, Outcome, Precondition, StoreError};
 
 pub(super) fn router() -> OpenApiRouter<ManagerState> {
     OpenApiRouter::new()

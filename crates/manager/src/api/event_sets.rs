@@ -24,7 +24,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AdminErrors, BodyErrors, ManagerState, schema::EventLines};
-use crate::manager::event_sets::{
+use crate::event_sets::{
     EventSetError, MAX_LIMIT, Page, Retention, RetentionOverride, SetSummary, query,
 };
 
