@@ -25,4 +25,3 @@ pub mod node;
 pub mod resources;
 pub mod service;
 pub mod standalone;
-pub mod worker;

@@ -28,6 +28,7 @@ use datascale_manager::{
     workers::{Liveness, WorkerRegistry, enrollment::EnrollmentTokenRegistry, rates},
 };
 use datascale_protocol::Mode;
+use datascale_worker::{LocalWorker, sync::SyncSettings, tap_relay::relay_taps};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -36,7 +37,6 @@ use crate::{
     config::Config,
     resources::Placement,
     standalone::{LocalTaps, follow_store},
-    worker::{self, LocalWorker, sync::SyncSettings, tap_relay::relay_taps},
 };
 
 /// Why a node could not start or stopped with an error.
@@ -224,9 +224,9 @@ pub async fn run(
             service.manager.max_body_bytes,
         ));
     } else if let Some(worker) = &worker {
-        tokio::spawn(worker::sync::follow_manager(
+        tokio::spawn(datascale_worker::sync::follow_manager(
             worker.clone(),
-            SyncSettings::new(config, api_address),
+            sync_settings(config, api_address),
             stop.clone(),
         ));
     }
@@ -355,7 +355,7 @@ fn manager_target(config: &Config, api_address: SocketAddr) -> Option<ManagerTar
         Mode::Manager => return None,
         Mode::Worker => (
             service.worker.manager_address.clone(),
-            TokenSource::File(worker::sync::credential_path(&service.data_dir)),
+            TokenSource::File(datascale_worker::sync::credential_path(&service.data_dir)),
         ),
         Mode::Standalone => (
             vec![datascale_http::local_url(api_address)],
@@ -384,6 +384,26 @@ async fn keep_retention(event_sets: Arc<EventSets>, stop: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+/// What a worker needs to follow its managers, from `[service]` and
+/// `[service.worker]`, serving its local API on `address`.
+fn sync_settings(config: &Config, address: SocketAddr) -> SyncSettings {
+    let service = &config.service;
+    SyncSettings {
+        managers: service
+            .worker
+            .manager_address
+            .iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect(),
+        enrollment_token: service.worker.token.clone(),
+        cluster_name: service.cluster_name.clone(),
+        groups: service.worker.groups.clone(),
+        address,
+        data_dir: service.data_dir.clone(),
+        heartbeat_interval: Duration::from_secs(service.worker.heartbeat_interval_secs),
     }
 }
 

@@ -13,13 +13,12 @@ use datascale_manager::{
     taps::TapHub,
 };
 use datascale_protocol::{DesiredCollector, TapRequests};
-use tokio_util::sync::CancellationToken;
-use tracing::warn;
-
-use crate::worker::{
+use datascale_worker::{
     LocalWorker, PackageSource,
     tap_relay::{ExchangeError, TapExchange, Watched},
 };
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 /// The taps of the manager in this process, for its own worker, whose
 /// copies are marked with `worker`.
@@ -49,11 +48,14 @@ impl TapExchange for LocalTaps {
     }
 }
 
-/// Packages come straight from the manager's files.
+/// The manager's package files, where the worker of the same process takes
+/// its packages from straight.
+struct ManagerPackages<'a>(&'a PackageFiles);
+
 #[async_trait::async_trait]
-impl PackageSource for PackageFiles {
+impl PackageSource for ManagerPackages<'_> {
     async fn package(&self, collector: &DesiredCollector) -> Result<Vec<u8>, String> {
-        let files = self.clone();
+        let files = self.0.clone();
         let sha256 = collector.sha256.clone();
         tokio::task::spawn_blocking(move || files.read(&sha256))
             .await
@@ -110,5 +112,7 @@ async fn converge(
             &dataflow.document,
         )
     });
-    Ok(worker.converge(dataflows, &collectors, packages).await)
+    Ok(worker
+        .converge(dataflows, &collectors, &ManagerPackages(packages))
+        .await)
 }

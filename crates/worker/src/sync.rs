@@ -39,7 +39,6 @@ use super::{
     LocalWorker, PackageSource,
     tap_relay::{ExchangeError, TapExchange, Watched, relay_taps},
 };
-use crate::config::Config;
 
 /// The longest wait between attempts to reach a manager.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -47,36 +46,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// What a worker needs to follow its managers.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
-    managers: Vec<String>,
-    enrollment_token: String,
-    cluster_name: String,
-    groups: Vec<String>,
-    address: SocketAddr,
-    data_dir: PathBuf,
-    heartbeat_interval: Duration,
+    /// The managers' base URLs, in failover order, without a trailing `/`.
+    pub managers: Vec<String>,
+    /// The token it enrolls with.
+    pub enrollment_token: String,
+    /// The cluster it belongs to, sent with every request.
+    pub cluster_name: String,
+    /// The groups of its own configuration.
+    pub groups: Vec<String>,
+    /// The address its local API serves on.
+    pub address: SocketAddr,
+    /// Where it keeps its credential and its desired state.
+    pub data_dir: PathBuf,
+    /// How often it sends a heartbeat.
+    pub heartbeat_interval: Duration,
 }
 
 impl SyncSettings {
-    /// The settings of a worker configured by `config`, serving its local
-    /// API on `address`.
-    pub fn new(config: &Config, address: SocketAddr) -> Self {
-        let service = &config.service;
-        Self {
-            managers: service
-                .worker
-                .manager_address
-                .iter()
-                .map(|url| url.trim_end_matches('/').to_owned())
-                .collect(),
-            enrollment_token: service.worker.token.clone(),
-            cluster_name: service.cluster_name.clone(),
-            groups: service.worker.groups.clone(),
-            address,
-            data_dir: service.data_dir.clone(),
-            heartbeat_interval: Duration::from_secs(service.worker.heartbeat_interval_secs),
-        }
-    }
-
     fn credential_path(&self) -> PathBuf {
         credential_path(&self.data_dir)
     }
