@@ -29,7 +29,10 @@ use serde::{
     ser::SerializeMap,
 };
 
-use datascale_core::buffer::{BufferConfig, BufferType};
+use datascale_core::{
+    buffer::{BufferConfig, BufferType},
+    component::BuildError,
+};
 pub use validate::{
     ValidationContext, ValidationError, ValidationErrors, document_from_text, parse, parse_in,
     parse_text,
@@ -119,6 +122,14 @@ impl Problems {
     /// Adds a problem at `path`.
     pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push((path.into(), message.into()));
+    }
+}
+
+/// The error of a component `name` whose `conf` cannot be put to work.
+pub(crate) fn invalid(name: &str) -> impl FnOnce(String) -> BuildError + '_ {
+    move |message| BuildError::Invalid {
+        component: name.to_owned(),
+        message,
     }
 }
 
@@ -264,6 +275,10 @@ mod tests {
         assert!(variant_names::<SinkConfig>().contains(&"console"));
         assert_eq!(variant_names::<BufferType>(), ["memory", "disk"]);
         assert_eq!(sources, SourceConfig::TYPE_NAMES);
+        assert_eq!(
+            variant_names::<PipelineConfig>(),
+            PipelineConfig::TYPE_NAMES
+        );
         for name in sources {
             let err = serde_json::from_value::<SourceConfig>(json!({"type": name, "conf": {}}))
                 .err()

@@ -18,6 +18,7 @@ use super::{
 use crate::{
     Problems, TypeConf,
     collector::{MANIFEST, Manifest, Output, check_version, package_path, shelf::Shelf},
+    invalid,
 };
 
 /// `collector`: runs a custom collector, uploaded to the manager as a
@@ -50,10 +51,7 @@ impl SourceType for CollectorConfig {
         context: SourceContext,
         collectors: &Shelf,
     ) -> Result<ComponentTask, BuildError> {
-        let exec = exec_config(self, collectors).map_err(|message| BuildError::Invalid {
-            component: name.to_owned(),
-            message,
-        })?;
+        let exec = exec_config(self, collectors).map_err(invalid(name))?;
         Ok(Box::pin(exec::run(exec, context)))
     }
 }

@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{OversizeLines, SourceType, default_max_line_bytes, lines};
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use crate::{Problems, TypeConf, collector::shelf::Shelf, invalid};
 
 /// `file`: tails the files matching `include`, following rotation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,10 +94,7 @@ impl SourceType for FileConfig {
         context: SourceContext,
         _collectors: &Shelf,
     ) -> Result<ComponentTask, BuildError> {
-        let patterns = Patterns::new(self).map_err(|message| BuildError::Invalid {
-            component: name.to_owned(),
-            message,
-        })?;
+        let patterns = Patterns::new(self).map_err(invalid(name))?;
         Ok(Box::pin(run(self.clone(), patterns, context)))
     }
 }
