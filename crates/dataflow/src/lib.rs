@@ -279,6 +279,7 @@ mod tests {
             variant_names::<PipelineConfig>(),
             PipelineConfig::TYPE_NAMES
         );
+        assert_eq!(variant_names::<SinkConfig>(), SinkConfig::TYPE_NAMES);
         for name in sources {
             let err = serde_json::from_value::<SourceConfig>(json!({"type": name, "conf": {}}))
                 .err()
