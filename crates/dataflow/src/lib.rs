@@ -29,7 +29,10 @@ use serde::{
     ser::SerializeMap,
 };
 
-use datascale_core::buffer::{BufferConfig, BufferType};
+use datascale_core::{
+    buffer::{BufferConfig, BufferType},
+    component::BuildError,
+};
 pub use validate::{
     ValidationContext, ValidationError, ValidationErrors, document_from_text, parse, parse_in,
     parse_text,
@@ -97,6 +100,89 @@ pub trait ComponentConfig {
     /// Problems the shape of `conf` does not catch: (path below `conf`, message).
     fn problems(&self) -> Vec<(String, String)>;
 }
+
+/// What one component type's `conf` adds to validation; each type's own
+/// module implements it, and the kind's enum asks it through `conf()`.
+pub(crate) trait TypeConf {
+    /// The named outputs downstream components take as `component.output`;
+    /// empty for components with one unnamed output.
+    fn named_outputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Adds the problems the shape of `conf` does not catch.
+    fn check(&self, _problems: &mut Problems) {}
+}
+
+/// The problems of one `conf`, in the order found: (path below `conf`, message).
+#[derive(Debug, Default)]
+pub(crate) struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    /// Adds a problem at `path`.
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push((path.into(), message.into()));
+    }
+}
+
+/// The error of a component `name` whose `conf` cannot be put to work.
+pub(crate) fn invalid(name: &str) -> impl FnOnce(String) -> BuildError + '_ {
+    move |message| BuildError::Invalid {
+        component: name.to_owned(),
+        message,
+    }
+}
+
+/// Declares the closed enum of a kind's component types, one line a type
+/// (`Variant(module::Config) => "type"`), and generates what dispatches on
+/// it: `type_name`, `conf()` (the variant's configuration as the kind's
+/// trait) and `ComponentConfig`. The enum's serde attributes are given as
+/// they are; `TYPE_NAMES` lets a test check them against the names.
+macro_rules! component_types {
+    (
+        $(#[$meta:meta])*
+        pub enum $kind:ident as $component:ident {
+            $($(#[doc = $doc:literal])* $variant:ident($config:ty) => $name:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $kind {
+            $($(#[doc = $doc])* $variant($config),)+
+        }
+
+        impl $kind {
+            /// The `type` of each variant, in the order declared.
+            #[cfg(test)]
+            pub(crate) const TYPE_NAMES: &[&str] = &[$($name),+];
+
+            /// This variant's configuration, as its own module implements it.
+            fn conf(&self) -> &dyn $component {
+                match self {
+                    $($kind::$variant(config) => config,)+
+                }
+            }
+        }
+
+        impl $crate::ComponentConfig for $kind {
+            fn type_name(&self) -> &'static str {
+                match self {
+                    $($kind::$variant(_) => $name,)+
+                }
+            }
+
+            fn named_outputs(&self) -> Vec<String> {
+                $crate::TypeConf::named_outputs(self.conf())
+            }
+
+            fn problems(&self) -> Vec<(String, String)> {
+                let mut problems = $crate::Problems::default();
+                $crate::TypeConf::check(self.conf(), &mut problems);
+                problems.0
+            }
+        }
+    };
+}
+pub(crate) use component_types;
 
 /// A valid dataflow: names unique, inputs resolved, no cycles, every `conf`
 /// of its type's shape and every VRL program compiled once.
@@ -188,6 +274,12 @@ mod tests {
         assert!(variant_names::<PipelineConfig>().contains(&"remap"));
         assert!(variant_names::<SinkConfig>().contains(&"console"));
         assert_eq!(variant_names::<BufferType>(), ["memory", "disk"]);
+        assert_eq!(sources, SourceConfig::TYPE_NAMES);
+        assert_eq!(
+            variant_names::<PipelineConfig>(),
+            PipelineConfig::TYPE_NAMES
+        );
+        assert_eq!(variant_names::<SinkConfig>(), SinkConfig::TYPE_NAMES);
         for name in sources {
             let err = serde_json::from_value::<SourceConfig>(json!({"type": name, "conf": {}}))
                 .err()

@@ -333,7 +333,7 @@ proptest! {
     fn an_accepted_demo_interval_can_be_waited(
         interval in prop_oneof![any::<f64>().prop_filter("JSON holds finite numbers", |f| f.is_finite()), 0.0..1e3f64, 1e7..1e20f64],
     ) {
-        let config: sources::DemoConfig = serde_json::from_value(json!({"interval_secs": interval})).unwrap();
+        let config: sources::demo::DemoConfig = serde_json::from_value(json!({"interval_secs": interval})).unwrap();
         if sources::SourceConfig::Demo(config).problems().is_empty() {
             let wait = std::time::Duration::try_from_secs_f64(interval);
             prop_assert!(wait.is_ok_and(|wait| std::time::Instant::now().checked_add(wait).is_some()));

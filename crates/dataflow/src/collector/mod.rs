@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::sources::ExecMode;
+use crate::sources::exec::ExecMode;
 
 /// The file at a package's root that describes it.
 pub const MANIFEST: &str = "collector.toml";

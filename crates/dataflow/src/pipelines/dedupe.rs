@@ -1,22 +1,100 @@
 //! `dedupe`: drops events whose chosen fields were seen among the last
 //! `cache.num_events` distinct events, remembered in a bounded LRU cache.
+//!
+//! Here too: the `dedupe` `conf`, with its defaults, its checks and its build.
 
 use std::{
     collections::{BTreeMap, HashMap},
     hash::Hash,
 };
 
-use datascale_core::event::Event;
+use datascale_core::{
+    component::{BuildError, ComponentTask, PipelineContext},
+    event::Event,
+};
+use serde::{Deserialize, Serialize};
 use vrl::{path::OwnedValuePath, value::Value};
 
-use super::{DedupeConfig, DedupeFields, field_path};
+use super::{PipelineType, check_field_paths, field_path, keep_events};
+use crate::{Problems, TypeConf, invalid};
+
+/// `dedupe`: drops events whose fields were seen in the last `cache.num_events` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// Which fields make two events the same.
+    pub fields: DedupeFields,
+    /// How many recent events are remembered.
+    #[serde(default)]
+    pub cache: DedupeCache,
+}
+
+/// `dedupe.fields`: compare these fields, or all but these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DedupeFields {
+    /// Only these fields.
+    Match(Vec<String>),
+    /// All fields but these.
+    Ignore(Vec<String>),
+}
+
+/// `dedupe.cache`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeCache {
+    /// How many recent events are remembered.
+    #[serde(default = "default_dedupe_cache_events")]
+    pub num_events: usize,
+}
+
+impl Default for DedupeCache {
+    fn default() -> Self {
+        Self {
+            num_events: default_dedupe_cache_events(),
+        }
+    }
+}
+
+fn default_dedupe_cache_events() -> usize {
+    5_000
+}
+
+impl PipelineType for DedupeConfig {
+    fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
+        let mut deduper = Deduper::new(self).map_err(invalid(name))?;
+        Ok(Box::pin(keep_events(context, move |event| {
+            deduper.keep(&event).then_some(event)
+        })))
+    }
+}
+
+impl TypeConf for DedupeConfig {
+    fn check(&self, problems: &mut Problems) {
+        let (kind, fields) = match &self.fields {
+            DedupeFields::Match(fields) => ("match", fields),
+            DedupeFields::Ignore(fields) => ("ignore", fields),
+        };
+        let paths = fields
+            .iter()
+            .enumerate()
+            .map(|(index, field)| (format!("fields.{kind}[{index}]"), field.as_str()));
+        check_field_paths(paths, problems);
+        if matches!(self.fields, DedupeFields::Match(_)) && fields.is_empty() {
+            problems.add("fields.match", "name at least one field");
+        }
+        if self.cache.num_events == 0 {
+            problems.add("cache.num_events", "must be at least 1");
+        }
+    }
+}
 
 /// What makes two events the same: the value of each matched field (`None`
 /// when the event lacks it), or, with `ignore`, the one event less those fields.
 type Key = Vec<Option<Value>>;
 
 /// The state of a `dedupe`.
-pub struct Deduper {
+struct Deduper {
     fields: Fields,
     recent: RecentKeys<Key>,
 }
@@ -107,8 +185,8 @@ impl<K: Hash + Eq + Clone> RecentKeys<K> {
 
 #[cfg(test)]
 mod tests {
+    use super::DedupeCache;
     use super::*;
-    use crate::pipelines::DedupeCache;
 
     fn event(id: i64, noise: i64) -> Event {
         Event {

@@ -1,22 +1,89 @@
 //! `route`: sends each event to every named output whose VRL condition
 //! holds, and what no condition matched to `_unmatched`.
+//!
+//! Here too: the `route` `conf`, with its defaults, its checks and its build.
 
 use std::collections::BTreeMap;
 
 use datascale_core::{
     ack::Delivery,
-    component::{ComponentError, PipelineContext},
+    component::{BuildError, ComponentError, ComponentTask, PipelineContext},
     event::{Batch, Event},
 };
+use serde::{Deserialize, Serialize};
 use vrl::compiler::Program;
 
 use super::{
-    RouteConfig, UNMATCHED_OUTPUT,
+    PipelineType, VrlRole, default_true,
     vrl_programs::{self, Vrl, holds},
 };
+use crate::{Problems, TypeConf, invalid};
+
+/// Name of the output of a `route` that takes what no route matched.
+pub const UNMATCHED_OUTPUT: &str = "_unmatched";
+
+/// `route`: sends each event to every output whose condition is true.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Output name → VRL condition. Downstream inputs name `component.output`.
+    pub route: BTreeMap<String, String>,
+    /// Send events that match no condition to the output `_unmatched`.
+    #[serde(default = "default_true")]
+    pub reroute_unmatched: bool,
+}
+
+impl PipelineType for RouteConfig {
+    fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
+        let router = Router::new(self).map_err(invalid(name))?;
+        Ok(Box::pin(router.run(context)))
+    }
+
+    fn vrl_programs(&self) -> Vec<(String, &str, VrlRole)> {
+        self.route
+            .iter()
+            .map(|(name, condition)| {
+                (
+                    format!("route.{name}"),
+                    condition.as_str(),
+                    VrlRole::Condition,
+                )
+            })
+            .collect()
+    }
+}
+
+impl TypeConf for RouteConfig {
+    fn named_outputs(&self) -> Vec<String> {
+        let mut outputs: Vec<String> = self.route.keys().cloned().collect();
+        if self.reroute_unmatched {
+            outputs.push(UNMATCHED_OUTPUT.to_owned());
+        }
+        outputs
+    }
+
+    fn check(&self, problems: &mut Problems) {
+        if self.route.is_empty() {
+            problems.add("route", "name at least one output with its condition");
+        }
+        for name in self.route.keys() {
+            if name == UNMATCHED_OUTPUT {
+                problems.add(
+                    format!("route.{name}"),
+                    "`_unmatched` is the output of what no route matched; choose another name",
+                );
+            } else if datascale_core::names::check_name(name).is_err() || name.contains('.') {
+                problems.add(
+                    format!("route.{name}"),
+                    "an output name has letters, digits, `_` and `-`",
+                );
+            }
+        }
+    }
+}
 
 /// A `route` with its conditions compiled.
-pub struct Router {
+struct Router {
     /// Output name and its condition, in name order.
     conditions: Vec<(String, Program)>,
     reroute_unmatched: bool,

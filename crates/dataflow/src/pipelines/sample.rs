@@ -1,15 +1,51 @@
 //! `sample`: keeps one event in `rate`, by counting, or by the value of a
 //! key field so that events with the same value are kept or dropped together.
+//!
+//! Here too: the `sample` `conf`, with its defaults, its checks and its build.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use datascale_core::event::Event;
+use datascale_core::{
+    component::{BuildError, ComponentTask, PipelineContext},
+    event::Event,
+};
+use serde::{Deserialize, Serialize};
 use vrl::path::OwnedValuePath;
 
-use super::{SampleConfig, field_path};
+use super::{PipelineType, check_key_field, field_path, keep_events};
+use crate::{Problems, TypeConf, invalid};
+
+/// `sample`: keeps one event in `rate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleConfig {
+    /// Keep one event in this many (1 keeps all).
+    pub rate: u64,
+    /// Sample by the value of this field, so that events with the same value are kept or dropped together.
+    #[serde(default)]
+    pub key_field: Option<String>,
+}
+
+impl PipelineType for SampleConfig {
+    fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
+        let mut sampler = Sampler::new(self).map_err(invalid(name))?;
+        Ok(Box::pin(keep_events(context, move |event| {
+            sampler.keep(&event).then_some(event)
+        })))
+    }
+}
+
+impl TypeConf for SampleConfig {
+    fn check(&self, problems: &mut Problems) {
+        check_key_field(self.key_field.as_deref(), problems);
+        if self.rate == 0 {
+            problems.add("rate", "must be at least 1");
+        }
+    }
+}
 
 /// The state of a `sample`.
-pub struct Sampler {
+struct Sampler {
     rate: u64,
     key: Option<OwnedValuePath>,
     /// Events sampled by counting so far.

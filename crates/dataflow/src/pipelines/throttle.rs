@@ -1,13 +1,55 @@
 //! `throttle`: passes at most `threshold` events per window of
 //! `window_secs`, counted per value of the key field when there is one.
+//!
+//! Here too: the `throttle` `conf`, with its defaults, its checks and its build.
 
 use std::{collections::HashMap, time::Duration};
 
-use datascale_core::event::Event;
+use datascale_core::{
+    component::{BuildError, ComponentTask, PipelineContext},
+    event::Event,
+};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use vrl::{path::OwnedValuePath, value::Value};
 
-use super::{ThrottleConfig, field_path};
+use super::{PipelineType, check_key_field, field_path, keep_events};
+use crate::{Problems, TypeConf, invalid};
+
+/// `throttle`: passes at most `threshold` events per `window_secs` (per key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Events allowed per window.
+    pub threshold: u64,
+    /// Length of the window in seconds.
+    pub window_secs: f64,
+    /// Count separately per value of this field.
+    #[serde(default)]
+    pub key_field: Option<String>,
+}
+
+impl PipelineType for ThrottleConfig {
+    fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
+        let mut throttler = Throttler::new(self).map_err(invalid(name))?;
+        Ok(Box::pin(keep_events(context, move |event| {
+            let now = tokio::time::Instant::now();
+            throttler.keep(&event, now).then_some(event)
+        })))
+    }
+}
+
+impl TypeConf for ThrottleConfig {
+    fn check(&self, problems: &mut Problems) {
+        check_key_field(self.key_field.as_deref(), problems);
+        if self.threshold == 0 {
+            problems.add("threshold", "must be at least 1");
+        }
+        if !(self.window_secs.is_finite() && self.window_secs > 0.0) {
+            problems.add("window_secs", "must be more than 0");
+        }
+    }
+}
 
 /// One key's window: when it opened and how many events it passed.
 struct Window {
@@ -16,7 +58,7 @@ struct Window {
 }
 
 /// The state of a `throttle`.
-pub struct Throttler {
+struct Throttler {
     threshold: u64,
     length: Duration,
     key: Option<OwnedValuePath>,

@@ -1,11 +1,6 @@
-//! `remap` and `filter`, and the runner of VRL programs that they and
-//! `route` share: programs run on each event in place.
+//! The runner of VRL programs that `remap`, `filter` and `route` share:
+//! programs compiled once and run on each event in place.
 
-use datascale_core::{
-    component::{ComponentError, PipelineContext},
-    event::Event,
-};
-use tracing::warn;
 use vrl::{
     compiler::{
         Program, TargetValue, TimeZone,
@@ -14,8 +9,6 @@ use vrl::{
     },
     value::{Secrets, Value},
 };
-
-use super::{RemapConfig, forward, keep_events};
 
 /// Compiles a VRL program, or returns VRL's diagnostic.
 pub fn compile(source: &str) -> Result<Program, String> {
@@ -55,58 +48,8 @@ impl Vrl {
     }
 }
 
-/// `remap`: an event whose program fails is passed on unchanged (or dropped
-/// with `drop_on_error`); one that aborts is dropped with `drop_on_abort`.
-pub async fn remap(
-    config: RemapConfig,
-    program: Program,
-    mut context: PipelineContext,
-) -> Result<(), ComponentError> {
-    let mut vrl = Vrl::new();
-    let keep_original = !config.drop_on_error && program.info().fallible;
-    while let Some(mut batch) = context.input.recv().await {
-        let mut errors = 0usize;
-        let events = std::mem::take(&mut batch.events);
-        let received = events.len();
-        batch.events = events
-            .into_iter()
-            .filter_map(|event| {
-                let original = keep_original.then(|| event.clone());
-                let (value, result) = vrl.run(&program, event.value);
-                match result {
-                    Ok(_) => Some(Event { value }),
-                    Err(Terminate::Abort(_)) => (!config.drop_on_abort).then_some(Event { value }),
-                    Err(_) => {
-                        errors += 1;
-                        original
-                    }
-                }
-            })
-            .collect();
-        if errors > 0 {
-            context.metrics.error(errors);
-            warn!(component = %context.name, errors, "VRL failed on events of a batch.");
-        }
-        context.metrics.discard(received - batch.events.len());
-        if forward(&context.output, batch).await.is_err() {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// Whether a condition's result lets the event through: only `true` does;
 /// other values and errors do not.
 pub(super) fn holds(result: &Result<Value, Terminate>) -> bool {
     matches!(result, Ok(Value::Boolean(true)))
-}
-
-/// `filter`: keeps the events whose condition is `true`.
-pub async fn filter(condition: Program, context: PipelineContext) -> Result<(), ComponentError> {
-    let mut vrl = Vrl::new();
-    keep_events(context, move |event| {
-        let (value, result) = vrl.run(&condition, event.value);
-        holds(&result).then_some(Event { value })
-    })
-    .await
 }

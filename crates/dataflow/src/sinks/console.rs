@@ -1,16 +1,50 @@
-//! The `console` sink (events to standard output or error) and the
-//! `blackhole` sink (events accepted and discarded).
+//! The `console` sink: events to standard output or error, one a line.
+//!
+//! Here too: the `console` `conf`, with its defaults, and its build.
 
 use datascale_core::{
     ack::Delivery,
-    component::{ComponentError, SinkContext},
+    component::{BuildError, ComponentError, ComponentTask, SinkContext},
 };
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::{ConsoleConfig, ConsoleTarget};
+use super::{Encoding, SinkType};
+use crate::TypeConf;
+
+/// `console`: writes events to standard output or standard error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// How each event is written, one a line.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// `stdout` or `stderr`.
+    #[serde(default)]
+    pub target: ConsoleTarget,
+}
+
+/// Where the `console` sink writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleTarget {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl SinkType for ConsoleConfig {
+    fn build(&self, _name: &str, context: SinkContext) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), context)))
+    }
+}
+
+impl TypeConf for ConsoleConfig {}
 
 /// Writes each batch with one write and acknowledges it once written.
-pub async fn run(config: ConsoleConfig, mut context: SinkContext) -> Result<(), ComponentError> {
+async fn run(config: ConsoleConfig, mut context: SinkContext) -> Result<(), ComponentError> {
     let mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match config.target {
         ConsoleTarget::Stdout => Box::new(tokio::io::stdout()),
         ConsoleTarget::Stderr => Box::new(tokio::io::stderr()),
@@ -38,15 +72,6 @@ pub async fn run(config: ConsoleConfig, mut context: SinkContext) -> Result<(), 
             context: format!("sink `{}` cannot write", context.name),
             source,
         })?;
-    }
-    Ok(())
-}
-
-/// Accepts every batch and discards it.
-pub async fn discard(mut context: SinkContext) -> Result<(), ComponentError> {
-    while let Some(batch) = context.input.recv().await {
-        context.metrics.sent(batch.events.len(), 0);
-        batch.finish(Delivery::Delivered);
     }
     Ok(())
 }

@@ -11,6 +11,8 @@
 //! length than it left it (copy-truncate, another writer), and that does
 //! not end in a newline has its unterminated last line cut off, as a write
 //! torn by a crash leaves one, with a warning that says how many bytes.
+//!
+//! Here too: the `file` `conf`, with its defaults, its checks and its build.
 
 use std::{
     borrow::Cow,
@@ -21,18 +23,47 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::Codec;
 use chrono::format::{Item, StrftimeItems};
 use datascale_core::{
     ack::Delivery,
-    component::{ComponentError, SinkContext},
+    component::{BuildError, ComponentError, ComponentTask, SinkContext},
     event::{Batch, Event, text_of},
 };
+use serde::{Deserialize, Serialize};
 use tracing::warn;
+
+use super::{Codec, Encoding, SinkType};
+use crate::{Problems, TypeConf, invalid};
+
+/// `file`: writes events to files, one a line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file; may hold strftime parts (`%Y-%m-%d`) and `{{ field }}` parts taken from each event.
+    pub path: String,
+    /// How each event is written.
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+impl SinkType for FileSinkConfig {
+    fn build(&self, name: &str, context: SinkContext) -> Result<ComponentTask, BuildError> {
+        let template = PathTemplate::parse(&self.path).map_err(invalid(name))?;
+        Ok(Box::pin(run(template, self.encoding.codec, context)))
+    }
+}
+
+impl TypeConf for FileSinkConfig {
+    fn check(&self, problems: &mut Problems) {
+        if self.path.trim().is_empty() {
+            problems.add("path", "the path is empty");
+        }
+    }
+}
 
 /// A parsed `path`: literal text (with strftime parts) and event fields.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PathTemplate {
+struct PathTemplate {
     parts: Vec<Part>,
     /// The path, when it has neither fields nor strftime parts.
     fixed: Option<PathBuf>,
@@ -244,7 +275,7 @@ type Written = (
 /// dataflow. The blocking thread allocates nothing (the buffers come back
 /// to be reused here): a thread that allocates gets a malloc arena of its
 /// own, and arenas cost memory.
-pub async fn run(
+async fn run(
     template: PathTemplate,
     codec: Codec,
     mut context: SinkContext,

@@ -4,8 +4,11 @@
 //! machine aimed at an event set: NDJSON, gzip, the node's managers in
 //! failover order (or an external endpoint), and a token that may change
 //! while it runs.
+//!
+//! Here too: the `http` `conf`, with its defaults, its checks and its build.
 
 use std::{
+    collections::BTreeMap,
     io::Write,
     sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
@@ -15,7 +18,9 @@ use bytes::Bytes;
 use datascale_core::{
     ack::{Delivery, DeliveryToken},
     backoff::Backoff,
-    component::{ComponentError, ManagerTarget, SinkContext, TokenSource},
+    component::{
+        BuildError, ComponentError, ComponentTask, ManagerTarget, SinkContext, TokenSource,
+    },
     event::{Batch, Event},
 };
 use datascale_protocol::CLUSTER_HEADER;
@@ -23,13 +28,130 @@ use reqwest::{
     Client, Method, StatusCode, Url,
     header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
 };
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::warn;
 
 use super::{
-    Batch as BatchConfig, Codec, Compression, HttpAuth, HttpCodec, HttpMethod, HttpSinkConfig,
-    RequestOptions, YhConfig,
+    Batch as BatchConfig, Codec, Compression, RequestOptions, SinkType, url_problem, yh::YhConfig,
 };
+use crate::{MAX_WAIT_SECS, Problems, TypeConf, invalid};
+
+/// `http`: sends batches of events over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// The URL to send to.
+    pub uri: String,
+    /// `post` or `put`.
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// How events are written into a request body.
+    #[serde(default)]
+    pub encoding: HttpEncoding,
+    /// When a batch is sent.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// `none` or `gzip`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Headers added to every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Credentials sent with every request.
+    #[serde(default)]
+    pub auth: Option<HttpAuth>,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub request: RequestOptions,
+}
+
+/// The method of the `http` sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpMethod {
+    /// POST.
+    #[default]
+    Post,
+    /// PUT.
+    Put,
+}
+
+/// `encoding` of the `http` sink.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpEncoding {
+    /// `json`: a JSON array of events; `ndjson`: one object a line; `text`: one message a line.
+    #[serde(default)]
+    pub codec: HttpCodec,
+}
+
+/// How the `http` sink writes a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpCodec {
+    /// A JSON array of events.
+    #[default]
+    Json,
+    /// One JSON object a line.
+    Ndjson,
+    /// One message a line.
+    Text,
+}
+
+/// `auth` of the `http` sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuth {
+    /// HTTP basic authentication.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+}
+
+impl SinkType for HttpSinkConfig {
+    fn build(&self, name: &str, context: SinkContext) -> Result<ComponentTask, BuildError> {
+        let sink = HttpSink::new(self).map_err(invalid(name))?;
+        Ok(Box::pin(sink.run(context)))
+    }
+}
+
+impl TypeConf for HttpSinkConfig {
+    fn check(&self, problems: &mut Problems) {
+        if let Some(why) = url_problem(&self.uri) {
+            problems.add("uri", why);
+        }
+        if self.batch.max_events == 0 {
+            problems.add("batch.max_events", "must be at least 1");
+        }
+        if self.batch.max_bytes == 0 {
+            problems.add("batch.max_bytes", "must be at least 1");
+        }
+        if !(self.batch.timeout_secs > 0.0 && self.batch.timeout_secs <= MAX_WAIT_SECS) {
+            problems.add(
+                "batch.timeout_secs",
+                "must be more than 0 and at most 31536000 (a year)",
+            );
+        }
+        if self.request.timeout_secs == 0 {
+            problems.add("request.timeout_secs", "must be at least 1");
+        }
+        if self.request.retry_initial_backoff_secs == 0 {
+            problems.add("request.retry_initial_backoff_secs", "must be at least 1");
+        }
+        if let Err(why) = header_map(&self.headers) {
+            problems.add("headers", why);
+        }
+    }
+}
 
 /// Most bytes of a refusing answer's body that are logged.
 const EXCERPT_BYTES: usize = 512;
@@ -43,7 +165,7 @@ enum Credentials {
 }
 
 /// A configured `http` or `yh` sink.
-pub struct HttpSink {
+pub(super) struct HttpSink {
     client: Client,
     method: Method,
     /// Where requests go, in failover order.
@@ -435,9 +557,7 @@ fn parse_uri(text: &str) -> Result<Url, String> {
 }
 
 /// The configured headers, or which one is not a valid header.
-pub fn header_map(
-    headers: &std::collections::BTreeMap<String, String>,
-) -> Result<HeaderMap, String> {
+fn header_map(headers: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, String> {
     headers
         .iter()
         .map(|(name, value)| {

@@ -1,7 +1,8 @@
-//! Sink types and their configurations (`conf`), with Vector's field names
-//! where Vector has the same sink.
-
-use std::collections::BTreeMap;
+//! Sinks: the closed list of sink types (`SinkConfig`, one line a type)
+//! and what several of them share: `encoding` and its codecs, and the
+//! `batch`, `compression` and `request` settings and URL check of `http`
+//! and `yh`. Each type's module owns its `conf`, its checks, its build and
+//! its running, with Vector's field names where Vector has the same sink.
 
 use datascale_core::{
     component::{BuildError, ComponentTask, SinkContext},
@@ -9,31 +10,49 @@ use datascale_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ComponentConfig, MAX_WAIT_SECS};
+use crate::TypeConf;
 
-mod console;
-mod file;
-mod http;
+pub mod blackhole;
+pub mod console;
+pub mod file;
+pub mod http;
+pub mod yh;
 
-/// A sink: its `type` and, inside, its `conf`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    content = "conf",
-    rename_all = "snake_case",
-    deny_unknown_fields
-)]
-pub enum SinkConfig {
-    /// Writes events to standard output or standard error.
-    Console(ConsoleConfig),
-    /// Writes events to files.
-    File(FileSinkConfig),
-    /// Sends batches of events over HTTP.
-    Http(HttpSinkConfig),
-    /// Writes events to an event set on the manager or an external platform.
-    Yh(YhConfig),
-    /// Accepts and discards events.
-    Blackhole(BlackholeConfig),
+crate::component_types! {
+    /// A sink: its `type` and, inside, its `conf`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(
+        tag = "type",
+        content = "conf",
+        rename_all = "snake_case",
+        deny_unknown_fields
+    )]
+    pub enum SinkConfig as SinkType {
+        /// Writes events to standard output or standard error.
+        Console(console::ConsoleConfig) => "console",
+        /// Writes events to files.
+        File(file::FileSinkConfig) => "file",
+        /// Sends batches of events over HTTP.
+        Http(http::HttpSinkConfig) => "http",
+        /// Writes events to an event set on the manager or an external platform.
+        Yh(yh::YhConfig) => "yh",
+        /// Accepts and discards events.
+        Blackhole(blackhole::BlackholeConfig) => "blackhole",
+    }
+}
+
+/// What each sink type's `conf` does besides its checks: build the
+/// running sink.
+trait SinkType: TypeConf {
+    /// The running sink, or why this `conf` cannot run.
+    fn build(&self, name: &str, context: SinkContext) -> Result<ComponentTask, BuildError>;
+}
+
+impl SinkConfig {
+    /// The running sink, or why this type cannot run.
+    pub fn build(&self, name: &str, context: SinkContext) -> Result<ComponentTask, BuildError> {
+        self.conf().build(name, context)
+    }
 }
 
 /// `encoding` of a sink.
@@ -56,102 +75,6 @@ pub enum Codec {
     Text,
     /// `key=value` pairs.
     Logfmt,
-}
-
-/// `console`: writes events to standard output or standard error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// How each event is written, one a line.
-    #[serde(default)]
-    pub encoding: Encoding,
-    /// `stdout` or `stderr`.
-    #[serde(default)]
-    pub target: ConsoleTarget,
-}
-
-/// Where the `console` sink writes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConsoleTarget {
-    /// Standard output.
-    #[default]
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// `file`: writes events to files, one a line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    /// The file; may hold strftime parts (`%Y-%m-%d`) and `{{ field }}` parts taken from each event.
-    pub path: String,
-    /// How each event is written.
-    #[serde(default)]
-    pub encoding: Encoding,
-}
-
-/// `http`: sends batches of events over HTTP.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSinkConfig {
-    /// The URL to send to.
-    pub uri: String,
-    /// `post` or `put`.
-    #[serde(default)]
-    pub method: HttpMethod,
-    /// How events are written into a request body.
-    #[serde(default)]
-    pub encoding: HttpEncoding,
-    /// When a batch is sent.
-    #[serde(default)]
-    pub batch: Batch,
-    /// `none` or `gzip`.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Headers added to every request.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Credentials sent with every request.
-    #[serde(default)]
-    pub auth: Option<HttpAuth>,
-    /// Timeouts and retries.
-    #[serde(default)]
-    pub request: RequestOptions,
-}
-
-/// The method of the `http` sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpMethod {
-    /// POST.
-    #[default]
-    Post,
-    /// PUT.
-    Put,
-}
-
-/// `encoding` of the `http` sink.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpEncoding {
-    /// `json`: a JSON array of events; `ndjson`: one object a line; `text`: one message a line.
-    #[serde(default)]
-    pub codec: HttpCodec,
-}
-
-/// How the `http` sink writes a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpCodec {
-    /// A JSON array of events.
-    #[default]
-    Json,
-    /// One JSON object a line.
-    Ndjson,
-    /// One message a line.
-    Text,
 }
 
 /// `batch`: a batch is sent when it holds `max_events` events or `max_bytes`
@@ -191,24 +114,6 @@ pub enum Compression {
     Gzip,
 }
 
-/// `auth` of the `http` sink.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
-pub enum HttpAuth {
-    /// HTTP basic authentication.
-    Basic {
-        /// The user name.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// `Authorization: Bearer <token>`.
-    Bearer {
-        /// The token.
-        token: String,
-    },
-}
-
 /// `request`: timeouts and retries of the `http` sink.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,25 +139,6 @@ impl Default for RequestOptions {
     }
 }
 
-/// `yh`: writes events to an event set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct YhConfig {
-    /// The event set.
-    pub event_set: String,
-    /// An external platform's URL; the worker's manager when absent.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// The token for `endpoint`; the worker's own credential when absent.
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// `blackhole`: accepts and discards events.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlackholeConfig {}
-
 fn default_batch_events() -> usize {
     1_000
 }
@@ -275,44 +161,6 @@ fn default_retry_initial_backoff_secs() -> u64 {
 
 fn default_retry_max_duration_secs() -> u64 {
     30
-}
-
-impl SinkConfig {
-    /// The running sink, or why this type cannot run.
-    pub fn build(&self, name: &str, context: SinkContext) -> Result<ComponentTask, BuildError> {
-        match self {
-            SinkConfig::Console(config) => Ok(Box::pin(console::run(config.clone(), context))),
-            SinkConfig::File(config) => {
-                let template = file::PathTemplate::parse(&config.path).map_err(|message| {
-                    BuildError::Invalid {
-                        component: name.to_owned(),
-                        message,
-                    }
-                })?;
-                Ok(Box::pin(file::run(
-                    template,
-                    config.encoding.codec,
-                    context,
-                )))
-            }
-            SinkConfig::Http(config) => {
-                let sink = http::HttpSink::new(config).map_err(|message| BuildError::Invalid {
-                    component: name.to_owned(),
-                    message,
-                })?;
-                Ok(Box::pin(sink.run(context)))
-            }
-            SinkConfig::Yh(config) => {
-                let sink = http::HttpSink::for_event_set(config, context.managers.as_ref())
-                    .map_err(|message| BuildError::Invalid {
-                        component: name.to_owned(),
-                        message,
-                    })?;
-                Ok(Box::pin(sink.run(context)))
-            }
-            SinkConfig::Blackhole(_) => Ok(Box::pin(console::discard(context))),
-        }
-    }
 }
 
 impl Codec {
@@ -353,67 +201,6 @@ fn encode_logfmt(value: &vrl::value::Value, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(text.as_bytes());
         }
-    }
-}
-
-impl ComponentConfig for SinkConfig {
-    fn type_name(&self) -> &'static str {
-        match self {
-            SinkConfig::Console(_) => "console",
-            SinkConfig::File(_) => "file",
-            SinkConfig::Http(_) => "http",
-            SinkConfig::Yh(_) => "yh",
-            SinkConfig::Blackhole(_) => "blackhole",
-        }
-    }
-
-    fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        let mut add = |path: &str, message: String| problems.push((path.to_owned(), message));
-        match self {
-            SinkConfig::File(file) if file.path.trim().is_empty() => {
-                add("path", "the path is empty".to_owned())
-            }
-            SinkConfig::Http(http) => {
-                if let Some(why) = url_problem(&http.uri) {
-                    add("uri", why);
-                }
-                if http.batch.max_events == 0 {
-                    add("batch.max_events", "must be at least 1".to_owned());
-                }
-                if http.batch.max_bytes == 0 {
-                    add("batch.max_bytes", "must be at least 1".to_owned());
-                }
-                if !(http.batch.timeout_secs > 0.0 && http.batch.timeout_secs <= MAX_WAIT_SECS) {
-                    add(
-                        "batch.timeout_secs",
-                        "must be more than 0 and at most 31536000 (a year)".to_owned(),
-                    );
-                }
-                if http.request.timeout_secs == 0 {
-                    add("request.timeout_secs", "must be at least 1".to_owned());
-                }
-                if http.request.retry_initial_backoff_secs == 0 {
-                    add(
-                        "request.retry_initial_backoff_secs",
-                        "must be at least 1".to_owned(),
-                    );
-                }
-                if let Err(why) = http::header_map(&http.headers) {
-                    add("headers", why);
-                }
-            }
-            SinkConfig::Yh(yh) => {
-                if let Err(why) = datascale_core::names::check_name(&yh.event_set) {
-                    add("event_set", why);
-                }
-                if let Some(why) = yh.endpoint.as_deref().and_then(url_problem) {
-                    add("endpoint", why);
-                }
-            }
-            _ => {}
-        }
-        problems
     }
 }
 

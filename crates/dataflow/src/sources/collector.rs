@@ -2,16 +2,77 @@
 //! by the `exec` source's machinery with what its manifest says (the
 //! entrypoint, mode, interval, arguments, environment and output), the
 //! dataflow's `args` and `interval_secs` taking precedence.
+//!
+//! Here too: the `collector` `conf`, with its defaults, its checks and its build.
+
+use datascale_core::{
+    component::{BuildError, ComponentTask, SourceContext},
+    names::check_name,
+};
+use serde::{Deserialize, Serialize};
 
 use super::{
-    CollectorConfig, Decoding, DecodingCodec, ExecCommand, ExecConfig, ExecScheduled,
-    ExecStreaming, default_max_line_bytes,
+    Decoding, DecodingCodec, SourceType, default_max_line_bytes,
+    exec::{self, ExecCommand, ExecConfig, ExecScheduled, ExecStreaming},
 };
-use crate::collector::{MANIFEST, Manifest, Output, package_path, shelf::Shelf};
+use crate::{
+    Problems, TypeConf,
+    collector::{MANIFEST, Manifest, Output, check_version, package_path, shelf::Shelf},
+    invalid,
+};
+
+/// `collector`: runs a custom collector, uploaded to the manager as a
+/// package, as its manifest says (entrypoint, mode, env, output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The collector's name, as uploaded to the manager.
+    pub collector: String,
+    /// The version to run; the highest uploaded when left out, so that a
+    /// new upload replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Arguments after the entrypoint; the manifest's `args` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Seconds between two runs of a scheduled collector; the manifest's
+    /// `interval_secs` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u64>,
+    /// A scheduled run still going after this many seconds is killed; 0 never kills.
+    #[serde(default)]
+    pub timeout_secs: u64,
+}
+
+impl SourceType for CollectorConfig {
+    fn build(
+        &self,
+        name: &str,
+        context: SourceContext,
+        collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        let exec = exec_config(self, collectors).map_err(invalid(name))?;
+        Ok(Box::pin(exec::run(exec, context)))
+    }
+}
+
+impl TypeConf for CollectorConfig {
+    fn check(&self, problems: &mut Problems) {
+        if let Err(why) = check_name(&self.collector) {
+            problems.add("collector", why);
+        }
+        if let Some(Err(why)) = self.version.as_deref().map(check_version) {
+            problems.add("version", why);
+        }
+        if self.interval_secs == Some(0) {
+            problems.add("interval_secs", "must be at least 1");
+        }
+    }
+}
 
 /// The `exec` configuration that runs `config` from `shelf`; why not, when
 /// the collector is not unpacked here.
-pub fn exec_config(config: &CollectorConfig, shelf: &Shelf) -> Result<ExecConfig, String> {
+fn exec_config(config: &CollectorConfig, shelf: &Shelf) -> Result<ExecConfig, String> {
     let name = &config.collector;
     let version = config.version.as_deref().ok_or_else(|| {
         format!("no version of collector `{name}` is installed on this worker; upload one to the manager")

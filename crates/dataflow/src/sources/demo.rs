@@ -1,17 +1,87 @@
 //! The `demo` source: sample lines of a chosen format, at an interval or as
 //! fast as the dataflow takes them.
+//!
+//! Here too: the `demo` `conf`, with its defaults, its checks and its build.
 
 use std::time::Duration;
 
 use datascale_core::{
-    component::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    component::{BuildError, ComponentError, ComponentTask, MAX_BATCH_EVENTS, SourceContext},
     event::{Batch, Event},
 };
+use serde::{Deserialize, Serialize};
 
-use super::{DemoConfig, DemoFormat};
+use super::SourceType;
+use crate::{MAX_WAIT_SECS, Problems, TypeConf, collector::shelf::Shelf};
+
+/// `demo`: generates sample events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// The kind of lines to generate.
+    #[serde(default)]
+    pub format: DemoFormat,
+    /// How many events to generate; unlimited when absent.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Seconds between two events; 0 generates as fast as the sinks take them.
+    #[serde(default = "default_demo_interval_secs")]
+    pub interval_secs: f64,
+    /// The lines `shuffle` picks from.
+    #[serde(default)]
+    pub lines: Vec<String>,
+}
+
+/// The lines a `demo` source generates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemoFormat {
+    /// JSON objects.
+    #[default]
+    Json,
+    /// RFC 5424 syslog lines.
+    Syslog,
+    /// RFC 3164 syslog lines.
+    BsdSyslog,
+    /// Apache common log lines.
+    ApacheCommon,
+    /// Apache error log lines.
+    ApacheError,
+    /// Lines picked from `lines`.
+    Shuffle,
+}
+
+fn default_demo_interval_secs() -> f64 {
+    1.0
+}
+
+impl SourceType for DemoConfig {
+    fn build(
+        &self,
+        _name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), context)))
+    }
+}
+
+impl TypeConf for DemoConfig {
+    fn check(&self, problems: &mut Problems) {
+        if self.format == DemoFormat::Shuffle && self.lines.is_empty() {
+            problems.add(
+                "lines",
+                "the `shuffle` format picks from `lines`: give at least one",
+            );
+        }
+        if !(0.0..=MAX_WAIT_SECS).contains(&self.interval_secs) {
+            problems.add("interval_secs", "must be from 0 to 31536000 (a year)");
+        }
+    }
+}
 
 /// Generates events until `count` is reached or the source is stopped.
-pub async fn run(config: DemoConfig, context: SourceContext) -> Result<(), ComponentError> {
+async fn run(config: DemoConfig, context: SourceContext) -> Result<(), ComponentError> {
     let interval = Duration::from_secs_f64(config.interval_secs);
     let batch_size = if interval.is_zero() {
         MAX_BATCH_EVENTS as u64

@@ -2,14 +2,17 @@
 //! (respawned when it exits), and turns each line it prints into an event:
 //! the line as its `message`, or with `decoding.codec = "json"` the fields
 //! of the JSON object it holds. The `collector` source runs here too.
+//!
+//! Here too: the `exec` `conf`, with its defaults, its checks and its build.
 
-use std::{process::Stdio, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
 
 use bytes::Bytes;
 use datascale_core::{
-    component::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    component::{BuildError, ComponentError, ComponentTask, MAX_BATCH_EVENTS, SourceContext},
     event::{Batch, Event, Origin},
 };
+use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufRead, BufReader},
     process::{Child, Command},
@@ -18,10 +21,148 @@ use tokio::{
 use tracing::{info, warn};
 use vrl::value::Value;
 
-use super::{DecodingCodec, ExecCommand, ExecConfig, ExecMode, lines::read_line};
+use super::{
+    Decoding, DecodingCodec, SourceType, default_max_line_bytes, default_true, lines::read_line,
+};
+use crate::{Problems, TypeConf, collector::shelf::Shelf};
+
+/// `exec`: runs a command on a schedule, or once as a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    /// A string run by `sh -c`, or an argument vector run directly.
+    pub command: ExecCommand,
+    /// `scheduled`: run every `scheduled.exec_interval_secs`; `streaming`: run once and read as it prints.
+    #[serde(default)]
+    pub mode: ExecMode,
+    /// Options of the scheduled mode.
+    #[serde(default)]
+    pub scheduled: ExecScheduled,
+    /// Options of the streaming mode.
+    #[serde(default)]
+    pub streaming: ExecStreaming,
+    /// Directory the command runs in; the worker's by default.
+    #[serde(default)]
+    pub working_directory: Option<PathBuf>,
+    /// Variables added to the worker's environment for the command.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Turn lines printed on standard error into events too.
+    #[serde(default = "default_true")]
+    pub include_stderr: bool,
+    /// A scheduled run still going after this many seconds is killed; 0 never kills.
+    #[serde(default)]
+    pub timeout_secs: u64,
+    /// Longest line, in bytes; longer ones are truncated and logged.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// How each line becomes an event: `bytes` (the line is the `message`)
+    /// or `json` (the line is an object whose fields make the event).
+    #[serde(default)]
+    pub decoding: Decoding,
+}
+
+/// The command of an `exec` source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a command string (run by sh -c) or an array of arguments"
+)]
+pub enum ExecCommand {
+    /// Run by `sh -c`.
+    Shell(String),
+    /// Run directly: program, then arguments.
+    Argv(Vec<String>),
+}
+
+/// When an `exec` source runs its command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMode {
+    /// Every `exec_interval_secs`.
+    #[default]
+    Scheduled,
+    /// Once, reading its output as it comes.
+    Streaming,
+}
+
+/// `exec.scheduled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecScheduled {
+    /// Seconds between the starts of two runs.
+    #[serde(default = "default_exec_interval_secs")]
+    pub exec_interval_secs: u64,
+}
+
+impl Default for ExecScheduled {
+    fn default() -> Self {
+        Self {
+            exec_interval_secs: default_exec_interval_secs(),
+        }
+    }
+}
+
+/// `exec.streaming`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecStreaming {
+    /// Start the command again when it exits.
+    #[serde(default = "default_true")]
+    pub respawn_on_exit: bool,
+    /// Seconds to wait before starting it again.
+    #[serde(default = "default_respawn_interval_secs")]
+    pub respawn_interval_secs: u64,
+}
+
+impl Default for ExecStreaming {
+    fn default() -> Self {
+        Self {
+            respawn_on_exit: true,
+            respawn_interval_secs: default_respawn_interval_secs(),
+        }
+    }
+}
+
+fn default_exec_interval_secs() -> u64 {
+    60
+}
+
+fn default_respawn_interval_secs() -> u64 {
+    5
+}
+
+impl SourceType for ExecConfig {
+    fn build(
+        &self,
+        _name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), context)))
+    }
+}
+
+impl TypeConf for ExecConfig {
+    fn check(&self, problems: &mut Problems) {
+        let empty = match &self.command {
+            ExecCommand::Shell(line) => line.trim().is_empty(),
+            ExecCommand::Argv(argv) => argv.first().is_none_or(|program| program.is_empty()),
+        };
+        if empty {
+            problems.add("command", "the command is empty");
+        }
+        if self.max_line_bytes == 0 {
+            problems.add("max_line_bytes", "must be at least 1");
+        }
+        if self.scheduled.exec_interval_secs == 0 {
+            problems.add("scheduled.exec_interval_secs", "must be at least 1");
+        }
+    }
+}
 
 /// Runs the command as its mode says until the source is stopped.
-pub async fn run(config: ExecConfig, context: SourceContext) -> Result<(), ComponentError> {
+pub(super) async fn run(config: ExecConfig, context: SourceContext) -> Result<(), ComponentError> {
     match config.mode {
         ExecMode::Scheduled => {
             let mut ticker =

@@ -18,6 +18,8 @@
 //! fsynced too, for a power loss.
 //!
 //! [`MAX_UNSAVED_EVENTS`]: datascale_core::saving::MAX_UNSAVED_EVENTS
+//!
+//! Here too: the `file` `conf`, with its defaults, its checks and its build.
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -32,7 +34,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use datascale_core::{
     ack::{Delivery, DeliveryReceipt, DeliveryToken},
-    component::{self, ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    component::{self, BuildError, ComponentError, ComponentTask, MAX_BATCH_EVENTS, SourceContext},
     durable::StateFile,
     event::{Batch, Event, Origin},
     saving::{Saver, Unsaved},
@@ -41,7 +43,75 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{FileConfig, OversizeLines, ReadFrom, lines};
+use super::{OversizeLines, SourceType, default_max_line_bytes, lines};
+use crate::{Problems, TypeConf, collector::shelf::Shelf, invalid};
+
+/// `file`: tails the files matching `include`, following rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Glob patterns of the files to read.
+    pub include: Vec<String>,
+    /// Glob patterns of files to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where to start in a file seen for the first time.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Leave out files not modified for this many seconds.
+    #[serde(default)]
+    pub ignore_older_secs: Option<u64>,
+    /// Longest line, in bytes; see `oversize_lines` for longer ones.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// What to do with a line longer than `max_line_bytes`: `truncate` or `skip`. Both are counted.
+    #[serde(default)]
+    pub oversize_lines: OversizeLines,
+    /// Milliseconds between two scans of the globs for new files.
+    #[serde(default = "default_glob_minimum_cooldown_ms")]
+    pub glob_minimum_cooldown_ms: u64,
+}
+
+/// Where the `file` source starts in a new file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// From the first byte.
+    #[default]
+    Beginning,
+    /// From the end: only lines written from now on.
+    End,
+}
+
+fn default_glob_minimum_cooldown_ms() -> u64 {
+    1_000
+}
+
+impl SourceType for FileConfig {
+    fn build(
+        &self,
+        name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        let patterns = Patterns::new(self).map_err(invalid(name))?;
+        Ok(Box::pin(run(self.clone(), patterns, context)))
+    }
+}
+
+impl TypeConf for FileConfig {
+    fn check(&self, problems: &mut Problems) {
+        if self.include.is_empty() {
+            problems.add(
+                "include",
+                "name at least one file or glob pattern, such as /var/log/*.log",
+            );
+        }
+        if self.max_line_bytes == 0 {
+            problems.add("max_line_bytes", "must be at least 1");
+        }
+    }
+}
 
 /// Bytes read from one file in one go.
 const READ_CHUNK: usize = 64 * 1024;
@@ -51,7 +121,7 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// The compiled `include` and `exclude` globs.
 #[derive(Debug, Clone)]
-pub struct Patterns {
+struct Patterns {
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
 }
@@ -305,7 +375,7 @@ const REWIND_PAUSE: Duration = Duration::from_secs(1);
 
 /// Tails the files until the source is stopped, then waits for the
 /// acknowledgements of what it sent and writes its checkpoints.
-pub async fn run(
+async fn run(
     config: FileConfig,
     patterns: Patterns,
     context: SourceContext,

@@ -2,17 +2,76 @@
 //! host (CPU, memory, disks, network, load) and sends one batch of metric
 //! events, each with `name`, `value`, `kind` (`gauge` or `counter`) and
 //! `tags`, named as Vector's `host_metrics` names them.
+//!
+//! Here too: the `host_metrics` `conf`, with its defaults, its checks and its build.
 
 use std::time::Duration;
 
 use datascale_core::{
-    component::{self, ComponentError, SourceContext},
+    component::{self, BuildError, ComponentError, ComponentTask, SourceContext},
     event::{Batch, Event, Origin},
 };
+use serde::{Deserialize, Serialize};
 use sysinfo::{Disks, Networks, System};
 use vrl::value::{ObjectMap, Value};
 
-use super::{HostCollector, HostMetricsConfig};
+use super::{SourceType, check_scrape_interval, default_scrape_interval_secs};
+use crate::{Problems, TypeConf, collector::shelf::Shelf};
+
+/// `host_metrics`: measures the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostMetricsConfig {
+    /// Seconds between two measurements.
+    #[serde(default = "default_scrape_interval_secs")]
+    pub scrape_interval_secs: u64,
+    /// What to measure; all of them by default.
+    #[serde(default = "all_host_collectors")]
+    pub collectors: Vec<HostCollector>,
+}
+
+/// A family of host metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostCollector {
+    /// CPU time per mode.
+    Cpu,
+    /// Memory and swap.
+    Memory,
+    /// Disk space per mount.
+    Disk,
+    /// Bytes and packets per interface.
+    Network,
+    /// Load averages.
+    Load,
+}
+
+fn all_host_collectors() -> Vec<HostCollector> {
+    vec![
+        HostCollector::Cpu,
+        HostCollector::Memory,
+        HostCollector::Disk,
+        HostCollector::Network,
+        HostCollector::Load,
+    ]
+}
+
+impl SourceType for HostMetricsConfig {
+    fn build(
+        &self,
+        _name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), context)))
+    }
+}
+
+impl TypeConf for HostMetricsConfig {
+    fn check(&self, problems: &mut Problems) {
+        check_scrape_interval(self.scrape_interval_secs, problems);
+    }
+}
 
 /// Whether a metric is a level or a running total.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +89,7 @@ struct Probe {
 }
 
 /// Measures every interval until the source is stopped.
-pub async fn run(config: HostMetricsConfig, context: SourceContext) -> Result<(), ComponentError> {
+async fn run(config: HostMetricsConfig, context: SourceContext) -> Result<(), ComponentError> {
     let mut probe = Probe {
         system: System::new(),
         disks: Disks::new(),

@@ -4,8 +4,10 @@
 //! so that a client retries and nothing it was told was accepted is lost.
 //! Its connections are under the limits of its `conf`, as the API's are
 //! under `service.http`.
+//!
+//! Here too: the `http_server` `conf`, with its defaults, its checks and its build.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -15,19 +17,112 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use datascale_connections::{ConnectionTable, body_timeout_in};
+use datascale_connections::{ConnectionLimits, ConnectionTable, body_timeout_in};
 use datascale_core::{
     ack::{Delivery, DeliveryToken},
-    component::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
+    component::{
+        BuildError, ComponentError, ComponentTask, MAX_BATCH_EVENTS, Output, SourceContext,
+    },
     event::{Batch, Event, Origin},
     metrics::ComponentMetrics,
 };
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{DecodingCodec, HttpServerConfig};
+use super::{
+    Decoding, DecodingCodec, SourceType, bind, connection_limits, default_max_connections, zeros,
+};
+use crate::{Problems, TypeConf, collector::shelf::Shelf};
+
+/// `http_server`: receives events over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Address to listen on, such as 0.0.0.0:8080.
+    pub address: SocketAddr,
+    /// Path that accepts events.
+    #[serde(default = "default_http_path")]
+    pub path: String,
+    /// How request bodies become events.
+    #[serde(default)]
+    pub decoding: Decoding,
+    /// Seconds from accepting a connection, or from the first byte of a
+    /// later request on it, to the end of the request's head; a slower
+    /// client is disconnected.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before
+    /// it is closed.
+    #[serde(default = "default_http_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive after its head; a slower
+    /// one is answered 408.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// The most connections open at once; at most the open-file limit less
+    /// 256. Past it, the connection idle the longest is closed to admit a
+    /// new one, or the new one is answered 503 when none is idle.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl HttpServerConfig {
+    /// The limits on this source's connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        connection_limits(
+            self.max_connections,
+            self.idle_timeout_secs,
+            self.header_read_timeout_secs,
+        )
+    }
+}
+
+fn default_http_path() -> String {
+    "/".to_owned()
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_http_idle_timeout_secs() -> u64 {
+    60
+}
+
+fn default_body_read_timeout_secs() -> u64 {
+    30
+}
+
+impl SourceType for HttpServerConfig {
+    fn build(
+        &self,
+        name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        let listener = bind(name, self.address, std::net::TcpListener::bind)?;
+        Ok(Box::pin(run(self.clone(), listener, context)))
+    }
+}
+
+impl TypeConf for HttpServerConfig {
+    fn check(&self, problems: &mut Problems) {
+        if !self.path.starts_with('/') {
+            problems.add("path", "must start with `/`");
+        }
+        for field in zeros([
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("max_connections", u64::from(self.max_connections)),
+        ]) {
+            problems.add(field, "must be at least 1");
+        }
+    }
+}
 
 /// Largest request body accepted; a larger one is answered 413.
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// What every request handler shares.
 struct Receiver {
@@ -68,7 +163,7 @@ impl IntoResponse for RequestError {
 
 /// Serves on `listener` until the source is stopped; requests in flight
 /// are still answered.
-pub async fn run(
+async fn run(
     config: HttpServerConfig,
     listener: std::net::TcpListener,
     context: SourceContext,

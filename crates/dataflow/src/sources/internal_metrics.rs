@@ -2,24 +2,51 @@
 //! process's own counters as metric events: per component (tagged with
 //! `dataflow`, `component` and `component_type`) the series `/metrics`
 //! shows, and the process's CPU time and resident memory.
+//!
+//! Here too: the `internal_metrics` `conf`, with its defaults, its checks and its build.
 
 use datascale_core::metrics::COMPONENT_COUNTERS;
 use datascale_core::{
-    component::{ComponentError, SourceContext},
+    component::{BuildError, ComponentError, ComponentTask, SourceContext},
     event::{Event, Origin},
     metrics::{ProcessUsage, Registry},
 };
+use serde::{Deserialize, Serialize};
 
 use super::{
-    InternalMetricsConfig,
+    SourceType, check_scrape_interval, default_scrape_interval_secs,
     host_metrics::{Kind, Metrics, scrape_every},
 };
+use crate::{Problems, TypeConf, collector::shelf::Shelf};
+
+/// `internal_metrics`: this process's own metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalMetricsConfig {
+    /// Seconds between two reports.
+    #[serde(default = "default_scrape_interval_secs")]
+    pub scrape_interval_secs: u64,
+}
+
+impl SourceType for InternalMetricsConfig {
+    fn build(
+        &self,
+        _name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), context)))
+    }
+}
+
+impl TypeConf for InternalMetricsConfig {
+    fn check(&self, problems: &mut Problems) {
+        check_scrape_interval(self.scrape_interval_secs, problems);
+    }
+}
 
 /// Reports every interval until the source is stopped.
-pub async fn run(
-    config: InternalMetricsConfig,
-    context: SourceContext,
-) -> Result<(), ComponentError> {
+async fn run(config: InternalMetricsConfig, context: SourceContext) -> Result<(), ComponentError> {
     let registry = context.registry.clone();
     scrape_every(config.scrape_interval_secs, &context, |origin| {
         scrape(&registry, origin)

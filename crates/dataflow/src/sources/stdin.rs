@@ -1,18 +1,50 @@
 //! The `stdin` source: one event per line of standard input, until it ends.
+//!
+//! Here too: the `stdin` `conf`, with its defaults, its checks and its build.
 
 use bytes::Bytes;
 use datascale_core::{
-    component::{ComponentError, MAX_BATCH_EVENTS, SourceContext},
+    component::{BuildError, ComponentError, ComponentTask, MAX_BATCH_EVENTS, SourceContext},
     event::{Batch, Event},
 };
+use serde::{Deserialize, Serialize};
 use tokio::io::BufReader;
 use tracing::warn;
 
-use super::{StdinConfig, lines::read_line};
+use super::{SourceType, default_max_line_bytes, lines::read_line};
+use crate::{Problems, TypeConf, collector::shelf::Shelf};
+
+/// `stdin`: reads lines from standard input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {
+    /// Longest line, in bytes; longer ones are truncated and counted.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_length: usize,
+}
+
+impl SourceType for StdinConfig {
+    fn build(
+        &self,
+        _name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), context)))
+    }
+}
+
+impl TypeConf for StdinConfig {
+    fn check(&self, problems: &mut Problems) {
+        if self.max_length == 0 {
+            problems.add("max_length", "must be at least 1");
+        }
+    }
+}
 
 /// Reads lines until standard input ends or the source is stopped. Lines
 /// already buffered travel together in one batch.
-pub async fn run(config: StdinConfig, context: SourceContext) -> Result<(), ComponentError> {
+async fn run(config: StdinConfig, context: SourceContext) -> Result<(), ComponentError> {
     let mut reader = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
     let mut line = Vec::new();
     let mut events = Vec::new();

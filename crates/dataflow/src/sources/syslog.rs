@@ -3,6 +3,8 @@
 //! and parses them into Vector's field names. A message that does not parse
 //! is kept whole as `message` and counted. TCP connections are under the
 //! limits of the `conf` (see [`datascale_connections`]).
+//!
+//! Here too: the `syslog` `conf`, with its defaults, its checks and its build.
 
 use std::{
     net::{SocketAddr, TcpListener, UdpSocket},
@@ -13,18 +15,109 @@ use std::{
 };
 
 use chrono::{Datelike, Utc};
-use datascale_connections::{Connection, ConnectionTable};
+use datascale_connections::{Connection, ConnectionLimits, ConnectionTable};
 use datascale_core::{
-    component::{ComponentError, MAX_BATCH_EVENTS, Output, SourceContext},
+    component::{
+        BuildError, ComponentError, ComponentTask, MAX_BATCH_EVENTS, Output, SourceContext,
+    },
     event::{Batch, Event, Origin},
     metrics::ComponentMetrics,
 };
+use serde::{Deserialize, Serialize};
 use syslog_loose::{IncompleteDate, Message, ProcId, Variant};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tracing::{debug, info, warn};
 use vrl::value::{ObjectMap, Value};
 
-use super::{SyslogConfig, lines::continue_line};
+use super::{
+    SourceType, bind, connection_limits, default_max_connections, default_max_line_bytes,
+    lines::continue_line, zeros,
+};
+use crate::{Problems, TypeConf, collector::shelf::Shelf};
+
+/// `syslog`: receives syslog messages (RFC 3164 and 5424).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// Address to listen on, such as 0.0.0.0:514.
+    pub address: SocketAddr,
+    /// `tcp` (one message a line) or `udp` (one message a datagram).
+    pub mode: SyslogMode,
+    /// Longest message, in bytes; longer ones are truncated and counted.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_length: usize,
+    /// TCP: seconds a message may take to arrive once its first byte has; a
+    /// slower sender is disconnected and the part it sent dropped.
+    #[serde(default = "default_message_read_timeout_secs")]
+    pub message_read_timeout_secs: u64,
+    /// TCP: seconds a connection may stay without a message before it is
+    /// closed. Long, since a sender over plain TCP may lose the message it
+    /// writes into a connection just closed.
+    #[serde(default = "default_syslog_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// TCP: the most connections open at once; at most the open-file limit
+    /// less 256. Past it, the connection quiet the longest is closed to
+    /// admit a new one.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl SyslogConfig {
+    /// The limits on this source's TCP connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        connection_limits(
+            self.max_connections,
+            self.idle_timeout_secs,
+            self.message_read_timeout_secs,
+        )
+    }
+}
+
+/// The transport of a `syslog` source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogMode {
+    /// Messages over TCP, one a line.
+    Tcp,
+    /// Messages over UDP, one a datagram.
+    Udp,
+}
+
+fn default_message_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_syslog_idle_timeout_secs() -> u64 {
+    3_600
+}
+
+impl SourceType for SyslogConfig {
+    fn build(
+        &self,
+        name: &str,
+        context: SourceContext,
+        _collectors: &Shelf,
+    ) -> Result<ComponentTask, BuildError> {
+        let socket = match self.mode {
+            SyslogMode::Tcp => Socket::Tcp(bind(name, self.address, TcpListener::bind)?),
+            SyslogMode::Udp => Socket::Udp(bind(name, self.address, UdpSocket::bind)?),
+        };
+        Ok(Box::pin(run(self.clone(), socket, context)))
+    }
+}
+
+impl TypeConf for SyslogConfig {
+    fn check(&self, problems: &mut Problems) {
+        for field in zeros([
+            ("max_length", self.max_length as u64),
+            ("message_read_timeout_secs", self.message_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("max_connections", u64::from(self.max_connections)),
+        ]) {
+            problems.add(field, "must be at least 1");
+        }
+    }
+}
 
 /// Largest UDP datagram.
 const MAX_DATAGRAM: usize = 65_535;
@@ -34,7 +127,7 @@ const MAX_LENGTH_DIGITS: usize = 9;
 
 /// The socket a `syslog` source was built with.
 #[derive(Debug)]
-pub enum Socket {
+enum Socket {
     /// Listening for TCP connections.
     Tcp(TcpListener),
     /// Receiving datagrams.
@@ -59,7 +152,7 @@ struct Receiver {
 }
 
 /// Receives messages until the source is stopped.
-pub async fn run(
+async fn run(
     config: SyslogConfig,
     socket: Socket,
     context: SourceContext,
