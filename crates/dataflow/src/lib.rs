@@ -134,10 +134,11 @@ pub(crate) fn invalid(name: &str) -> impl FnOnce(String) -> BuildError + '_ {
 }
 
 /// Declares the closed enum of a kind's component types, one line a type
-/// (`Variant(module::Config) => "type"`), and generates what dispatches on
-/// it: `type_name`, `conf()` (the variant's configuration as the kind's
-/// trait) and `ComponentConfig`. The enum's serde attributes are given as
-/// they are; `TYPE_NAMES` lets a test check them against the names.
+/// (`Variant(module::Config) => "type"`), with the serde attributes every
+/// kind's enum has (`{"type": …, "conf": …}`), and generates what
+/// dispatches on it: `type_name`, `conf()` (the variant's configuration as
+/// the kind's trait) and `ComponentConfig`. `TYPE_NAMES` lets a test check
+/// the names against serde's.
 macro_rules! component_types {
     (
         $(#[$meta:meta])*
@@ -146,6 +147,13 @@ macro_rules! component_types {
         }
     ) => {
         $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(
+            tag = "type",
+            content = "conf",
+            rename_all = "snake_case",
+            deny_unknown_fields
+        )]
         pub enum $kind {
             $($(#[doc = $doc])* $variant($config),)+
         }

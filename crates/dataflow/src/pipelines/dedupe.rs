@@ -15,7 +15,7 @@ use datascale_core::{
 use serde::{Deserialize, Serialize};
 use vrl::{path::OwnedValuePath, value::Value};
 
-use super::{PipelineType, check_field_paths, field_path, keep_events};
+use super::{PipelineType, check_field_paths, field_path, keep_where};
 use crate::{Problems, TypeConf, invalid};
 
 /// `dedupe`: drops events whose fields were seen in the last `cache.num_events` events.
@@ -63,9 +63,7 @@ fn default_dedupe_cache_events() -> usize {
 impl PipelineType for DedupeConfig {
     fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
         let mut deduper = Deduper::new(self).map_err(invalid(name))?;
-        Ok(Box::pin(keep_events(context, move |event| {
-            deduper.keep(&event).then_some(event)
-        })))
+        Ok(keep_where(context, move |event| deduper.keep(event)))
     }
 }
 

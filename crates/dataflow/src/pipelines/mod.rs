@@ -10,7 +10,6 @@ use datascale_core::{
     component::{BuildError, ComponentError, ComponentTask, Output, OutputClosed, PipelineContext},
     event::{Batch, Event},
 };
-use serde::{Deserialize, Serialize};
 use vrl::path::OwnedValuePath;
 
 use crate::{Problems, TypeConf};
@@ -25,13 +24,6 @@ mod vrl_programs;
 
 crate::component_types! {
     /// A pipeline: its `type` and, inside, its `conf`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(
-        tag = "type",
-        content = "conf",
-        rename_all = "snake_case",
-        deny_unknown_fields
-    )]
     pub enum PipelineConfig as PipelineType {
         /// Changes events with a VRL program.
         Remap(remap::RemapConfig) => "remap",
@@ -106,6 +98,16 @@ async fn keep_events(
         }
     }
     Ok(())
+}
+
+/// A pipeline that passes on the events for which `keep` is true.
+fn keep_where(
+    context: PipelineContext,
+    mut keep: impl FnMut(&Event) -> bool + Send + 'static,
+) -> ComponentTask {
+    Box::pin(keep_events(context, move |event| {
+        keep(&event).then_some(event)
+    }))
 }
 
 /// Sends a batch on, or, when nothing is left of it, settles its delivery

@@ -12,7 +12,7 @@ use datascale_core::{
 use serde::{Deserialize, Serialize};
 use vrl::path::OwnedValuePath;
 
-use super::{PipelineType, check_key_field, field_path, keep_events};
+use super::{PipelineType, check_key_field, field_path, keep_where};
 use crate::{Problems, TypeConf, invalid};
 
 /// `sample`: keeps one event in `rate`.
@@ -29,9 +29,7 @@ pub struct SampleConfig {
 impl PipelineType for SampleConfig {
     fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
         let mut sampler = Sampler::new(self).map_err(invalid(name))?;
-        Ok(Box::pin(keep_events(context, move |event| {
-            sampler.keep(&event).then_some(event)
-        })))
+        Ok(keep_where(context, move |event| sampler.keep(event)))
     }
 }
 

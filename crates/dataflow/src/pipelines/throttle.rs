@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use vrl::{path::OwnedValuePath, value::Value};
 
-use super::{PipelineType, check_key_field, field_path, keep_events};
+use super::{PipelineType, check_key_field, field_path, keep_where};
 use crate::{Problems, TypeConf, invalid};
 
 /// `throttle`: passes at most `threshold` events per `window_secs` (per key).
@@ -32,10 +32,9 @@ pub struct ThrottleConfig {
 impl PipelineType for ThrottleConfig {
     fn build(&self, name: &str, context: PipelineContext) -> Result<ComponentTask, BuildError> {
         let mut throttler = Throttler::new(self).map_err(invalid(name))?;
-        Ok(Box::pin(keep_events(context, move |event| {
-            let now = tokio::time::Instant::now();
-            throttler.keep(&event, now).then_some(event)
-        })))
+        Ok(keep_where(context, move |event| {
+            throttler.keep(event, tokio::time::Instant::now())
+        }))
     }
 }
 

@@ -20,13 +20,6 @@ pub mod yh;
 
 crate::component_types! {
     /// A sink: its `type` and, inside, its `conf`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(
-        tag = "type",
-        content = "conf",
-        rename_all = "snake_case",
-        deny_unknown_fields
-    )]
     pub enum SinkConfig as SinkType {
         /// Writes events to standard output or standard error.
         Console(console::ConsoleConfig) => "console",

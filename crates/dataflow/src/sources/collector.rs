@@ -6,13 +6,13 @@
 //! Here too: the `collector` `conf`, with its defaults, its checks and its build.
 
 use datascale_core::{
-    component::{BuildError, ComponentTask, SourceContext},
+    component::{BuildError, ComponentTask},
     names::check_name,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Decoding, DecodingCodec, SourceType, default_max_line_bytes,
+    Decoding, DecodingCodec, SourceBuild, SourceType, default_max_line_bytes,
     exec::{self, ExecCommand, ExecConfig, ExecScheduled, ExecStreaming},
 };
 use crate::{
@@ -45,14 +45,9 @@ pub struct CollectorConfig {
 }
 
 impl SourceType for CollectorConfig {
-    fn build(
-        &self,
-        name: &str,
-        context: SourceContext,
-        collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        let exec = exec_config(self, collectors).map_err(invalid(name))?;
-        Ok(Box::pin(exec::run(exec, context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        let exec = exec_config(self, build.collectors).map_err(invalid(build.name))?;
+        Ok(Box::pin(exec::run(exec, build.context)))
     }
 }
 

@@ -11,8 +11,8 @@ use datascale_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::SourceType;
-use crate::{MAX_WAIT_SECS, Problems, TypeConf, collector::shelf::Shelf};
+use super::{SourceBuild, SourceType};
+use crate::{MAX_WAIT_SECS, Problems, TypeConf};
 
 /// `demo`: generates sample events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,13 +56,8 @@ fn default_demo_interval_secs() -> f64 {
 }
 
 impl SourceType for DemoConfig {
-    fn build(
-        &self,
-        _name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        Ok(Box::pin(run(self.clone(), context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), build.context)))
     }
 }
 

@@ -22,9 +22,10 @@ use tracing::{info, warn};
 use vrl::value::Value;
 
 use super::{
-    Decoding, DecodingCodec, SourceType, default_max_line_bytes, default_true, lines::read_line,
+    Decoding, DecodingCodec, SourceBuild, SourceType, default_max_line_bytes, default_true,
+    lines::read_line,
 };
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use crate::{Problems, TypeConf};
 
 /// `exec`: runs a command on a schedule, or once as a stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,13 +134,8 @@ fn default_respawn_interval_secs() -> u64 {
 }
 
 impl SourceType for ExecConfig {
-    fn build(
-        &self,
-        _name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        Ok(Box::pin(run(self.clone(), context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), build.context)))
     }
 }
 

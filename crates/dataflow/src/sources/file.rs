@@ -43,8 +43,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{OversizeLines, SourceType, default_max_line_bytes, lines};
-use crate::{Problems, TypeConf, collector::shelf::Shelf, invalid};
+use super::{OversizeLines, SourceBuild, SourceType, default_max_line_bytes, lines};
+use crate::{Problems, TypeConf, invalid};
 
 /// `file`: tails the files matching `include`, following rotation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,14 +88,9 @@ fn default_glob_minimum_cooldown_ms() -> u64 {
 }
 
 impl SourceType for FileConfig {
-    fn build(
-        &self,
-        name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        let patterns = Patterns::new(self).map_err(invalid(name))?;
-        Ok(Box::pin(run(self.clone(), patterns, context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        let patterns = Patterns::new(self).map_err(invalid(build.name))?;
+        Ok(Box::pin(run(self.clone(), patterns, build.context)))
     }
 }
 

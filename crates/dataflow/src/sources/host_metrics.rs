@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use sysinfo::{Disks, Networks, System};
 use vrl::value::{ObjectMap, Value};
 
-use super::{SourceType, check_scrape_interval, default_scrape_interval_secs};
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use super::{SourceBuild, SourceType, check_scrape_interval, default_scrape_interval_secs};
+use crate::{Problems, TypeConf};
 
 /// `host_metrics`: measures the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,13 +57,8 @@ fn all_host_collectors() -> Vec<HostCollector> {
 }
 
 impl SourceType for HostMetricsConfig {
-    fn build(
-        &self,
-        _name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        Ok(Box::pin(run(self.clone(), context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), build.context)))
     }
 }
 

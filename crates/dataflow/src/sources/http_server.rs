@@ -30,9 +30,10 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::{
-    Decoding, DecodingCodec, SourceType, bind, connection_limits, default_max_connections, zeros,
+    Decoding, DecodingCodec, SourceBuild, SourceType, bind, connection_limits,
+    default_max_connections, zeros,
 };
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use crate::{Problems, TypeConf};
 
 /// `http_server`: receives events over HTTP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,14 +95,9 @@ fn default_body_read_timeout_secs() -> u64 {
 }
 
 impl SourceType for HttpServerConfig {
-    fn build(
-        &self,
-        name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        let listener = bind(name, self.address, std::net::TcpListener::bind)?;
-        Ok(Box::pin(run(self.clone(), listener, context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        let listener = bind(build.name, self.address, std::net::TcpListener::bind)?;
+        Ok(Box::pin(run(self.clone(), listener, build.context)))
     }
 }
 

@@ -14,10 +14,10 @@ use datascale_core::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    SourceType, check_scrape_interval, default_scrape_interval_secs,
+    SourceBuild, SourceType, check_scrape_interval, default_scrape_interval_secs,
     host_metrics::{Kind, Metrics, scrape_every},
 };
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use crate::{Problems, TypeConf};
 
 /// `internal_metrics`: this process's own metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,13 +29,8 @@ pub struct InternalMetricsConfig {
 }
 
 impl SourceType for InternalMetricsConfig {
-    fn build(
-        &self,
-        _name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        Ok(Box::pin(run(self.clone(), context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), build.context)))
     }
 }
 

@@ -26,13 +26,6 @@ pub mod syslog;
 
 crate::component_types! {
     /// A source: its `type` and, inside, its `conf`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(
-        tag = "type",
-        content = "conf",
-        rename_all = "snake_case",
-        deny_unknown_fields
-    )]
     pub enum SourceConfig as SourceType {
         /// Runs a command and turns each line it prints into an event.
         Exec(exec::ExecConfig) => "exec",
@@ -55,17 +48,21 @@ crate::component_types! {
     }
 }
 
+/// What a source is built with.
+struct SourceBuild<'a> {
+    /// The component's name.
+    name: &'a str,
+    /// What the running source sends to and is stopped by.
+    context: SourceContext,
+    /// The collectors a `collector` source runs one of.
+    collectors: &'a Shelf,
+}
+
 /// What each source type's `conf` does besides its checks: build the
 /// running source.
 trait SourceType: TypeConf {
-    /// The running source, or why this `conf` cannot run; a `collector`
-    /// source runs a collector of `collectors`.
-    fn build(
-        &self,
-        name: &str,
-        context: SourceContext,
-        collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError>;
+    /// The running source, or why this `conf` cannot run.
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError>;
 }
 
 impl SourceConfig {
@@ -77,7 +74,11 @@ impl SourceConfig {
         context: SourceContext,
         collectors: &Shelf,
     ) -> Result<ComponentTask, BuildError> {
-        self.conf().build(name, context, collectors)
+        self.conf().build(SourceBuild {
+            name,
+            context,
+            collectors,
+        })
     }
 }
 

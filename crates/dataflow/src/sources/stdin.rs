@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::BufReader;
 use tracing::warn;
 
-use super::{SourceType, default_max_line_bytes, lines::read_line};
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use super::{SourceBuild, SourceType, default_max_line_bytes, lines::read_line};
+use crate::{Problems, TypeConf};
 
 /// `stdin`: reads lines from standard input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,13 +24,8 @@ pub struct StdinConfig {
 }
 
 impl SourceType for StdinConfig {
-    fn build(
-        &self,
-        _name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
-        Ok(Box::pin(run(self.clone(), context)))
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
+        Ok(Box::pin(run(self.clone(), build.context)))
     }
 }
 

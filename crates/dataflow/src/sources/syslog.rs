@@ -30,10 +30,10 @@ use tracing::{debug, info, warn};
 use vrl::value::{ObjectMap, Value};
 
 use super::{
-    SourceType, bind, connection_limits, default_max_connections, default_max_line_bytes,
-    lines::continue_line, zeros,
+    SourceBuild, SourceType, bind, connection_limits, default_max_connections,
+    default_max_line_bytes, lines::continue_line, zeros,
 };
-use crate::{Problems, TypeConf, collector::shelf::Shelf};
+use crate::{Problems, TypeConf};
 
 /// `syslog`: receives syslog messages (RFC 3164 and 5424).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,17 +92,12 @@ fn default_syslog_idle_timeout_secs() -> u64 {
 }
 
 impl SourceType for SyslogConfig {
-    fn build(
-        &self,
-        name: &str,
-        context: SourceContext,
-        _collectors: &Shelf,
-    ) -> Result<ComponentTask, BuildError> {
+    fn build(&self, build: SourceBuild<'_>) -> Result<ComponentTask, BuildError> {
         let socket = match self.mode {
-            SyslogMode::Tcp => Socket::Tcp(bind(name, self.address, TcpListener::bind)?),
-            SyslogMode::Udp => Socket::Udp(bind(name, self.address, UdpSocket::bind)?),
+            SyslogMode::Tcp => Socket::Tcp(bind(build.name, self.address, TcpListener::bind)?),
+            SyslogMode::Udp => Socket::Udp(bind(build.name, self.address, UdpSocket::bind)?),
         };
-        Ok(Box::pin(run(self.clone(), socket, context)))
+        Ok(Box::pin(run(self.clone(), socket, build.context)))
     }
 }
 
