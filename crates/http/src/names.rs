@@ -19,6 +19,18 @@ pub struct CheckedName<K> {
     kind: PhantomData<K>,
 }
 
+impl<K: NameKind> CheckedName<K> {
+    /// `name`, when it is of the safe charset; else why not, naming the
+    /// kind of name and the name.
+    pub fn new(name: String) -> Result<Self, String> {
+        check_name(&name).map_err(|why| format!("the {} name `{name}`: {why}", K::KIND))?;
+        Ok(Self {
+            name,
+            kind: PhantomData,
+        })
+    }
+}
+
 impl<K> CheckedName<K> {
     /// The name.
     pub fn as_str(&self) -> &str {
@@ -87,13 +99,7 @@ impl<K> Serialize for CheckedName<K> {
 
 impl<'de, K: NameKind> Deserialize<'de> for CheckedName<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        check_name(&name)
-            .map_err(|why| D::Error::custom(format!("the {} name `{name}`: {why}", K::KIND)))?;
-        Ok(Self {
-            name,
-            kind: PhantomData,
-        })
+        Self::new(String::deserialize(deserializer)?).map_err(D::Error::custom)
     }
 }
 

@@ -154,13 +154,9 @@ fn enrolled<T>(found: Option<T>, id: &str) -> Result<T, ApiError> {
 /// Checks the names a worker gives for itself, in the identity the
 /// protocol carries as text: its id and its groups.
 fn checked_identity(identity: &Identity) -> Result<(), ApiError> {
-    let checked = |kind: &str, name: &str| {
-        check_name(name)
-            .map_err(|why| ApiError::BadRequest(format!("the {kind} name `{name}`: {why}")))
-    };
-    checked("worker", &identity.id)?;
+    WorkerId::new(identity.id.clone()).map_err(ApiError::BadRequest)?;
     for group in &identity.groups {
-        checked("group", group)?;
+        GroupName::new(group.clone()).map_err(ApiError::BadRequest)?;
     }
     Ok(())
 }
